@@ -1,0 +1,8 @@
+"""DINOv2 ViT-Adapter detectors for MMDetection 3.x.
+
+Importing this package registers its modules into mmdet's registries; configs load it with
+``custom_imports = dict(imports=['mmdet_dinov2'], allow_failed_imports=False)``.
+"""
+from . import engine, models  # noqa: F401  (registers modules)
+
+__version__ = '0.1.0'

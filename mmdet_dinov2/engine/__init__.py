@@ -1,0 +1,1 @@
+from . import optimizers  # noqa: F401

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Create or refresh .venv with the whole stack: torch, onedl-mmcv built with its compiled ops
+# (cached per torch/Python/CUDA), mmengine, mmdet, timm, pycocotools and this package (editable).
+#
+# Variables:
+#   PYTHON=python3.11     interpreter for a new .venv
+#   TORCH=install|keep    keep: do not touch torch/torchvision (install your CUDA build into .venv first,
+#                         or create .venv with VENV_SYSTEM_SITE=1 to see a cluster-wide torch)
+#   VENV_SYSTEM_SITE=1    create .venv with --system-site-packages
+#   MMDET_DINOV2_CACHE    wheel cache root (default ~/.cache/mmdet-dinov2)
+#   FORCE_CUDA=1          build mmcv's CUDA ops even when no GPU is visible (needs nvcc)
+#   MAX_JOBS=N            parallel compile jobs for the mmcv build (default: number of cores)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PYTHON=${PYTHON:-python3.11}
+TORCH=${TORCH:-install}
+CACHE=${MMDET_DINOV2_CACHE:-$HOME/.cache/mmdet-dinov2}
+MMCV_VERSION=2.3.6
+PIP_QUIET=${PIP_QUIET:--q}
+
+STEP=""
+STEP_HINT=""
+STEP_T0=0
+T0=$(date +%s)
+
+step() {  # step NAME HINT
+    STEP=$1
+    STEP_HINT=$2
+    STEP_T0=$(date +%s)
+    echo "==> [setup] $STEP"
+}
+done_step() {
+    echo "    done in $(($(date +%s) - STEP_T0)) s"
+}
+on_error() {
+    local rc=$?
+    echo "" >&2
+    echo "!! setup failed in step: $STEP (exit $rc)" >&2
+    echo "!! what to try: $STEP_HINT" >&2
+    exit "$rc"
+}
+trap on_error ERR
+
+step "create virtual environment .venv" \
+    "check that '$PYTHON' exists (set PYTHON=/path/to/python3.11) and that the disk has room; rm -rf .venv and retry"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    venv_args=()
+    [[ "${VENV_SYSTEM_SITE:-0}" == 1 ]] && venv_args+=(--system-site-packages)
+    "$PYTHON" -m venv "${venv_args[@]}" "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check)
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+    || { echo "!! .venv has $("$PY" --version); Python >= 3.11 is needed: rm -rf .venv; PYTHON=python3.11 make setup" >&2; exit 1; }
+done_step
+
+step "install build tools (pip, setuptools, wheel)" \
+    "check access to the package registry (pip config list); the pins are in requirements.txt"
+"${PIP[@]}" install $PIP_QUIET --upgrade pip
+"${PIP[@]}" install $PIP_QUIET "$(grep -E '^setuptools==' requirements.txt)" "$(grep -E '^wheel==' requirements.txt)"
+done_step
+
+step "install torch and torchvision" \
+    "TORCH=install installs the pins of requirements.txt; with a CUDA cluster build of your own, install it into .venv first and run with TORCH=keep"
+if [[ "$TORCH" == keep ]]; then
+    "$PY" -c 'import torch, torchvision' 2>/dev/null || {
+        echo "!! TORCH=keep but .venv has no importable torch/torchvision." >&2
+        echo "!! install yours first, e.g. .venv/bin/pip install torch torchvision --index-url https://download.pytorch.org/whl/cu128" >&2
+        false
+    }
+    echo "    keeping $("$PY" -c 'import torch; print(torch.__version__)')"
+else
+    "${PIP[@]}" install $PIP_QUIET "$(grep -E '^torch==' requirements.txt)" "$(grep -E '^torchvision==' requirements.txt)"
+fi
+done_step
+
+# The cache key: everything the compiled ops depend on.
+read -r TORCH_VER PY_TAG CUDA_TAG < <("$PY" - <<'EOF'
+import os, shutil, sys
+import torch
+from torch.utils.cpp_extension import CUDA_HOME
+cuda = 'cpu'
+if torch.version.cuda and CUDA_HOME and (torch.cuda.is_available() or os.environ.get('FORCE_CUDA') == '1'):
+    cuda = 'cu' + torch.version.cuda.replace('.', '')
+print(torch.__version__.replace('+', '_'), f'cp{sys.version_info.major}{sys.version_info.minor}', cuda)
+EOF
+)
+WHEEL_DIR="$CACHE/wheels/onedl-mmcv-$MMCV_VERSION/torch-$TORCH_VER-$PY_TAG-$CUDA_TAG"
+
+step "build onedl-mmcv $MMCV_VERSION with compiled ops (torch $TORCH_VER, $PY_TAG, $CUDA_TAG)" \
+    "the build log is in $CACHE/build-mmcv.log; it needs g++ and ninja (apt install g++ ninja-build), and nvcc for CUDA ops"
+if compgen -G "$WHEEL_DIR/*.whl" >/dev/null; then
+    echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
+else
+    mkdir -p "$CACHE"
+    BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
+    # onedl-mmcv's setup.py hard-codes -std=c++17; torch 2.14's headers need C++20.
+    mkdir -p "$BUILD/bin"
+    for cc in c++ g++; do
+        cat > "$BUILD/bin/$cc" <<EOF
+#!/usr/bin/env bash
+args=()
+for a in "\$@"; do [[ "\$a" == -std=c++17 ]] && a=-std=c++20; args+=("\$a"); done
+exec /usr/bin/$cc "\${args[@]}"
+EOF
+        chmod +x "$BUILD/bin/$cc"
+    done
+    "${PIP[@]}" download $PIP_QUIET --no-deps --no-binary :all: "onedl-mmcv==$MMCV_VERSION" -d "$BUILD/src"
+    export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
+    [[ "$CUDA_TAG" == cpu ]] && export FORCE_CUDA=0 || export FORCE_CUDA=1
+    echo "    compiling (MAX_JOBS=$MAX_JOBS, FORCE_CUDA=$FORCE_CUDA); about 12 min on 2 cores; log: $CACHE/build-mmcv.log"
+    PATH="$BUILD/bin:$PATH" CXX="$BUILD/bin/c++" "${PIP[@]}" wheel --no-build-isolation --no-deps \
+        -w "$BUILD/wheel" "$BUILD"/src/onedl_mmcv-*.tar.gz >"$CACHE/build-mmcv.log" 2>&1 \
+        || { tail -30 "$CACHE/build-mmcv.log" >&2; false; }
+    # Publish atomically: a killed build never leaves a half wheel in the cache.
+    mkdir -p "$(dirname "$WHEEL_DIR")"
+    rm -rf "$WHEEL_DIR.tmp" && mv "$BUILD/wheel" "$WHEEL_DIR.tmp" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
+    rm -rf "$BUILD"
+    echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
+fi
+done_step
+
+step "install onedl-mmcv and the rest of requirements.txt" \
+    "check the registry; a stale cached wheel can be dropped with rm -rf $WHEEL_DIR"
+"${PIP[@]}" install $PIP_QUIET --no-deps --force-reinstall "$WHEEL_DIR"/*.whl
+# mmcv's own needs (it was installed --no-deps so pip cannot swap torch underneath it)
+"${PIP[@]}" install $PIP_QUIET addict numpy packaging Pillow pyyaml yapf opencv-python
+grep -vE '^(#|$|torch==|torchvision==|onedl-mmcv==)' requirements.txt > "$VENV/.requirements-rest.txt"
+"${PIP[@]}" install $PIP_QUIET -r "$VENV/.requirements-rest.txt"
+done_step
+
+step "install mmdet_dinov2 (editable)" "check pyproject.toml"
+"${PIP[@]}" install $PIP_QUIET --no-deps --no-build-isolation -e .
+done_step
+
+step "check the stack imports" \
+    "read the error above; rm -rf .venv and run make setup again to start clean (the mmcv wheel stays cached)"
+"$PY" -c "import torch, mmcv, mmcv.ops, mmengine, mmdet, timm, mmdet_dinov2; \
+print('    torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmengine', mmengine.__version__, '| mmdet', mmdet.__version__, '| timm', timm.__version__)" 2>&1 \
+    | grep -v 'Could not import OneDL'
+done_step
+
+touch "$VENV/.setup-stamp"
+echo "==> [setup] finished in $(($(date +%s) - T0)) s"
