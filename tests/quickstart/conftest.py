@@ -23,3 +23,8 @@ def load_tool(relative_path):
 @pytest.fixture(scope='session')
 def shapes_tool():
     return load_tool('tools/misc/make_shapes_dataset.py')
+
+
+@pytest.fixture(scope='session')
+def curves_tool():
+    return load_tool('tools/analysis_tools/plot_curves.py')
