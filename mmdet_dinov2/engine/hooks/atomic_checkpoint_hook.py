@@ -1,0 +1,92 @@
+"""A CheckpointHook whose saves survive a kill or a full disk with the previous checkpoint intact."""
+import errno
+import glob
+import os
+import os.path as osp
+
+from mmengine.dist import is_main_process
+from mmengine.fileio.backends import LocalBackend
+from mmengine.hooks import CheckpointHook
+from mmdet.registry import HOOKS
+
+from ...utils.atomic_file import atomic_open
+
+__all__ = ['AtomicCheckpointHook', 'CheckpointSaveError']
+
+
+class CheckpointSaveError(RuntimeError):
+    """Saving a checkpoint failed (e.g. the disk is full); the previous checkpoint is untouched."""
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """mmengine's :class:`~mmengine.hooks.CheckpointHook`, made crash-safe for local folders.
+
+    mmengine deletes the oldest checkpoint (``max_keep_ckpts``) *before* writing the new one, writes
+    the checkpoint in place and rewrites the ``last_checkpoint`` pointer in place: a ``kill -9`` or a
+    full disk in between leaves a truncated checkpoint, one checkpoint fewer, or an empty pointer
+    that ``--resume`` cannot follow. Here the order is: write the new checkpoint (atomically, through
+    :func:`mmdet_dinov2.utils.atomic_file.install`), then replace the pointer atomically, and only
+    then delete the outdated checkpoint. A failed save raises :class:`CheckpointSaveError` naming the
+    file, the cause and the last good checkpoint. Leftover temporary files of a killed save are
+    removed when training starts. Arguments are those of mmengine's CheckpointHook.
+    """
+
+    def before_train(self, runner):
+        super().before_train(runner)
+        if is_main_process() and isinstance(self.file_backend, LocalBackend):
+            stale = glob.glob(osp.join(self.out_dir, '.*.tmp'))
+            for path in stale:
+                os.remove(path)
+            if stale:
+                runner.logger.info(f'removed {len(stale)} temporary file(s) left in '
+                                   f'{self.out_dir} by an interrupted checkpoint save')
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        outdated = self._track_step(runner, step)
+        previous = runner.message_hub.get_info('last_ckpt')
+        path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
+        runner.message_hub.update_info('last_ckpt', path)
+        try:
+            runner.save_checkpoint(
+                self.out_dir, self.filename_tmpl.format(step), self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler, meta=meta,
+                by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+            if is_main_process():
+                with atomic_open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
+                    f.write(path)
+        except OSError as err:
+            runner.message_hub.update_info('last_ckpt', previous)
+            raise CheckpointSaveError(_save_failure(path, err, previous)) from err
+        self.last_ckpt = path
+        if outdated is not None and is_main_process():
+            self._remove(self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(outdated)))
+
+    def _track_step(self, runner, step):
+        """Record ``step`` among the kept checkpoints; return the step that falls out, if any."""
+        if self.max_keep_ckpts <= 0:
+            return None
+        if self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step:
+            return None  # saved twice at one step (periodic and best)
+        outdated = None
+        if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+            outdated = self.keep_ckpt_ids.popleft()
+        self.keep_ckpt_ids.append(step)
+        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        return outdated
+
+    def _remove(self, path):
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # deepspeed saves folders
+            self.file_backend.rmtree(path)
+
+
+def _save_failure(path, err, previous):
+    cause = 'the disk is full' if err.errno == errno.ENOSPC else f'{type(err).__name__}: {err}'
+    kept = (f'the previous checkpoint {previous} is intact; resume from it with --resume'
+            if previous else 'no earlier checkpoint of this run exists')
+    return (f'could not save checkpoint {path}: {cause}. Nothing was written in its place and '
+            f'{kept}. Free space (or set a work_dir on a larger disk) before resuming.')

@@ -1,0 +1,52 @@
+"""Stop training at the first NaN or infinite loss, saying where and what to resume from."""
+import math
+import os.path as osp
+
+from mmengine.hooks import Hook
+from mmdet.registry import HOOKS
+
+__all__ = ['NonFiniteLossError', 'NonFiniteLossHook']
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite during training."""
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Raise :class:`NonFiniteLossError` at the first iteration whose loss is not finite.
+
+    mmdet's ``CheckInvalidLossHook`` only looks every 50 iterations at the total loss; a NaN
+    otherwise spreads into the weights and, worse, into the next checkpoint. This hook checks every
+    loss term of every iteration and runs before :class:`~mmengine.hooks.CheckpointHook`, so the
+    poisoned weights are never saved. The error names the iteration, the non-finite terms and
+    the last good checkpoint to resume from.
+    """
+
+    priority = 'ABOVE_NORMAL'  # before LoggerHook and CheckpointHook
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if not outputs:
+            return
+        bad = {key: float(value) for key, value in outputs.items()
+               if 'loss' in key and not math.isfinite(float(value))}
+        if not bad:
+            return
+        terms = ', '.join(f'{key}={value}' for key, value in bad.items())
+        raise NonFiniteLossError(
+            f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {terms}. '
+            f'Training stopped; weights of this iteration were not saved. Last good checkpoint: '
+            f'{_last_checkpoint(runner)}. Usual causes: a learning rate too high for the batch '
+            'size (see auto_scale_lr), missing gradient clipping (optim_wrapper.clip_grad), '
+            'fp16 overflow (try without --amp), or bad boxes in the data '
+            '(tools/misc/check_dataset.py).')
+
+
+def _last_checkpoint(runner):
+    pointer = osp.join(runner.work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            path = f.read().strip()
+        if path:
+            return f'{path} (resume with --resume)'
+    return 'none (this run saved no checkpoint yet)'
