@@ -44,6 +44,12 @@ on_error() {
 }
 trap on_error ERR
 
+# pip, with the noise of this machine's local index mirrors ("... is ignored: it is neither a file
+# nor a directory") filtered out of stderr.
+pip_quiet() {
+    "$@" 2> >(grep -v 'is neither a file nor a directory' >&2)
+}
+
 step "create virtual environment .venv" \
     "check that '$PYTHON' exists (set PYTHON=/path/to/python3.11) and that the disk has room; rm -rf .venv and retry"
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -52,7 +58,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "${venv_args[@]}" "$VENV"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip --disable-pip-version-check)
+PIP=(pip_quiet "$PY" -m pip --disable-pip-version-check)
 "$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
     || { echo "!! .venv has $("$PY" --version); Python >= 3.11 is needed: rm -rf .venv; PYTHON=python3.11 make setup" >&2; exit 1; }
 done_step
