@@ -1,1 +1,6 @@
+from .adapter import (AdapterGeometry, ConvFFN, Extractor, Injector, InteractionBlock,
+                      SpatialPriorModule, maybe_checkpoint)
+from .ms_deform_attn import MSDeformAttn, deform_attn, deform_attn_cpu
 
+__all__ = ['AdapterGeometry', 'ConvFFN', 'Extractor', 'Injector', 'InteractionBlock', 'MSDeformAttn',
+           'SpatialPriorModule', 'deform_attn', 'deform_attn_cpu', 'maybe_checkpoint']

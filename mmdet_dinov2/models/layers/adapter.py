@@ -1,0 +1,243 @@
+"""ViT-Adapter's modules (Chen et al., Vision Transformer Adapter for Dense Predictions, ICLR 2023).
+
+The spatial prior module (a small conv stem) gives features at strides 8/16/32; injectors write them
+into the ViT tokens (stride 16) with deformable cross-attention, extractors read the ViT tokens back
+into them. Token sequences are (B, N, C); the adapter's three levels are concatenated along N in the
+order stride 8, 16, 32, and their (H, W) are passed explicitly as ``shapes``.
+"""
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import build_norm_layer
+from timm.layers import DropPath
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .ms_deform_attn import MSDeformAttn
+
+Shape = Tuple[int, int]
+
+
+def maybe_checkpoint(fn, with_cp: bool, *args):
+    """fn(*args); with_cp recomputes it in the backward pass (when the first input needs a gradient)."""
+    if with_cp and args[0].requires_grad:
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+def reference_points(shapes: Sequence[Shape], device=None) -> Tensor:
+    """Centres of the cells of each grid as (x, y) in 0..1, concatenated: (1, sum H*W, 1, 2)."""
+    points = []
+    for H, W in shapes:
+        y = torch.linspace(0.5, H - 0.5, H, dtype=torch.float32, device=device) / H
+        x = torch.linspace(0.5, W - 0.5, W, dtype=torch.float32, device=device) / W
+        points.append(torch.stack(torch.meshgrid(x, y, indexing='xy'), -1).reshape(-1, 2))
+    return torch.cat(points)[None, :, None]
+
+
+class AdapterGeometry(NamedTuple):
+    """Where the tokens lie, for one input size.
+
+    vit_shape: (H, W) of the ViT tokens (stride 16). level_shapes: (H, W) of the adapter's levels at
+    strides 8, 16, 32. vit_points / level_points: their reference points, see :func:`reference_points`.
+    """
+    vit_shape: Shape
+    level_shapes: List[Shape]
+    vit_points: Tensor
+    level_points: Tensor
+
+    @classmethod
+    def create(cls, vit_shape: Shape, level_shapes: Sequence[Shape], device=None) -> 'AdapterGeometry':
+        return cls(tuple(vit_shape), [tuple(s) for s in level_shapes],
+                   reference_points([vit_shape], device), reference_points(level_shapes, device))
+
+
+def _conv_norm_relu(in_channels: int, out_channels: int, stride: int, norm_cfg: dict) -> List[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            build_norm_layer(norm_cfg, out_channels)[1], nn.ReLU(inplace=True)]
+
+
+class SpatialPriorModule(nn.Module):
+    """A ResNet-like stem giving c1..c4 at strides 4, 8, 16, 32, each projected to embed_dim (fc1..4).
+
+    Args:
+        inplanes (int): stem width; the later stages use 2x and 4x of it.
+        embed_dim (int): channels of the outputs.
+        norm_cfg (dict): mmcv norm config of the stem's norms.
+    """
+
+    def __init__(self, inplanes: int = 64, embed_dim: int = 384, norm_cfg: dict = dict(type='SyncBN')):
+        super().__init__()
+        self.stem = nn.Sequential(*_conv_norm_relu(3, inplanes, 2, norm_cfg),
+                                  *_conv_norm_relu(inplanes, inplanes, 1, norm_cfg),
+                                  *_conv_norm_relu(inplanes, inplanes, 1, norm_cfg),
+                                  nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        self.conv2 = nn.Sequential(*_conv_norm_relu(inplanes, 2 * inplanes, 2, norm_cfg))
+        self.conv3 = nn.Sequential(*_conv_norm_relu(2 * inplanes, 4 * inplanes, 2, norm_cfg))
+        self.conv4 = nn.Sequential(*_conv_norm_relu(4 * inplanes, 4 * inplanes, 2, norm_cfg))
+        self.fc1 = nn.Conv2d(inplanes, embed_dim, 1)
+        self.fc2 = nn.Conv2d(2 * inplanes, embed_dim, 1)
+        self.fc3 = nn.Conv2d(4 * inplanes, embed_dim, 1)
+        self.fc4 = nn.Conv2d(4 * inplanes, embed_dim, 1)
+
+    def forward(self, img: Tensor) -> List[Tensor]:
+        """(B, 3, H, W) -> four (B, embed_dim, H / s, W / s) maps for s = 4, 8, 16, 32."""
+        c1 = self.stem(img)
+        c2 = self.conv2(c1)
+        c3 = self.conv3(c2)
+        c4 = self.conv4(c3)
+        return [self.fc1(c1), self.fc2(c2), self.fc3(c3), self.fc4(c4)]
+
+
+class ConvFFN(nn.Module):
+    """FFN with a 3x3 depth-wise conv over each level's grid between its two linear layers.
+
+    Args:
+        dim (int): input and output channels.
+        hidden_dim (int): hidden channels.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.dwconv = DWConv(hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: Tensor, shapes: Sequence[Shape]) -> Tensor:
+        """x (B, N, C), the levels of ``shapes`` concatenated -> (B, N, C)."""
+        return self.fc2(self.act(self.dwconv(self.fc1(x), shapes)))
+
+
+class DWConv(nn.Module):
+    """3x3 depth-wise conv applied to each level of a concatenated token sequence separately.
+
+    Args:
+        dim (int): channels.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+
+    def forward(self, x: Tensor, shapes: Sequence[Shape]) -> Tensor:
+        """x (B, N, C) with N = sum H * W over ``shapes`` -> (B, N, C)."""
+        B, _, C = x.shape
+        levels = x.split([h * w for h, w in shapes], dim=1)
+        out = []
+        for level, (h, w) in zip(levels, shapes):
+            level = level.transpose(1, 2).reshape(B, C, h, w)  # (B, C, h, w)
+            out.append(self.dwconv(level).flatten(2).transpose(1, 2))  # (B, h * w, C)
+        return torch.cat(out, dim=1)
+
+
+class Injector(nn.Module):
+    """Spatial feature injector: ViT tokens attend to the adapter's three levels (query = ViT).
+
+    Args:
+        dim (int): channels.
+        num_heads (int): deformable attention heads.
+        num_points (int): sampling points per head and level.
+        num_levels (int): adapter levels attended to.
+        deform_ratio (float): value width of the deformable attention over dim.
+        init_values (float): initial value of the learnable output scale ``gamma``.
+        with_cp (bool): activation checkpointing.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 6, num_points: int = 4, num_levels: int = 3,
+                 deform_ratio: float = 1.0, init_values: float = 0.0, with_cp: bool = False):
+        super().__init__()
+        self.with_cp = with_cp
+        self.query_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.feat_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = MSDeformAttn(dim, num_heads, num_levels, num_points, deform_ratio)
+        self.gamma = nn.Parameter(init_values * torch.ones(dim))
+
+    def _forward(self, x: Tensor, c: Tensor, geometry: AdapterGeometry) -> Tensor:
+        attn = self.attn(self.query_norm(x), geometry.vit_points, self.feat_norm(c), geometry.level_shapes)
+        return x + self.gamma * attn
+
+    def forward(self, x: Tensor, c: Tensor, geometry: AdapterGeometry) -> Tensor:
+        """x (B, N_vit, C) ViT tokens, c (B, N_levels, C) adapter tokens -> updated x."""
+        return maybe_checkpoint(self._forward, self.with_cp, x, c, geometry)
+
+
+class Extractor(nn.Module):
+    """Multi-scale feature extractor: adapter tokens attend to the ViT tokens, then a ConvFFN.
+
+    Args:
+        dim (int): channels.
+        num_heads (int): deformable attention heads.
+        num_points (int): sampling points per head.
+        deform_ratio (float): value width of the deformable attention over dim.
+        with_cffn (bool): add the ConvFFN branch.
+        cffn_ratio (float): ConvFFN hidden width over dim.
+        drop_path (float): stochastic depth of the ConvFFN branch.
+        with_cp (bool): activation checkpointing.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 6, num_points: int = 4, deform_ratio: float = 1.0,
+                 with_cffn: bool = True, cffn_ratio: float = 0.25, drop_path: float = 0.0,
+                 with_cp: bool = False):
+        super().__init__()
+        self.with_cp = with_cp
+        self.query_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.feat_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = MSDeformAttn(dim, num_heads, 1, num_points, deform_ratio)
+        if with_cffn:
+            self.ffn = ConvFFN(dim, int(dim * cffn_ratio))
+            self.ffn_norm = nn.LayerNorm(dim, eps=1e-6)
+            self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        else:
+            self.ffn = None
+
+    def _forward(self, c: Tensor, x: Tensor, geometry: AdapterGeometry) -> Tensor:
+        c = c + self.attn(self.query_norm(c), geometry.level_points, self.feat_norm(x), [geometry.vit_shape])
+        if self.ffn is not None:
+            c = c + self.drop_path(self.ffn(self.ffn_norm(c), geometry.level_shapes))
+        return c
+
+    def forward(self, c: Tensor, x: Tensor, geometry: AdapterGeometry) -> Tensor:
+        """c (B, N_levels, C) adapter tokens, x (B, N_vit, C) ViT tokens -> updated c."""
+        return maybe_checkpoint(self._forward, self.with_cp, c, x, geometry)
+
+
+class InteractionBlock(nn.Module):
+    """Injector, a group of ViT blocks, extractor (and optionally two extra extractors).
+
+    Args:
+        dim (int): channels.
+        num_heads (int): deformable attention heads.
+        num_points (int): sampling points per head and level.
+        init_values (float): initial injector scale.
+        drop_path (float): stochastic depth of the extractors' ConvFFN.
+        with_cffn (bool): extractors have a ConvFFN.
+        cffn_ratio (float): ConvFFN hidden width over dim.
+        deform_ratio (float): value width of the deformable attention over dim.
+        extra_extractor (bool): two more extractors after the first (the last interaction's).
+        with_cp (bool): activation checkpointing of injector and extractors.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 6, num_points: int = 4, init_values: float = 0.0,
+                 drop_path: float = 0.0, with_cffn: bool = True, cffn_ratio: float = 0.25,
+                 deform_ratio: float = 1.0, extra_extractor: bool = False, with_cp: bool = False):
+        super().__init__()
+        self.injector = Injector(dim, num_heads, num_points, 3, deform_ratio, init_values, with_cp)
+
+        def extractor():
+            return Extractor(dim, num_heads, num_points, deform_ratio, with_cffn, cffn_ratio, drop_path,
+                             with_cp)
+
+        self.extractor = extractor()
+        self.extra_extractors = nn.ModuleList([extractor(), extractor()]) if extra_extractor else None
+
+    def forward(self, x: Tensor, c: Tensor, blocks: Sequence[nn.Module],
+                geometry: AdapterGeometry) -> Tuple[Tensor, Tensor]:
+        """x (B, N_vit, C) ViT tokens, c (B, N_levels, C) adapter tokens -> both updated."""
+        x = self.injector(x, c, geometry)
+        for block in blocks:
+            x = block(x, geometry.vit_shape)
+        c = self.extractor(c, x, geometry)
+        for extractor in self.extra_extractors or ():
+            c = extractor(c, x, geometry)
+        return x, c
