@@ -1,0 +1,212 @@
+"""The plain DINOv2-style ViT that ViT-Adapter wraps (Dosovitskiy et al. 2021; Oquab et al. 2023).
+
+Patch embedding, an absolute position embedding stored for the pre-training resolution and resized
+to each input, and pre-norm blocks with LayerScale whose attention is global or windowed (ViTDet,
+Li et al. 2022). No class token and no final norm: the adapter reads the block outputs directly.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from timm.layers import DropPath, GluMlp, Mlp, PatchEmbed, resample_abs_pos_embed
+from torch import Tensor, nn
+
+from ..layers.adapter import maybe_checkpoint
+
+FFN_TYPES = ('mlp', 'swiglu')
+
+
+def window_partition(x: Tensor, window_size: int) -> Tuple[Tensor, Tuple[int, int]]:
+    """Split (B, H, W, C) into (B * num_windows, window_size**2, C), zero-padding right and bottom.
+
+    Returns the windows and the padded (H, W).
+    """
+    B, H, W, C = x.shape
+    pad_h, pad_w = -H % window_size, -W % window_size
+    x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    Hp, Wp = H + pad_h, W + pad_w
+    x = x.view(B, Hp // window_size, window_size, Wp // window_size, window_size, C)
+    windows = x.transpose(2, 3).reshape(-1, window_size * window_size, C)
+    return windows, (Hp, Wp)
+
+
+def window_unpartition(windows: Tensor, window_size: int, padded_hw: Tuple[int, int],
+                       hw: Tuple[int, int]) -> Tensor:
+    """Merge (B * num_windows, window_size**2, C) back into (B, H, W, C), dropping the padding."""
+    (Hp, Wp), (H, W) = padded_hw, hw
+    C = windows.shape[-1]
+    x = windows.view(-1, Hp // window_size, Wp // window_size, window_size, window_size, C)
+    x = x.transpose(2, 3).reshape(-1, Hp, Wp, C)
+    return x[:, :H, :W]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over all tokens, or within non-overlapping windows.
+
+    As in the original ViT-Adapter, windows pad the *projected* q, k, v with zeros: padded keys
+    (logit 0, value 0) still take part in every window's softmax.
+
+    Args:
+        dim (int): token channels.
+        num_heads (int): attention heads.
+        window_size (int, optional): side of the square windows in tokens; None for global attention.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: Optional[int] = None):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'Attention: dim={dim} must be divisible by num_heads={num_heads}')
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """x (B, N, C) with N = H * W tokens in row-major order; hw = (H, W)."""
+        B, N, C = x.shape
+        qkv = self.qkv(x)  # (B, N, 3C)
+        if self.window_size:
+            qkv, padded_hw = window_partition(qkv.view(B, *hw, 3 * C), self.window_size)  # (B', n, 3C)
+        q, k, v = qkv.view(qkv.shape[0], qkv.shape[1], 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, k, v)  # (B', heads, n, C / heads)
+        x = x.transpose(1, 2).reshape(q.shape[0], -1, C)  # (B', n, C)
+        if self.window_size:
+            x = window_unpartition(x, self.window_size, padded_hw, hw).reshape(B, N, C)
+        return self.proj(x)
+
+
+def build_ffn(dim: int, mlp_ratio: float, ffn_type: str) -> nn.Module:
+    """The block's feed-forward net; parameters are ``fc1`` and ``fc2`` either way.
+
+    'mlp': fc1 (dim -> dim * mlp_ratio), GELU, fc2 (ViT-S/B/L).
+    'swiglu': DINOv2's fused SwiGLU (ViT-g): hidden = dim * mlp_ratio * 2/3 rounded up to a multiple
+    of 8; fc1 (dim -> 2 * hidden) = DINOv2's w12, output silu(x1) * x2 with x1, x2 = fc1(x).chunk(2),
+    fc2 (hidden -> dim) = DINOv2's w3.
+    """
+    hidden = int(dim * mlp_ratio)
+    if ffn_type == 'mlp':
+        return Mlp(dim, hidden)
+    if ffn_type == 'swiglu':
+        hidden = (int(hidden * 2 / 3) + 7) // 8 * 8
+        return GluMlp(dim, 2 * hidden, act_layer=nn.SiLU, gate_last=False)
+    raise ValueError(f'ffn_type={ffn_type!r} is not one of {FFN_TYPES}')
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with LayerScale (Touvron et al., CaiT), as in DINOv2.
+
+    Args:
+        dim (int): token channels.
+        num_heads (int): attention heads.
+        mlp_ratio (float): FFN hidden width over dim.
+        ffn_type (str): 'mlp' or 'swiglu', see :func:`build_ffn`.
+        drop_path (float): stochastic depth rate of both residual branches.
+        window_size (int, optional): windowed attention of this side; None for global attention.
+        with_cp (bool): recompute the block in the backward pass to save memory.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, ffn_type: str = 'mlp',
+                 drop_path: float = 0.0, window_size: Optional[int] = None, with_cp: bool = False):
+        super().__init__()
+        self.with_cp = with_cp
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, window_size)
+        self.gamma1 = nn.Parameter(torch.ones(dim))
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = build_ffn(dim, mlp_ratio, ffn_type)
+        self.gamma2 = nn.Parameter(torch.ones(dim))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def _forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        x = x + self.drop_path(self.gamma1 * self.attn(self.norm1(x), hw))
+        return x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """x (B, H * W, C), hw = (H, W) -> (B, H * W, C)."""
+        return maybe_checkpoint(self._forward, self.with_cp, x, hw)
+
+
+def _per_block(name: str, value, depth: int) -> list:
+    """A per-block setting given once (for all blocks) or as a list of `depth` entries."""
+    if not isinstance(value, (list, tuple)):
+        return [value] * depth
+    if len(value) != depth:
+        raise ValueError(f'{name} has {len(value)} entries but depth={depth}: give one per block '
+                         f'or a single value for all')
+    return list(value)
+
+
+class ViT(BaseModule):
+    """DINOv2-style plain ViT: patch embedding, resized absolute position embedding, blocks.
+
+    Args:
+        pretrain_size (int): side of the pre-training images; the position embedding is stored for a
+            (pretrain_size // patch_size)**2 grid plus one (unused) class-token slot.
+        img_size (int, optional): the original's name for the same resolution; must give the same
+            grid as pretrain_size when set.
+        patch_size (int): side of the square patches in pixels.
+        embed_dim (int): token channels.
+        depth (int): number of blocks.
+        num_heads (int): attention heads.
+        mlp_ratio (float): FFN hidden width over embed_dim.
+        ffn_type (str): 'mlp' (ViT-S/B/L) or 'swiglu' (ViT-g).
+        drop_path_rate (float): stochastic depth, rising linearly from 0 at the first block to this.
+        window_attn (bool or list[bool]): windowed attention, for all blocks or per block.
+        window_size (int or list[int]): window side in tokens, for all blocks or per block (entries of
+            blocks without window attention are ignored and may be None).
+        with_cp (bool): activation checkpointing per block.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, pretrain_size: int = 224, img_size: Optional[int] = None, patch_size: int = 16,
+                 embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
+                 ffn_type: str = 'mlp', drop_path_rate: float = 0.0,
+                 window_attn: Union[bool, Sequence[bool]] = False,
+                 window_size: Union[int, None, Sequence[Optional[int]]] = 14, with_cp: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if ffn_type not in FFN_TYPES:
+            raise ValueError(f'ffn_type={ffn_type!r} is not one of {FFN_TYPES}')
+        grid = pretrain_size // patch_size
+        if img_size is not None and img_size // patch_size != grid:
+            raise ValueError(f'img_size={img_size} and pretrain_size={pretrain_size} give different '
+                             f'position grids with patch_size={patch_size}; set img_size=None or equal '
+                             f'to pretrain_size')
+        window_attn = _per_block('window_attn', window_attn, depth)
+        window_size = _per_block('window_size', window_size, depth)
+        for i, (windowed, side) in enumerate(zip(window_attn, window_size)):
+            if windowed and not (isinstance(side, int) and side > 0):
+                raise ValueError(f'window_size[{i}]={side!r}: block {i} has window_attn=True, so it '
+                                 f'needs a positive integer window side')
+        self.embed_dim = embed_dim
+        self.depth = depth
+        self.patch_size = patch_size
+        self.pretrain_size = pretrain_size
+        self.ffn_type = ffn_type
+        self.pos_grid = (grid, grid)
+
+        self.patch_embed = PatchEmbed(img_size=None, patch_size=patch_size, in_chans=3,
+                                      embed_dim=embed_dim, output_fmt='NHWC', strict_img_size=False)
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, embed_dim))
+        drop_path = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, mlp_ratio, ffn_type, drop_path[i],
+                  window_size[i] if window_attn[i] else None, with_cp)
+            for i in range(depth)])
+
+    def resized_pos_embed(self, hw: Tuple[int, int]) -> Tensor:
+        """The stored grid embedding (class slot dropped) resized bicubically to hw: (1, H * W, C)."""
+        return resample_abs_pos_embed(self.pos_embed[:, 1:], list(hw), list(self.pos_grid),
+                                      num_prefix_tokens=0, interpolation='bicubic', antialias=False,
+                                      align_corners=False)
+
+    def embed(self, img: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Patch tokens plus position embedding: (B, 3, H, W) -> (B, h * w, C) and (h, w)."""
+        x = self.patch_embed(img)  # (B, h, w, C)
+        hw = (x.shape[1], x.shape[2])
+        return x.flatten(1, 2) + self.resized_pos_embed(hw), hw
+
+    def vit_parameters(self) -> List[nn.Parameter]:
+        """The parameters of the ViT itself (patch embedding, position embedding, blocks)."""
+        return [self.pos_embed, *self.patch_embed.parameters(), *self.blocks.parameters()]

@@ -1,0 +1,216 @@
+"""ViTAdapter: a DINOv2 ViT plus ViT-Adapter's spatial prior and interactions, as an mmdet backbone.
+
+Chen et al., Vision Transformer Adapter for Dense Predictions (ICLR 2023). Same constructor
+arguments and parameter names as the original (czczup/ViT-Adapter, detection/), so its configs'
+backbone dicts and its checkpoints work unchanged.
+"""
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmdet.registry import MODELS
+from mmengine.logging import MMLogger
+from timm.layers import trunc_normal_
+from torch import Tensor, nn
+
+from ..layers.adapter import AdapterGeometry, InteractionBlock, SpatialPriorModule
+from ..layers.ms_deform_attn import MSDeformAttn
+from .vit import ViT
+
+# The adapter reads the ViT tokens as its stride-16 level and its own levels at strides 8, 16, 32.
+VIT_STRIDE = 16
+INPUT_DIVISOR = 32
+
+
+def _check_interaction_indexes(interaction_indexes, depth: int) -> list:
+    """[[first, last], ...] must cover blocks 0..depth-1 in order, each group non-empty."""
+    groups = interaction_indexes if isinstance(interaction_indexes, (list, tuple)) else []
+    fits, next_first = len(groups) > 0, 0
+    for group in groups:
+        fits = (fits and isinstance(group, (list, tuple)) and len(group) == 2
+                and group[0] == next_first and group[1] >= group[0])
+        if not fits:
+            break
+        next_first = group[1] + 1
+    if not fits or next_first != depth:
+        raise ValueError(f'interaction_indexes={interaction_indexes!r} does not fit depth={depth}: give '
+                         f'[[first, last], ...] groups covering blocks 0..{depth - 1} contiguously in order, '
+                         f'e.g. [[0, 2], [3, 5], [6, 8], [9, 11]] for depth 12')
+    return [list(g) for g in groups]
+
+
+def _init_like_original(m: nn.Module):
+    """The original's ``_init_weights`` for the adapter: truncated-normal linears, fan-out normal convs."""
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+        nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+@MODELS.register_module()
+class ViTAdapter(ViT):
+    """ViT-Adapter backbone: four feature maps at strides 4, 8, 16, 32, all embed_dim wide.
+
+    Args:
+        pretrain_size (int): pre-training image side; the position embedding is stored for
+            (pretrain_size // patch_size)**2 patches (592 -> 37x37 for the DINOv2 recipe).
+        img_size (int, optional): the original's duplicate of pretrain_size; None or the same grid.
+        patch_size (int): must be 16 (DINOv2's 14-pixel patch embeddings are resampled on loading).
+        embed_dim (int): ViT and adapter channels.
+        depth (int): ViT blocks.
+        num_heads (int): ViT attention heads.
+        mlp_ratio (float): ViT FFN width over embed_dim.
+        drop_path_rate (float): ViT stochastic depth (rising linearly to this) and extractors' ConvFFN's.
+        conv_inplane (int): spatial prior module stem width.
+        n_points (int): deformable sampling points per head and level.
+        deform_num_heads (int): deformable attention heads.
+        init_values (float): initial injector output scale (0 = injectors start as identity).
+        interaction_indexes (list[list[int]]): [first, last] ViT block of each interaction.
+        with_cffn (bool): extractors have a ConvFFN.
+        cffn_ratio (float): ConvFFN hidden width over embed_dim.
+        deform_ratio (float): deformable attention value width over embed_dim.
+        add_vit_feature (bool): add the (resized) ViT output to the four maps.
+        use_extra_extractor (bool): two extra extractors after the last interaction.
+        window_attn (bool or list[bool]): windowed attention for all or per block.
+        window_size (int or list): window side(s) in tokens.
+        with_cp (bool): activation checkpointing (blocks, injectors, extractors).
+        pretrained (str, optional): weights to load in :meth:`init_weights` (the original's argument).
+        ffn_type (str): 'mlp' (ViT-S/B/L) or 'swiglu' (ViT-g).
+        norm_cfg (dict): norm of the spatial prior module and of the four outputs; the default SyncBN
+            is the original's, use dict(type='BN') on one device without a process group.
+        out_indices (sequence[int]): which of the four maps (0 = stride 4) to return.
+        freeze_vit (bool): adapter-only training: the ViT's parameters get requires_grad=False and
+            its dropout / drop path stay in eval mode.
+        init_cfg (dict, optional): mmengine init config; type 'Pretrained' with ``checkpoint`` (and an
+            optional ``trust``) loads weights like ``pretrained``.
+    """
+
+    def __init__(self, pretrain_size: int = 224, img_size: Optional[int] = None, patch_size: int = 16,
+                 embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
+                 drop_path_rate: float = 0.0, conv_inplane: int = 64, n_points: int = 4,
+                 deform_num_heads: int = 6, init_values: float = 0.0,
+                 interaction_indexes: Optional[Sequence[Sequence[int]]] = None, with_cffn: bool = True,
+                 cffn_ratio: float = 0.25, deform_ratio: float = 1.0, add_vit_feature: bool = True,
+                 use_extra_extractor: bool = True, window_attn: Union[bool, Sequence[bool]] = False,
+                 window_size: Union[int, None, Sequence[Optional[int]]] = 14, with_cp: bool = False,
+                 pretrained: Optional[str] = None, ffn_type: str = 'mlp',
+                 norm_cfg: dict = dict(type='SyncBN'), out_indices: Sequence[int] = (0, 1, 2, 3),
+                 freeze_vit: bool = False, init_cfg: Optional[dict] = None):
+        if patch_size != VIT_STRIDE:
+            raise ValueError(f'patch_size={patch_size}: the adapter reads the ViT tokens as its stride-'
+                             f'{VIT_STRIDE} level, so patch_size must be {VIT_STRIDE} (14-pixel DINOv2 '
+                             f'patch embeddings are resampled to 16 when loaded)')
+        if pretrained is not None and init_cfg is not None:
+            raise ValueError(f'give either pretrained={pretrained!r} or init_cfg={init_cfg!r}, not both')
+        if not set(out_indices) <= {0, 1, 2, 3} or not out_indices:
+            raise ValueError(f'out_indices={out_indices!r}: pick from 0..3 (strides 4, 8, 16, 32)')
+        if embed_dim % deform_num_heads:
+            raise ValueError(f'deform_num_heads={deform_num_heads} must divide embed_dim={embed_dim}')
+        super().__init__(pretrain_size, img_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
+                         ffn_type, drop_path_rate, window_attn, window_size, with_cp, init_cfg)
+        self.interaction_indexes = _check_interaction_indexes(interaction_indexes, depth)
+        self.pretrained = pretrained
+        self.add_vit_feature = add_vit_feature
+        self.out_indices = tuple(out_indices)
+        self.freeze_vit = freeze_vit
+
+        self.level_embed = nn.Parameter(torch.zeros(3, embed_dim))
+        self.spm = SpatialPriorModule(conv_inplane, embed_dim, norm_cfg)
+        last = len(self.interaction_indexes) - 1
+        self.interactions = nn.ModuleList([
+            InteractionBlock(embed_dim, deform_num_heads, n_points, init_values, drop_path_rate, with_cffn,
+                             cffn_ratio, deform_ratio, use_extra_extractor and i == last, with_cp)
+            for i in range(len(self.interaction_indexes))])
+        self.up = nn.ConvTranspose2d(embed_dim, embed_dim, 2, 2)
+        for i in range(1, 5):
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, embed_dim)[1])
+        self.init_adapter()
+        if freeze_vit:
+            for p in self.vit_parameters():
+                p.requires_grad_(False)
+
+    # ---------------------------------------------------------------- initialization
+    @torch.no_grad()
+    def init_adapter(self):
+        """The original's random init of the adapter (the ViT keeps PyTorch's defaults, as there)."""
+        for module in (self.up, self.spm, self.interactions):
+            module.apply(_init_like_original)
+        for m in self.modules():
+            if isinstance(m, MSDeformAttn):
+                m.reset_parameters()
+        nn.init.normal_(self.level_embed)
+
+    def _checkpoint_to_load(self) -> Tuple[Optional[str], bool]:
+        if self.pretrained is not None:
+            return self.pretrained, False
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            if 'checkpoint' not in cfg:
+                raise ValueError(f"init_cfg={cfg!r} of type 'Pretrained' needs a 'checkpoint' path")
+            return cfg['checkpoint'], bool(cfg.get('trust', False))
+        return None, False
+
+    def init_weights(self):
+        """Load ``pretrained`` / init_cfg 'Pretrained' through the project's safe loader; any other
+        init_cfg goes to mmengine."""
+        path, trust = self._checkpoint_to_load()
+        if path is None:
+            super().init_weights()
+            return
+        from mmdet_dinov2.checkpoints import load_backbone_weights
+        load_backbone_weights(self, path, trust=trust, logger=MMLogger.get_current_instance())
+        self._is_init = True
+
+    # ---------------------------------------------------------------- modes
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_vit:  # dropout / drop path of the frozen ViT stay off
+            self.patch_embed.eval()
+            self.blocks.eval()
+        return self
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
+        """(B, 3, H, W), H and W multiples of 32 -> maps (B, embed_dim, H / s, W / s), s = 4, 8, 16, 32
+        (those chosen by out_indices)."""
+        B, _, H, W = img.shape
+        if H % INPUT_DIVISOR or W % INPUT_DIVISOR:
+            raise ValueError(f'ViTAdapter: input of {H}x{W} pixels; both sides must be multiples of '
+                             f'{INPUT_DIVISOR} (pad the batch, e.g. pad_size_divisor=32)')
+
+        # spatial prior: c1 at stride 4, c2..c4 flattened, with level embeddings, into one sequence
+        c1, *levels = self.spm(img)
+        level_shapes = [tuple(c.shape[-2:]) for c in levels]
+        c = torch.cat([lvl.flatten(2).transpose(1, 2) + e for lvl, e in zip(levels, self.level_embed)], 1)
+
+        x, vit_shape = self.embed(img)  # (B, h * w, C) at stride 16
+        geometry = AdapterGeometry.create(vit_shape, level_shapes, img.device)
+        for interaction, (first, last) in zip(self.interactions, self.interaction_indexes):
+            x, c = interaction(x, c, self.blocks[first:last + 1], geometry)
+
+        # back to maps: c2..c4 from the sequence, c1 from the stem plus upsampled c2
+        C = self.embed_dim
+        # .contiguous(): with B = 1 the maps would otherwise be channels-last views with an odd batch
+        # stride, for which torch 2.14's CPU BatchNorm backward returns wrong gradients
+        c2, c3, c4 = [lvl.transpose(1, 2).reshape(B, C, h, w).contiguous()
+                      for lvl, (h, w) in zip(c.split([h * w for h, w in level_shapes], 1), level_shapes)]
+        c1 = self.up(c2) + c1
+        outs = [c1, c2, c3, c4]
+        if self.add_vit_feature:
+            x3 = x.transpose(1, 2).reshape(B, C, *vit_shape)
+            for i, scale in enumerate((4, 2, 1, 0.5)):
+                vit = x3 if scale == 1 else F.interpolate(x3, scale_factor=scale, mode='bilinear',
+                                                          align_corners=False)
+                outs[i] = outs[i] + vit
+        norms = (self.norm1, self.norm2, self.norm3, self.norm4)
+        return tuple(norms[i](outs[i]) for i in self.out_indices)
