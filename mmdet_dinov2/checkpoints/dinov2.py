@@ -1,0 +1,331 @@
+"""Official DINOv2 and ViT-Adapter state dicts -> the ViTAdapter backbone's parameter names.
+
+The pure functions here take and return state dicts (no files); :func:`load_backbone_weights`
+ties them to a file and a model, checks every shape and reports what it did.
+
+Official DINOv2 hub files (``dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth``) hold ``cls_token``
+(1, 1, D), ``pos_embed`` (1, 1 + 37 * 37, D), ``mask_token`` (1, D), ``register_tokens``
+(1, 4, D) for reg4, ``patch_embed.proj`` with a 14x14 kernel, ``blocks.N.{norm1, attn.qkv,
+attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2 | mlp.w12, mlp.w3 (ViT-g, SwiGLU), ls2.gamma}`` and
+the final ``norm``. Converting them follows the original ViT-Adapter's ``convert_14to16.py``: the
+14x14 kernel is resized to 16x16, ``ls1/ls2.gamma`` become ``gamma1/gamma2``, ``mask_token`` is
+dropped; the SwiGLU weights take timm's ``GluMlp`` names ``mlp.fc1/fc2``.
+"""
+import re
+from collections import Counter, defaultdict
+
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+
+from .io import load_state_dict_file
+
+__all__ = ['FORMATS', 'RESAMPLE_METHODS', 'detect_format', 'convert_dinov2', 'strip_prefix',
+           'resample_patch_embed_kernel', 'load_backbone_weights']
+
+FORMATS = ('dinov2', 'dinov2_converted', 'vit_adapter_detector', 'vit_adapter_backbone')
+RESAMPLE_METHODS = ('bilinear', 'pinv')
+DETECTOR_PREFIX = 'backbone.'
+PATCH_KERNEL = 'patch_embed.proj.weight'
+# Parameters of the plain ViT: a DINOv2 file must provide all of them.
+VIT_PREFIXES = ('patch_embed.', 'pos_embed', 'blocks.')
+ADAPTER_PREFIXES = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.',
+                    'norm4.')
+VARIANTS = {384: 'ViT-S', 768: 'ViT-B', 1024: 'ViT-L', 1536: 'ViT-g'}
+
+# Names only DINOv2's own code uses (timm/ViT-Adapter call them gamma1/2, fc1/fc2).
+_DINOV2_ONLY = re.compile(r'\.ls[12]\.gamma$|\.mlp\.w(12|3)\.')
+# DINOv2 with block_chunks > 0 nests blocks as blocks.<chunk>.<index>.
+_CHUNKED_BLOCK = re.compile(r'^blocks\.\d+\.(\d+)\.')
+# (DINOv2 name, our name, why), applied with str.replace as the original converter does.
+_RENAMES = (
+    ('ls1.gamma', 'gamma1', 'layer scale'),
+    ('ls2.gamma', 'gamma2', 'layer scale'),
+    ('mlp.w12.', 'mlp.fc1.', "SwiGLU input projection (timm GluMlp's name)"),
+    ('mlp.w3.', 'mlp.fc2.', "SwiGLU output projection (timm GluMlp's name)"),
+)
+# Checkpoint entries the ViTAdapter has no parameter for, and why.
+_UNUSED_REASONS = (
+    ('cls_token', 'the ViT-Adapter uses patch tokens only, it has no class token'),
+    ('norm.', "DINOv2's final LayerNorm is not used: the adapter's norm1..norm4 normalise "
+              'its outputs'),
+    ('register_tokens', 'the model has no register tokens: the checkpoint\'s register tokens are '
+                        'DROPPED, and features of a reg4 ViT computed without them differ from '
+                        'its pretraining'),
+    ('mask_token', 'used only by masked-image pretraining'),
+    ('head.', 'classification head'),
+)
+
+
+def detect_format(state_dict):
+    """Name the layout of a state dict.
+
+    Returns:
+        str: one of :data:`FORMATS`: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel,
+        ``ls1.gamma``), ``'dinov2_converted'`` (a plain ViT in the ViTAdapter's names, e.g. the
+        output of ``tools/convert_14to16.py``), ``'vit_adapter_detector'`` (a whole detector,
+        backbone under ``backbone.``) or ``'vit_adapter_backbone'`` (ViT + adapter).
+
+    Raises:
+        ValueError: the state dict is no DINOv2/ViT-Adapter checkpoint (e.g. a ResNet).
+    """
+    keys = list(state_dict)
+    if any(key.startswith(DETECTOR_PREFIX) for key in keys):
+        if DETECTOR_PREFIX + PATCH_KERNEL in state_dict:
+            return 'vit_adapter_detector'
+        _raise_not_vit(keys, 'its backbone.* ')
+    if PATCH_KERNEL not in state_dict or not any(key.startswith('blocks.') for key in keys):
+        _raise_not_vit(keys)
+    if 'mask_token' in state_dict or any(_DINOV2_ONLY.search(key) for key in keys):
+        return 'dinov2'
+    if any(key.startswith(ADAPTER_PREFIXES) for key in keys):
+        return 'vit_adapter_backbone'
+    return 'dinov2_converted'
+
+
+def _raise_not_vit(keys, where=''):
+    raise ValueError(
+        f'this is not a DINOv2/ViT-Adapter checkpoint: {where}keys look like {keys[:6]} '
+        f'({len(keys)} in all), with no {PATCH_KERNEL} and blocks.*; use an official DINOv2 file '
+        '(dinov2_vit*14*_pretrain.pth), its _14to16 conversion or a ViT-Adapter checkpoint')
+
+
+def strip_prefix(state_dict, prefix=DETECTOR_PREFIX):
+    """Keep the entries under ``prefix`` (e.g. a detector's ``backbone.``), without the prefix."""
+    stripped = {key[len(prefix):]: value for key, value in state_dict.items()
+                if key.startswith(prefix)}
+    if not stripped:
+        raise ValueError(f'no key starts with {prefix!r}; keys look like {list(state_dict)[:6]}')
+    return stripped
+
+
+def resample_patch_embed_kernel(weight, patch_size, method='bilinear'):
+    """Resize a patch-embedding kernel (D, C, k, k) -> (D, C, p, p).
+
+    Args:
+        weight (Tensor): the kernel, (D, C, k, k).
+        patch_size (int | tuple[int, int]): the new kernel size p.
+        method (str): ``'bilinear'``: ``F.interpolate`` (bilinear, ``align_corners=False``) as the
+            original ViT-Adapter does; ``'pinv'``: FlexiViT's pseudo-inverse resize (timm's
+            ``resample_patch_embed``), which keeps the patch embedding of a bilinearly upsampled
+            image equal to the old kernel's on the original image.
+    """
+    size = _pair(patch_size)
+    if method not in RESAMPLE_METHODS:
+        raise ValueError(f'unknown resampling method {method!r}; use one of {RESAMPLE_METHODS}')
+    if weight.ndim != 4:
+        raise ValueError(f'{PATCH_KERNEL} must be 4-D (D, C, k, k), got {tuple(weight.shape)}')
+    if tuple(weight.shape[-2:]) == size:
+        return weight
+    if method == 'bilinear':
+        return F.interpolate(weight, size=size, mode='bilinear', align_corners=False)
+    from timm.layers import resample_patch_embed
+    return resample_patch_embed(weight, list(size), interpolation='bilinear', antialias=False)
+
+
+def convert_dinov2(state_dict, patch_size=16, method='bilinear'):
+    """Convert an official DINOv2 state dict to the ViTAdapter's names and patch size.
+
+    Args:
+        state_dict (dict): an official DINOv2 state dict (S/B/L/g, with or without registers).
+        patch_size (int): the model's patch size; the 14x14 kernel is resized to it.
+        method (str): how the kernel is resized, see :func:`resample_patch_embed_kernel`.
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+        ``cls_token``, ``norm.*`` and ``register_tokens`` are kept (the original converter keeps
+        them); :func:`load_backbone_weights` reports them as unused.
+    """
+    fmt = detect_format(state_dict)
+    if fmt != 'dinov2':
+        hint = ('already converted (no ls1.gamma / mask_token / mlp.w12)'
+                if fmt == 'dinov2_converted' else f'a {fmt} checkpoint')
+        raise ValueError(f'convert_dinov2 expects an official DINOv2 state dict; this one is {hint}')
+    converted, counts = {}, Counter()
+    for key, value in state_dict.items():
+        if key == 'mask_token':
+            counts['mask_token'] += 1
+            continue
+        new_key = _CHUNKED_BLOCK.sub(r'blocks.\1.', key)
+        counts['unchunk'] += new_key != key
+        for old, new, _ in _RENAMES:
+            if old in new_key:
+                new_key = new_key.replace(old, new)
+                counts[old] += 1
+        converted[new_key] = value
+
+    notes = []
+    kernel = converted[PATCH_KERNEL]
+    converted[PATCH_KERNEL] = resample_patch_embed_kernel(kernel, patch_size, method)
+    notes.append(_resample_note(kernel, converted[PATCH_KERNEL], method))
+    if counts['unchunk']:
+        notes.append(f'unchunked blocks.<chunk>.<i>.* -> blocks.<i>.* ({counts["unchunk"]} tensors)')
+    for old, new, why in _RENAMES:
+        if counts[old]:
+            notes.append(f'renamed blocks.*.{old.rstrip(".")} -> blocks.*.{new.rstrip(".")} '
+                         f'({why}; {counts[old]} tensors)')
+    if counts['mask_token']:
+        notes.append('dropped mask_token (used only by masked-image pretraining)')
+    if 'register_tokens' in converted:
+        notes.append(f'kept register_tokens {tuple(converted["register_tokens"].shape)}: a '
+                     'ViT-Adapter without register tokens will not use them')
+    return converted, notes
+
+
+def _resample_note(old, new, method):
+    old_size, new_size = 'x'.join(map(str, old.shape[-2:])), 'x'.join(map(str, new.shape[-2:]))
+    if old_size == new_size:
+        return f'{PATCH_KERNEL} already {new_size}: kept'
+    return f'resampled {PATCH_KERNEL} {old_size} -> {new_size} ({method})'
+
+
+def _pair(size):
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def load_backbone_weights(model, path, *, trust=False, logger=None, method='bilinear'):
+    """Load a DINOv2 / converted / ViT-Adapter checkpoint file into a ViTAdapter backbone.
+
+    The file is read safely (:func:`~.io.load_state_dict_file`), its format detected, official
+    DINOv2 weights converted (kernel resized to the model's patch size), every shared tensor's
+    shape checked, and the rest loaded with ``strict=False``; a report says what was converted,
+    which model parameters the file lacks and which of its entries are unused, and why.
+
+    Args:
+        model (nn.Module): the backbone, with the ViTAdapter's parameter names.
+        path (str | Path): the checkpoint file.
+        trust (bool): allow a pickle that needs globals outside the safe allow-list.
+        logger (logging.Logger, optional): where the report goes; mmengine's current MMLogger
+            by default.
+        method (str): how a patch kernel of another size is resized, see
+            :func:`resample_patch_embed_kernel`.
+
+    Returns:
+        dict: ``path``, ``format``, ``notes`` (conversions), ``loaded`` (keys), ``missing``
+        (model keys absent from the file, grouped by prefix), ``unused`` (file key -> reason).
+
+    Raises:
+        ValueError: a shape differs (e.g. ViT-S weights into a ViT-B model), the file is no
+            DINOv2/ViT-Adapter checkpoint, or it lacks ViT parameters the model has.
+    """
+    logger = logger or MMLogger.get_current_instance()
+    state_dict = load_state_dict_file(path, trust=trust)
+    fmt = detect_format(state_dict)
+    notes = []
+    if fmt == 'vit_adapter_detector':
+        state_dict = strip_prefix(state_dict, DETECTOR_PREFIX)
+        notes.append(f'took the backbone from a detector checkpoint (stripped {DETECTOR_PREFIX!r})')
+    model_state = model.state_dict()
+    if PATCH_KERNEL not in model_state:
+        raise ValueError(f'the model has no {PATCH_KERNEL}: load_backbone_weights expects a '
+                         f'ViT/ViT-Adapter backbone, got {type(model).__name__}')
+    patch_size = tuple(model_state[PATCH_KERNEL].shape[-2:])
+    if fmt == 'dinov2':
+        state_dict, conversion = convert_dinov2(state_dict, patch_size, method)
+        notes += conversion
+    elif tuple(state_dict[PATCH_KERNEL].shape[-2:]) != patch_size:
+        kernel = state_dict[PATCH_KERNEL]
+        state_dict[PATCH_KERNEL] = resample_patch_embed_kernel(kernel, patch_size, method)
+        notes.append(_resample_note(kernel, state_dict[PATCH_KERNEL], method) +
+                     ': the checkpoint was made for another patch size')
+
+    _check_shapes(state_dict, model_state, path)
+    missing = [key for key in model_state if key not in state_dict]
+    missing_vit = [key for key in missing if key.startswith(VIT_PREFIXES)]
+    if missing_vit:
+        raise ValueError(_missing_vit_message(path, fmt, missing_vit, state_dict, model_state))
+    unused = {key: _unused_reason(key) for key in state_dict if key not in model_state}
+    loadable = {key: value for key, value in state_dict.items() if key in model_state}
+    model.load_state_dict(loadable, strict=False)
+
+    report = dict(path=str(path), format=fmt, notes=notes, loaded=sorted(loadable),
+                  missing=_group_by_prefix(missing), unused=unused)
+    _log_report(report, len(model_state), logger)
+    return report
+
+
+def _check_shapes(state_dict, model_state, path):
+    mismatched = [key for key in state_dict if key in model_state
+                  and state_dict[key].shape != model_state[key].shape]
+    if not mismatched:
+        return
+    lines = [f'  {key}: checkpoint {tuple(state_dict[key].shape)}, model '
+             f'{tuple(model_state[key].shape)}' for key in mismatched[:5]]
+    more = f'  ... and {len(mismatched) - 5} more\n' if len(mismatched) > 5 else ''
+    raise ValueError(f'{path}: {len(mismatched)} tensors have the wrong shape for this model:\n' +
+                     '\n'.join(lines) + '\n' + more +
+                     f'Likely cause: {_mismatch_cause(mismatched[0], state_dict, model_state)}')
+
+
+def _mismatch_cause(key, state_dict, model_state):
+    ckpt_dim, model_dim = state_dict[PATCH_KERNEL].shape[0], model_state[PATCH_KERNEL].shape[0]
+    if ckpt_dim != model_dim:
+        return (f'{_variant(ckpt_dim)} weights (dim {ckpt_dim}) into a {_variant(model_dim)} '
+                f'model (dim {model_dim}): pick the config that matches the checkpoint')
+    if key == 'pos_embed':
+        ckpt_grid = round((state_dict[key].shape[1] - 1) ** 0.5)
+        model_grid = round((model_state[key].shape[1] - 1) ** 0.5)
+        return (f'a {ckpt_grid}x{ckpt_grid} position grid in the checkpoint, {model_grid}x'
+                f'{model_grid} in the model: build the model with pretrain_size = {ckpt_grid} * '
+                'patch_size (592 for DINOv2 at patch 16)')
+    if '.mlp.' in key:
+        return ('a different MLP: SwiGLU (ViT-g) against a plain MLP, or another mlp_ratio')
+    if key == PATCH_KERNEL:
+        return 'a different number of input channels'
+    return 'the checkpoint was made for another architecture'
+
+
+def _variant(dim):
+    return VARIANTS.get(int(dim), f'ViT with dim {dim}')
+
+
+def _missing_vit_message(path, fmt, missing_vit, state_dict, model_state):
+    depth = _depth(state_dict)
+    model_depth = _depth(model_state)
+    cause = (f'the checkpoint has {depth} blocks, the model {model_depth}'
+             if depth < model_depth else
+             'the checkpoint lacks parameters the model has (e.g. layer scale gamma1/gamma2)')
+    return (f'{path} ({fmt}) lacks {len(missing_vit)} ViT parameters of the model, e.g. '
+            f'{missing_vit[:5]}: {cause}')
+
+
+def _depth(state_dict):
+    indices = {int(m.group(1)) for key in state_dict if (m := re.match(r'blocks\.(\d+)\.', key))}
+    return max(indices) + 1 if indices else 0
+
+
+def _unused_reason(key):
+    for prefix, reason in _UNUSED_REASONS:
+        if key.startswith(prefix):
+            return reason
+    if re.match(r'blocks\.\d+\.', key):
+        return 'a block beyond the model depth'
+    return 'not a parameter of this model'
+
+
+def _group_by_prefix(keys):
+    """{'spm': [...], 'interactions': [...], ...}: keys grouped by their first name."""
+    groups = defaultdict(list)
+    for key in keys:
+        groups[key.split('.')[0]].append(key)
+    return dict(groups)
+
+
+def _log_report(report, num_model_tensors, logger):
+    lines = [f'loaded {report["path"]} (format {report["format"]}): '
+             f'{len(report["loaded"])}/{num_model_tensors} model tensors']
+    lines += [f'  converted: {note}' for note in report['notes']]
+    if report['missing']:
+        groups = ', '.join(f'{head} ({len(keys)})' for head, keys in report['missing'].items())
+        why = ('expected: the adapter is not part of DINOv2 and keeps its initialisation'
+               if report['format'].startswith('dinov2') else 'they keep their initialisation')
+        lines.append(f'  missing in the file ({why}): {groups}')
+    by_reason = defaultdict(list)
+    for key, reason in report['unused'].items():
+        by_reason[reason].append(key)
+    for reason, keys in by_reason.items():
+        shown = ', '.join(keys[:4]) + (f', ... ({len(keys)} in all)' if len(keys) > 4 else '')
+        lines.append(f'  unused: {shown}: {reason}')
+    logger.info('\n'.join(lines))
+    if 'register_tokens' in report['unused']:
+        logger.warning(f'{report["path"]}: the checkpoint\'s register tokens are dropped (the '
+                       'model has none); a DINOv2 *_reg4 ViT runs here without its registers')
