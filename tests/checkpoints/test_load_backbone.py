@@ -1,0 +1,164 @@
+"""load_backbone_weights: files of each format into a model with the ViTAdapter's names."""
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmdet_dinov2.checkpoints import convert_dinov2, load_backbone_weights
+
+LOGGER = 'test_load_backbone'
+
+
+def _save(state_dict, path):
+    torch.save(state_dict, path)
+    return path
+
+
+def _assert_loaded(model, expected):
+    model_state = model.state_dict()
+    for key, value in expected.items():
+        if key in model_state:
+            assert torch.equal(model_state[key], value), key
+
+
+def test_official_dinov2_into_stand_in(tmp_path, vits_state_dict, make_stand_in, caplog):
+    path = _save(vits_state_dict, tmp_path / 'dinov2_vits14_pretrain.pth')
+    model = make_stand_in(384, depth=2)
+    adapter_before = model.level_embed.detach().clone()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        report = load_backbone_weights(model, path, logger=logging.getLogger(LOGGER))
+    converted, _ = convert_dinov2(vits_state_dict)
+    _assert_loaded(model, converted)
+    assert torch.equal(model.level_embed, adapter_before)
+    assert report['format'] == 'dinov2'
+    assert len(report['loaded']) == 2 + 1 + 2 * 14  # patch_embed, pos_embed, 2 blocks
+    assert set(report['missing']) == {'level_embed', 'spm', 'up', 'norm1'}
+    assert set(report['unused']) == {'cls_token', 'norm.weight', 'norm.bias'}
+    assert 'class token' in report['unused']['cls_token']
+    log = caplog.text
+    assert 'expected: the adapter is not part of DINOv2' in log
+    assert 'resampled patch_embed.proj.weight 14x14 -> 16x16 (bilinear)' in log
+    assert 'WARNING' not in log
+
+
+def test_reg4_loads_and_warns_register_tokens_dropped(tmp_path, make_dinov2, make_stand_in,
+                                                      caplog):
+    path = _save(make_dinov2(384, depth=1, registers=4), tmp_path / 'dinov2_vits14_reg4.pth')
+    model = make_stand_in(384, depth=1)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        report = load_backbone_weights(model, path, logger=logging.getLogger(LOGGER))
+    assert 'register_tokens' in report['unused']
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and 'register tokens are dropped' in warnings[0]
+
+
+def test_converted_file_with_other_kernel_is_resampled(tmp_path, vits_state_dict, make_stand_in):
+    converted, _ = convert_dinov2(vits_state_dict, patch_size=14)  # renamed, kernel kept 14x14
+    path = _save(converted, tmp_path / 'converted14.pth')
+    report = load_backbone_weights(make_stand_in(384, depth=2), path,
+                                   logger=logging.getLogger(LOGGER), method='pinv')
+    assert report['format'] == 'dinov2_converted'
+    assert any('14x14 -> 16x16 (pinv): the checkpoint was made for another patch size' in note
+               for note in report['notes'])
+
+
+def test_detector_checkpoint_round_trip(tmp_path, vits_state_dict, make_stand_in):
+    source = make_stand_in(384, depth=2)
+    load_backbone_weights(source, _save(vits_state_dict, tmp_path / 'd.pth'),
+                          logger=logging.getLogger(LOGGER))
+    with torch.no_grad():
+        source.level_embed.normal_()
+    detector = {'meta': {'epoch': 1},
+                'state_dict': {**{'backbone.' + k: v for k, v in source.state_dict().items()},
+                               'neck.fpn_convs.0.conv.weight': torch.zeros(1)}}
+    target = make_stand_in(384, depth=2)
+    report = load_backbone_weights(target, _save(detector, tmp_path / 'detector.pth'),
+                                   logger=logging.getLogger(LOGGER))
+    assert report['format'] == 'vit_adapter_detector'
+    assert report['missing'] == {} and report['unused'] == {}
+    _assert_loaded(target, source.state_dict())
+
+
+def test_fewer_model_blocks_leave_checkpoint_blocks_unused(tmp_path, make_dinov2, make_stand_in):
+    path = _save(make_dinov2(384, depth=3), tmp_path / 'deep.pth')
+    report = load_backbone_weights(make_stand_in(384, depth=1), path,
+                                   logger=logging.getLogger(LOGGER))
+    beyond = [k for k, why in report['unused'].items() if why == 'a block beyond the model depth']
+    assert len(beyond) == 2 * 14 and all(k.startswith(('blocks.1.', 'blocks.2.')) for k in beyond)
+
+
+def test_more_model_blocks_than_checkpoint_is_an_error(tmp_path, vits_state_dict, make_stand_in):
+    path = _save(vits_state_dict, tmp_path / 'shallow.pth')
+    with pytest.raises(ValueError, match='lacks 28 ViT parameters.*the checkpoint has 2 blocks, '
+                                         'the model 4'):
+        load_backbone_weights(make_stand_in(384, depth=4), path, logger=logging.getLogger(LOGGER))
+
+
+def test_vits_into_vitb_names_shapes_and_cause(tmp_path, vits_state_dict, make_stand_in):
+    path = _save(vits_state_dict, tmp_path / 'dinov2_vits14_pretrain.pth')
+    model = make_stand_in(768, depth=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as info:
+        load_backbone_weights(model, path, logger=logging.getLogger(LOGGER))
+    message = str(info.value)
+    assert 'pos_embed: checkpoint (1, 1370, 384), model (1, 1370, 768)' in message
+    assert 'ViT-S weights (dim 384) into a ViT-B model (dim 768)' in message
+    assert str(path) in message
+    _assert_loaded(model, before)  # nothing was loaded
+
+
+def test_position_grid_mismatch_names_pretrain_size(tmp_path, vits_state_dict, make_stand_in):
+    model = make_stand_in(384, depth=2)
+    model.pos_embed = torch.nn.Parameter(torch.zeros(1, 1 + 14 * 14, 384))
+    with pytest.raises(ValueError, match='37x37 position grid in the checkpoint, 14x14 in the '
+                                         'model: build the model with pretrain_size'):
+        load_backbone_weights(model, _save(vits_state_dict, tmp_path / 'd.pth'),
+                              logger=logging.getLogger(LOGGER))
+
+
+def test_resnet_file_is_rejected(tmp_path, make_stand_in):
+    resnet = {'conv1.weight': torch.zeros(64, 3, 7, 7), 'bn1.weight': torch.zeros(64),
+              'layer1.0.conv1.weight': torch.zeros(64, 64, 1, 1)}
+    with pytest.raises(ValueError, match=r'not a DINOv2/ViT-Adapter checkpoint: keys look like '
+                                         r"\['conv1.weight'"):
+        load_backbone_weights(make_stand_in(), _save(resnet, tmp_path / 'resnet50.pth'),
+                              logger=logging.getLogger(LOGGER))
+
+
+@pytest.fixture(scope='module')
+def vit_adapter_cls():
+    """The real ViTAdapter; skipped only while its file does not exist (an import error fails)."""
+    source = Path(__file__).parents[2] / 'mmdet_dinov2/models/backbones/vit_adapter.py'
+    if not source.exists():
+        pytest.skip(f'{source} is not written yet')
+    from mmdet_dinov2.models.backbones import ViTAdapter
+    return ViTAdapter
+
+
+def test_real_vit_adapter(tmp_path, make_dinov2, vit_adapter_cls):
+    """The real backbone (A1's), depth reduced: every ViT tensor loaded, adapter parts reported."""
+    model = vit_adapter_cls(pretrain_size=592, embed_dim=384, depth=4, num_heads=6,
+                            interaction_indexes=[[0, 1], [2, 3]], norm_cfg=dict(type='BN'))
+    sd = make_dinov2(384, depth=4)
+    report = load_backbone_weights(model, _save(sd, tmp_path / 'dinov2_vits14_pretrain.pth'),
+                                   logger=logging.getLogger(LOGGER))
+    converted, _ = convert_dinov2(sd)
+    assert set(report['loaded']) == set(converted) - {'cls_token', 'norm.weight', 'norm.bias'}
+    _assert_loaded(model, converted)
+    assert {'spm', 'level_embed', 'interactions', 'up'} <= set(report['missing'])
+    assert not any(key.startswith(('blocks.', 'patch_embed.', 'pos_embed'))
+                   for group in report['missing'].values() for key in group)
+
+
+def test_real_vit_adapter_giant_swiglu(tmp_path, make_dinov2, vit_adapter_cls):
+    """ViT-g widths (dim 1536, SwiGLU w12 (8192, 1536), w3 (1536, 4096)) fit the real backbone."""
+    model = vit_adapter_cls(pretrain_size=592, embed_dim=1536, depth=1, num_heads=24,
+                            ffn_type='swiglu', deform_num_heads=24, interaction_indexes=[[0, 0]],
+                            norm_cfg=dict(type='BN'))
+    sd = make_dinov2(1536, depth=1, swiglu=True, registers=4)
+    report = load_backbone_weights(model, _save(sd, tmp_path / 'dinov2_vitg14_reg4_pretrain.pth'),
+                                   logger=logging.getLogger(LOGGER))
+    assert torch.equal(model.state_dict()['blocks.0.mlp.fc1.weight'], sd['blocks.0.mlp.w12.weight'])
+    assert torch.equal(model.state_dict()['blocks.0.mlp.fc2.weight'], sd['blocks.0.mlp.w3.weight'])
+    assert set(report['unused']) == {'cls_token', 'norm.weight', 'norm.bias', 'register_tokens'}
