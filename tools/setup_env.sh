@@ -10,6 +10,9 @@
 #   MMDET_DINOV2_CACHE    wheel cache root (default ~/.cache/mmdet-dinov2)
 #   FORCE_CUDA=1          build mmcv's CUDA ops even when no GPU is visible (needs nvcc)
 #   MAX_JOBS=N            parallel compile jobs for the mmcv build (default: number of cores)
+#
+# Packages are installed with uv (from PyPI, pinned in requirements.txt) whose cache, under the same
+# root, hard-links them into a new .venv: a second setup installs torch in seconds instead of minutes.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -63,10 +66,12 @@ PIP=(pip_quiet "$PY" -m pip --disable-pip-version-check)
     || { echo "!! .venv has $("$PY" --version); Python >= 3.11 is needed: rm -rf .venv; PYTHON=python3.11 make setup" >&2; exit 1; }
 done_step
 
-step "install build tools (pip, setuptools, wheel)" \
+step "install build tools (uv, setuptools, wheel)" \
     "check access to the package registry (pip config list); the pins are in requirements.txt"
-"${PIP[@]}" install $PIP_QUIET --upgrade pip
-"${PIP[@]}" install $PIP_QUIET "$(grep -E '^setuptools==' requirements.txt)" "$(grep -E '^wheel==' requirements.txt)"
+"${PIP[@]}" install $PIP_QUIET "$(grep -E '^uv==' requirements.txt)"
+export UV_CACHE_DIR=${UV_CACHE_DIR:-$CACHE/uv}
+UV=("$VENV/bin/uv" pip install --quiet --python "$PY")
+"${UV[@]}" "$(grep -E '^setuptools==' requirements.txt)" "$(grep -E '^wheel==' requirements.txt)"
 done_step
 
 step "install torch and torchvision" \
@@ -79,7 +84,7 @@ if [[ "$TORCH" == keep ]]; then
     }
     echo "    keeping $("$PY" -c 'import torch; print(torch.__version__)')"
 else
-    "${PIP[@]}" install $PIP_QUIET "$(grep -E '^torch==' requirements.txt)" "$(grep -E '^torchvision==' requirements.txt)"
+    "${UV[@]}" "$(grep -E '^torch==' requirements.txt)" "$(grep -E '^torchvision==' requirements.txt)"
 fi
 done_step
 
@@ -131,15 +136,19 @@ done_step
 
 step "install onedl-mmcv and the rest of requirements.txt" \
     "check the registry; a stale cached wheel can be dropped with rm -rf $WHEEL_DIR"
-"${PIP[@]}" install $PIP_QUIET --no-deps --force-reinstall "$WHEEL_DIR"/*.whl
-# mmcv's own needs (it was installed --no-deps so pip cannot swap torch underneath it)
-"${PIP[@]}" install $PIP_QUIET addict numpy packaging Pillow pyyaml yapf opencv-python
-grep -vE '^(#|$|torch==|torchvision==|onedl-mmcv==)' requirements.txt > "$VENV/.requirements-rest.txt"
-"${PIP[@]}" install $PIP_QUIET -r "$VENV/.requirements-rest.txt"
+# Reinstall only when the installed build is not this cache entry (another torch, say).
+if [[ "$(cat "$VENV/.mmcv-build" 2>/dev/null)" != "$WHEEL_DIR" ]]; then
+    "${UV[@]}" --no-deps --reinstall "$WHEEL_DIR"/*.whl
+    echo "$WHEEL_DIR" > "$VENV/.mmcv-build"
+fi
+# mmcv's own needs (it was installed --no-deps so nothing can swap torch underneath it)
+"${UV[@]}" addict numpy packaging Pillow pyyaml yapf opencv-python
+grep -vE '^(#|$|torch==|torchvision==|onedl-mmcv==|uv==)' requirements.txt > "$VENV/.requirements-rest.txt"
+"${UV[@]}" -r "$VENV/.requirements-rest.txt"
 done_step
 
 step "install mmdet_dinov2 (editable)" "check pyproject.toml"
-"${PIP[@]}" install $PIP_QUIET --no-deps --no-build-isolation -e .
+"${UV[@]}" --no-deps --no-build-isolation -e .
 done_step
 
 step "check the stack imports" \
