@@ -2,6 +2,7 @@
 import math
 import os.path as osp
 
+import torch
 from mmengine.hooks import Hook
 from mmdet.registry import HOOKS
 
@@ -28,8 +29,9 @@ class NonFiniteLossHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if not outputs:
             return
-        bad = {key: float(value) for key, value in outputs.items()
-               if 'loss' in key and not math.isfinite(float(value))}
+        values = {key: float(value.detach()) if torch.is_tensor(value) else float(value)
+                  for key, value in outputs.items() if 'loss' in key}
+        bad = {key: value for key, value in values.items() if not math.isfinite(value)}
         if not bad:
             return
         terms = ', '.join(f'{key}={value}' for key, value in bad.items())

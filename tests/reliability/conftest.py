@@ -1,0 +1,121 @@
+"""Shared helpers of the reliability tests: tiny COCO datasets written on the fly, the tiny config."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TINY_CONFIG = HERE / 'tiny_config.py'
+CLASSES = ('a', 'b')
+
+
+def rect_ann(ann_id, category_id, box):
+    """An annotation whose mask is the polygon of its box [x, y, w, h]."""
+    x, y, w, h = box
+    return dict(id=ann_id, category_id=category_id, bbox=list(box), area=float(w * h),
+                iscrowd=0, segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]])
+
+
+def draw(width, height, boxes, seed):
+    """An RGB image with a noisy background and a filled rectangle per box."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    for i, (x, y, w, h) in enumerate(boxes):
+        colour = (200, 60, 60) if i % 2 == 0 else (60, 200, 60)
+        pixels[int(y):int(y + h), int(x):int(x + w)] = colour
+    return Image.fromarray(pixels)
+
+
+def write_split(root, split, entries):
+    """Write ``root/split/*.png`` and ``root/annotations/split.json``.
+
+    Args:
+        entries (list[dict]): per image ``name``, ``size`` (w, h), ``anns`` (annotation dicts
+            without image_id), optional ``image`` (a PIL image to save instead of a drawn one) and
+            ``json_size`` (w, h written to the json instead of ``size``).
+    """
+    root = Path(root)
+    (root / split).mkdir(parents=True, exist_ok=True)
+    (root / 'annotations').mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for img_id, entry in enumerate(entries, start=1):
+        width, height = entry['size']
+        image = entry.get('image')
+        if image is None:
+            image = draw(width, height, [a['bbox'] for a in entry['anns']], seed=img_id)
+        if image is not False:
+            image.save(root / split / entry['name'], exif=entry.get('exif', b''))
+        json_w, json_h = entry.get('json_size', (width, height))
+        images.append(dict(id=img_id, file_name=entry['name'], width=json_w, height=json_h))
+        annotations += [dict(ann, image_id=img_id) for ann in entry['anns']]
+    categories = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
+    with open(root / 'annotations' / f'{split}.json', 'w') as f:
+        json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+    return root
+
+
+def simple_entries(num, size=64, seed=0, prefix='img'):
+    """``num`` images of ``size`` pixels with one or two boxes each, ids unique across images."""
+    rng = np.random.default_rng(seed)
+    entries, ann_id = [], 1000 * (seed + 1)
+    for i in range(num):
+        anns = []
+        for _ in range(1 + i % 2):
+            w, h = rng.integers(size // 4, size // 2, 2)
+            x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+            ann_id += 1
+            anns.append(rect_ann(ann_id, 1 + ann_id % 2, [int(x), int(y), int(w), int(h)]))
+        entries.append(dict(name=f'{prefix}{i}.png', size=(size, size), anns=anns))
+    return entries
+
+
+def tiny_config(data_root, work_dir, **options):
+    """The tiny config on ``data_root`` (train.json / val.json) with ``work_dir``; ``options`` are
+    dotted cfg options (``'train_cfg.max_epochs': 1``)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(TINY_CONFIG))
+    data_root = str(data_root).rstrip('/') + '/'
+    merged = {
+        'work_dir': str(work_dir),
+        'train_dataloader.dataset.data_root': data_root,
+        'val_dataloader.dataset.data_root': data_root,
+        'test_dataloader.dataset.data_root': data_root,
+        'val_evaluator.ann_file': data_root + 'annotations/val.json',
+        'test_evaluator.ann_file': data_root + 'annotations/val.json',
+    }
+    merged.update(options)
+    cfg.merge_from_dict(merged)
+    return cfg
+
+
+def build_runner(cfg):
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg)
+
+
+def run_python(args, cwd=REPO, env=None, timeout=240):
+    """Run ``python ARGS`` from the repository root; return the CompletedProcess (text)."""
+    import subprocess
+    full_env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1', **(env or {}))
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    """Four training and two validation images of 64x64 pixels."""
+    root = tmp_path_factory.mktemp('tiny_data')
+    write_split(root, 'train', simple_entries(4, seed=0))
+    write_split(root, 'val', simple_entries(2, seed=1, prefix='val'))
+    return root
+
+
+@pytest.fixture(scope='session')
+def h():
+    """These helpers, for test modules (importlib import mode cannot import a conftest)."""
+    return sys.modules[__name__]
