@@ -64,10 +64,12 @@ train_pipeline = [
 train_dataloader = dict(batch_size=2, num_workers=2, dataset=dict(pipeline=train_pipeline))
 
 # 36 epochs; linear warm-up over 500 iterations from 0.001 x lr; lr x 0.1 after epochs 27 and 33.
+# end=501: mmengine's LinearLR reaches full lr at iteration end - 1, mmcv 1.x's warm-up (the
+# original's) at warmup_iters; with 501 both give lr x (0.001 + 0.999 * i / 500) at iteration i.
 max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=501),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33],
          gamma=0.1),
 ]

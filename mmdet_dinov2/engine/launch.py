@@ -1,0 +1,129 @@
+"""From a config file to a runner: what tools/train.py and tools/test.py share.
+
+On a machine without CUDA the config is adapted so that the same command works on the CPU, in one
+process or several (tools/dist_train.sh CONFIG 2): the process group uses gloo, SyncBN layers
+become BN (SyncBN needs CUDA once there is more than one process) and DistributedDataParallel
+wraps the model without device ids. Every change is logged.
+"""
+import os
+import os.path as osp
+from datetime import timedelta
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.dist import is_distributed
+
+from mmdet.registry import RUNNERS
+
+from .runner import SafeLoadRunner
+
+SYNC_BN_TYPES = ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN')
+
+
+def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
+    """Read a config the way mmdet's tools do.
+
+    Args:
+        config (str): the config file.
+        work_dir (str, optional): overrides the config's; default ``work_dirs/<config name>``.
+        cfg_options (dict, optional): ``--cfg-options`` key=value pairs, merged last.
+        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
+
+    Returns:
+        mmengine.Config
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def replace_sync_bn(node):
+    """Turn every ``norm_cfg``-style dict of type SyncBN in a config tree into BN, in place.
+
+    Returns:
+        int: how many were replaced.
+    """
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in SYNC_BN_TYPES:
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += replace_sync_bn(value)
+    return count
+
+
+def adapt_to_cpu(cfg):
+    """Make ``cfg`` run without CUDA; a no-op when CUDA is available.
+
+    Returns:
+        list[str]: what was changed, for the log.
+    """
+    if torch.cuda.is_available():
+        return []
+    changes = []
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') != 'gloo':
+        changes.append(f'env_cfg.dist_cfg.backend: {dist_cfg.get("backend", "nccl")} -> gloo')
+        dist_cfg['backend'] = 'gloo'
+    replaced = replace_sync_bn(cfg.model)
+    if replaced:
+        changes.append(f'model: {replaced} SyncBN norm config(s) -> BN')
+    if cfg.launcher != 'none':
+        # mmengine's default DDP wrapper passes device_ids=[LOCAL_RANK]: a CUDA device
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel', broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        wrapper['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper
+        changes.append('model_wrapper_cfg: DistributedDataParallel with device_ids=None (CPU)')
+    return changes
+
+
+def init_cpu_process_group(cfg):
+    """Start the gloo process group for a CPU run under torchrun (``--launcher pytorch``).
+
+    mmengine's own initialisation selects a CUDA device first, which fails without CUDA; the
+    runner skips it when a process group exists.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available() or is_distributed():
+        return
+    if cfg.launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {cfg.launcher} needs CUDA; on a CPU-only machine start several '
+            'processes with torchrun (tools/dist_train.sh, tools/dist_test.sh: --launcher pytorch)')
+    dist_cfg = cfg.env_cfg.dist_cfg
+    timeout = dist_cfg.get('timeout')
+    torch_dist.init_process_group(
+        backend=dist_cfg.get('backend', 'gloo'),
+        rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']),
+        **({} if timeout is None else dict(timeout=timedelta(seconds=timeout))))
+
+
+def build_runner(cfg):
+    """Adapt ``cfg`` to the machine and build its runner (:class:`SafeLoadRunner` by default).
+
+    Returns:
+        mmengine.runner.Runner
+    """
+    changes = adapt_to_cpu(cfg)
+    init_cpu_process_group(cfg)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = SafeLoadRunner.from_cfg(cfg)
+    for change in changes:
+        runner.logger.info(f'no CUDA: {change}')
+    return runner

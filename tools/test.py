@@ -1,0 +1,64 @@
+"""Evaluate a detector checkpoint on the config's test set (mmdet 3.x tools/test.py behaviour).
+
+    python tools/test.py CONFIG CHECKPOINT [--out PKL] [--show-dir DIR] [--work-dir DIR]
+        [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
+
+Prints box and mask AP (AP, AP50, AP75, APs, APm, APl) through mmdet's CocoMetric. CHECKPOINT is
+read with the safe (weights-only) loader; checkpoints of the original ViT-Adapter (mmdet 2.x)
+load as they are. Several processes: tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [ARGS].
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from mmdet_dinov2.engine.launch import build_runner, load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='dump the predictions to this pickle file (.pkl)')
+    parser.add_argument('--show-dir', help='save images with predictions drawn to this dir '
+                                           '(relative paths go under WORK_DIR/<timestamp>/)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, KEY=VALUE')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error(f'--out {args.out}: the predictions are dumped as a pickle, give a .pkl path')
+    return args
+
+
+def apply_args(cfg, args):
+    """Point the config at the checkpoint and add --out / --show-dir."""
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir:
+        if 'visualization' not in cfg.default_hooks:
+            raise ValueError('--show-dir needs default_hooks.visualization in the config')
+        cfg.default_hooks.visualization.update(draw=True, test_out_dir=args.show_dir)
+    if args.out:
+        evaluators = cfg.test_evaluator
+        evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
+        cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=args.out)]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    apply_args(cfg, args)
+    runner = build_runner(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

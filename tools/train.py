@@ -1,0 +1,79 @@
+"""Train a detector from a config (mmdet 3.x tools/train.py behaviour).
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--amp]
+        [--auto-scale-lr] [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
+
+Several processes: tools/dist_train.sh CONFIG NUM_PROCESSES [ARGS] (also CPU-only, with gloo).
+Before anything is built, a missing pretrained backbone file stops the run with the download and
+convert commands. ``load_from`` weights are read with the safe (weights-only) loader.
+"""
+import argparse
+import logging
+import os
+import sys
+
+from mmengine.config import DictAction
+from mmengine.logging import print_log
+
+from mmdet_dinov2.engine.launch import build_runner, load_config
+from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (AmpOptimWrapper, dynamic loss scale)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by (total batch size) / auto_scale_lr.base_batch_size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CHECKPOINT, or without a value from the latest '
+                             'checkpoint in the work dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, KEY=VALUE (e.g. '
+                             'train_dataloader.batch_size=4 model.backbone.with_cp=True)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def apply_args(cfg, args):
+    """Apply --amp, --auto-scale-lr and --resume to ``cfg``."""
+    if args.amp:
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper == 'AmpOptimWrapper':
+            print_log('AMP is already on in the config', logger='current', level=logging.WARNING)
+        elif wrapper != 'OptimWrapper':
+            raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper, the config has {wrapper}')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(enable=..., '
+                             'base_batch_size=...) in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    apply_args(cfg, args)
+    try:
+        check_pretrained_files(cfg)
+    except MissingPretrainedError as err:
+        sys.exit(f'error: {err}')
+    runner = build_runner(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
