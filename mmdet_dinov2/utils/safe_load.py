@@ -32,12 +32,7 @@ def safe_torch_load(file, map_location=None, weights_only=None):
     Returns:
         The whole checkpoint object (not unwrapped: ``resume`` needs its meta and optimizer).
     """
-    # TODO(D): becomes ckpt_io.load_checkpoint_file once checkpoints/io.py may be edited
-    trust = checkpoints_trusted()
-    if isinstance(file, (str, os.PathLike)) and str(file).endswith('.safetensors'):
-        obj = ckpt_io._load_safetensors(file)
-    else:
-        obj = ckpt_io._load_pickle(file, trust)
+    obj = ckpt_io.load_checkpoint_file(file, trust=checkpoints_trusted())
     if map_location in (None, 'cpu'):
         return obj
     return _to_location(obj, map_location)
@@ -74,6 +69,7 @@ def install():
 
 
 def _to_location(obj, device):
+    """Move every tensor in a loaded checkpoint to ``device`` (mmengine passes a device string)."""
     if isinstance(obj, torch.Tensor):
         return obj.to(device)
     if isinstance(obj, dict):

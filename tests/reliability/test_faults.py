@@ -208,8 +208,11 @@ def test_dist_train_with_a_killed_rank_stops_the_other_with_the_cause(h, tiny_da
     work_dir = tmp_path / 'work'
     cfg = h.tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 500,
                                                 'train_cfg.val_interval': 1000})
+    cfg.custom_imports = dict(imports=['mmdet_dinov2', 'fault_injection'],
+                              allow_failed_imports=False)
     cfg.dump(str(tmp_path / 'dist.py'))
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(29500 + os.getpid() % 1000))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(29500 + os.getpid() % 1000),
+               PYTHONPATH=str(h.HERE))
     torchrun = subprocess.Popen(['bash', 'tools/dist_train.sh', str(tmp_path / 'dist.py'), '2'],
                                 cwd=h.REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)

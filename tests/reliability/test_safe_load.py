@@ -1,0 +1,194 @@
+"""A checkpoint carrying a pickle payload is refused on every path where the project takes a
+checkpoint (the payload never runs), loads when the user vouches for it, and legitimate files load."""
+import os
+import shlex
+
+import pytest
+import torch
+
+from mmdet_dinov2.checkpoints import UnsafeCheckpointError
+
+
+class Payload:
+    """Unpickling this runs ``touch MARKER`` (a harmless stand-in for an attacker's command)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f'touch {shlex.quote(self.marker)}',)
+
+
+@pytest.fixture(scope='module')
+def trained(h, tiny_data, tmp_path_factory):
+    """A real checkpoint of the tiny detector after one epoch (HistoryBuffer, numpy inside)."""
+    work_dir = tmp_path_factory.mktemp('trained')
+    h.build_runner(h.tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 1})).train()
+    return work_dir / 'epoch_1.pth'
+
+
+@pytest.fixture
+def evil(trained, tmp_path):
+    """``trained`` with a payload in its meta (zip format), and where the payload would write."""
+    from mmdet_dinov2.checkpoints import load_checkpoint_file
+    checkpoint = load_checkpoint_file(trained)
+    marker = tmp_path / 'PAYLOAD_RAN'
+    checkpoint['meta']['note'] = Payload(marker)
+    path = tmp_path / 'evil.pth'
+    torch.save(checkpoint, path)
+    return path, marker
+
+
+def dinov2_layout(embed_dim=64, depth=2):
+    """Random tensors in the official DINOv2 ViT layout (14-pixel patches, 37x37 positions)."""
+    sd = {'cls_token': torch.randn(1, 1, embed_dim), 'pos_embed': torch.randn(1, 1370, embed_dim),
+          'mask_token': torch.zeros(1, embed_dim),
+          'patch_embed.proj.weight': torch.randn(embed_dim, 3, 14, 14),
+          'patch_embed.proj.bias': torch.randn(embed_dim),
+          'norm.weight': torch.ones(embed_dim), 'norm.bias': torch.zeros(embed_dim)}
+    for i in range(depth):
+        p = f'blocks.{i}.'
+        sd.update({p + 'norm1.weight': torch.ones(embed_dim), p + 'norm1.bias': torch.zeros(embed_dim),
+                   p + 'attn.qkv.weight': torch.randn(3 * embed_dim, embed_dim),
+                   p + 'attn.qkv.bias': torch.randn(3 * embed_dim),
+                   p + 'attn.proj.weight': torch.randn(embed_dim, embed_dim),
+                   p + 'attn.proj.bias': torch.randn(embed_dim),
+                   p + 'ls1.gamma': torch.randn(embed_dim), p + 'ls2.gamma': torch.randn(embed_dim),
+                   p + 'norm2.weight': torch.ones(embed_dim), p + 'norm2.bias': torch.zeros(embed_dim),
+                   p + 'mlp.fc1.weight': torch.randn(4 * embed_dim, embed_dim),
+                   p + 'mlp.fc1.bias': torch.randn(4 * embed_dim),
+                   p + 'mlp.fc2.weight': torch.randn(embed_dim, 4 * embed_dim),
+                   p + 'mlp.fc2.bias': torch.randn(embed_dim)})
+    return sd
+
+
+# ------------------------------------------------------------------ every path refuses the payload
+def _train(h, cfg):
+    h.build_runner(cfg).train()
+
+
+def via_mmengine_load_checkpoint(h, cfg, path):
+    from mmengine.runner import load_checkpoint
+    from mmdet.registry import MODELS
+    load_checkpoint(MODELS.build(cfg.model), str(path))
+
+
+def via_mmdet_init_detector(h, cfg, path):
+    from mmdet.apis import init_detector
+    init_detector(cfg, str(path), device='cpu')
+
+
+def via_detector_init_cfg(h, cfg, path):
+    cfg.model.init_cfg = dict(type='Pretrained', checkpoint=str(path))
+    _train(h, cfg)
+
+
+def via_backbone_pretrained(h, cfg, path):
+    cfg.model.backbone.pretrained = str(path)
+    _train(h, cfg)
+
+
+def via_backbone_init_cfg(h, cfg, path):
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(path))
+    _train(h, cfg)
+
+
+def via_load_from(h, cfg, path):
+    cfg.load_from = str(path)
+    _train(h, cfg)
+
+
+def via_resume_from(h, cfg, path):
+    cfg.load_from, cfg.resume = str(path), True
+    _train(h, cfg)
+
+
+def via_auto_resume(h, cfg, path):
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    with open(os.path.join(cfg.work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(str(path))
+    cfg.resume = True
+    _train(h, cfg)
+
+
+def via_url(h, cfg, path):
+    from mmengine.runner.checkpoint import load_from_http
+    load_from_http(path.as_uri(), model_dir=str(path.parent / 'hub'))
+
+
+def via_legacy_format(h, cfg, path):
+    from mmengine.runner import load_checkpoint
+    from mmdet.registry import MODELS
+    legacy = path.with_name('legacy.pth')
+    torch.save({'meta': {'note': Payload(path.parent / 'PAYLOAD_RAN')}}, legacy,
+               _use_new_zipfile_serialization=False)
+    load_checkpoint(MODELS.build(cfg.model), str(legacy))
+
+
+def via_train_tool_resume(h, cfg, path):
+    cfg.dump(str(path.with_name('cfg.py')))
+    h.load_tool('tools/train.py').main([str(path.with_name('cfg.py')), '--resume', str(path)])
+
+
+def via_test_tool(h, cfg, path):
+    cfg.dump(str(path.with_name('cfg.py')))
+    h.load_tool('tools/test.py').main([str(path.with_name('cfg.py')), str(path)])
+
+
+def via_convert_tool(h, cfg, path):
+    torch.save(dict(dinov2_layout(), payload=Payload(path.parent / 'PAYLOAD_RAN')),
+               path.with_name('dinov2_vits14_pretrain.pth'))
+    h.load_tool('tools/convert_14to16.py').main([str(path.with_name('dinov2_vits14_pretrain.pth'))])
+
+
+@pytest.mark.parametrize('load', [
+    via_mmengine_load_checkpoint, via_mmdet_init_detector, via_detector_init_cfg,
+    via_backbone_pretrained, via_backbone_init_cfg, via_load_from, via_resume_from,
+    via_auto_resume, via_url, via_legacy_format, via_train_tool_resume, via_test_tool,
+    via_convert_tool], ids=lambda f: f.__name__[4:])
+def test_every_path_refuses_a_pickle_payload(h, tiny_data, tmp_path, evil, load):
+    path, marker = evil
+    cfg = h.tiny_config(tiny_data, tmp_path / 'work')
+    with pytest.raises((UnsafeCheckpointError, SystemExit)) as error:
+        load(h, cfg, path)
+    assert 'refusing to load' in str(error.value) and 'posix.system' in str(error.value)
+    assert str(path.parent) in str(error.value)  # names the file
+    assert not marker.exists(), 'the payload ran'
+
+
+# ------------------------------------------------------------------ trust lets a vouched file in
+def test_config_key_trust_checkpoint_lets_resume_load_it(h, tiny_data, tmp_path, evil):
+    path, marker = evil
+    cfg = h.tiny_config(tiny_data, tmp_path / 'work', **{'train_cfg.max_epochs': 2})
+    cfg.trust_checkpoint, cfg.resume, cfg.load_from = True, True, str(path)
+    h.build_runner(cfg).train()
+    assert marker.exists()
+    assert (tmp_path / 'work' / 'epoch_2.pth').is_file()
+
+
+def test_trusted_checkpoints_context_lets_the_api_load_it(h, tiny_data, tmp_path, evil):
+    from mmengine.runner import load_checkpoint
+    from mmdet.registry import MODELS
+    from mmdet_dinov2.utils import checkpoints_trusted, trusted_checkpoints
+    path, marker = evil
+    with trusted_checkpoints():
+        checkpoint = load_checkpoint(MODELS.build(h.tiny_config(tiny_data, tmp_path).model),
+                                     str(path))
+    assert marker.exists() and checkpoint['meta']['note'] == 0  # os.system's exit status
+    assert not checkpoints_trusted()
+
+
+# ------------------------------------------------------------------ legitimate files load safely
+def test_own_checkpoint_and_safetensors_load_without_trust(h, tiny_data, tmp_path, trained):
+    from mmengine.runner import load_checkpoint
+    from mmdet.registry import MODELS
+    from safetensors.torch import save_file
+    cfg = h.tiny_config(tiny_data, tmp_path)
+    model = MODELS.build(cfg.model)
+    checkpoint = load_checkpoint(model, str(trained), strict=True)
+    assert 'message_hub' in checkpoint and 'optimizer' in checkpoint
+    tensors = {k: v.clone() for k, v in checkpoint['state_dict'].items()}
+    save_file(tensors, tmp_path / 'weights.safetensors')
+    other = MODELS.build(cfg.model)
+    load_checkpoint(other, str(tmp_path / 'weights.safetensors'), strict=True)
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in tensors.items())
