@@ -6,8 +6,8 @@ from mmdet.datasets import CocoDataset
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.registry import DATASETS
 
-from .coco_checks import (check_annotations, check_categories, check_image, format_problems,
-                          summarize_problems)
+from .coco_checks import (check_annotations, check_categories, check_image, for_evaluation,
+                          format_problems, summarize_problems)
 
 __all__ = ['CheckedCocoDataset', 'DatasetCheckError']
 
@@ -27,7 +27,9 @@ class CheckedCocoDataset(CocoDataset):
     fixed (boxes clipped to the image), what cannot be learnt from is dropped, both with a
     warning listing the kinds, counts and ids; what cannot be fixed (missing or unreadable images,
     sizes that disagree with the file, unknown category ids, ...) stops the run with every such
-    problem listed (file, image id, annotation id, what to do). An empty dataset is refused.
+    problem listed (file, image id, annotation id, what to do). In a validation/test file,
+    polygons and missing masks that COCO evaluation would fail on are refused too (the evaluator
+    reads the file itself). An empty dataset is refused.
     Images without annotations stay (trained on as negatives) unless ``filter_cfg`` drops them.
 
     Args:
@@ -76,6 +78,8 @@ class CheckedCocoDataset(CocoDataset):
         return data_list
 
     def _report(self, data_list):
+        if self.test_mode:
+            self.problems = for_evaluation(self.problems)
         refused = [p for p in self.problems if p.action == 'refuse']
         if refused:
             raise DatasetCheckError(

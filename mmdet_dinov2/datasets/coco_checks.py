@@ -11,12 +11,12 @@ is a :class:`Problem` whose ``action`` says what happens to it:
 import math
 import os.path as osp
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
-__all__ = ['Problem', 'check_annotations', 'check_categories', 'check_image', 'format_problems',
-           'summarize_problems']
+__all__ = ['Problem', 'check_annotations', 'check_categories', 'check_image', 'for_evaluation',
+           'format_problems', 'summarize_problems']
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
@@ -30,9 +30,10 @@ ADVICE = {
     'missing image': 'check data_root and data_prefix.img, or remove the image from the json',
     'unreadable image': 'replace the file with a readable PNG/JPEG, or remove the image',
     'size mismatch': 'correct the image\'s "width"/"height" in the json (or the file)',
-    'exif rotation': ('the json follows the stored pixels but the loader turns the image upright by '
-                      'its EXIF orientation: re-save the file upright without the orientation tag, '
-                      "or load with LoadImageFromFile(color_type='color_ignore_orientation')"),
+    'exif rotation': ('the json follows the stored pixels but the loader turns the image '
+                      'upright by its EXIF orientation: re-save the file upright without the '
+                      "orientation tag, or load with "
+                      "LoadImageFromFile(color_type='color_ignore_orientation')"),
     'rle size': 'the RLE mask "size" must be [height, width] of its image',
     'box outside image': 'clipped to the image',
     'degenerate box': 'dropped: a box under one pixel wide or high (or wholly outside the image)',
@@ -40,6 +41,11 @@ ADVICE = {
     'bad polygon': 'polygon parts of fewer than three points dropped',
     'no mask': 'dropped: the pipeline loads masks and this instance has none',
 }
+# Problems that COCO evaluation (pycocotools, reading the annotation file as it is) fails on: in a
+# validation or test file they cannot be fixed on the fly and are refused.
+BREAK_EVALUATION = ('bad polygon', 'no mask')
+EVALUATION_ADVICE = ('the COCO evaluator reads this file as it is and fails on it: fix the '
+                     'annotation in the json')
 
 
 @dataclass(frozen=True)
@@ -52,18 +58,21 @@ class Problem:
         img_id: the image's id (None for file-wide problems).
         ann_id: the annotation's id (None for image-wide problems).
         detail (str): the values involved.
+        advice (str | None): what to do, when not the kind's usual :data:`ADVICE`.
     """
     action: str
     kind: str
     img_id: object
     ann_id: object
     detail: str
+    advice: str = None
 
     def __str__(self):
         where = 'file' if self.img_id is None else f'image {self.img_id}'
         if self.ann_id is not None:
             where += f', annotation {self.ann_id}'
-        return f'[{self.action}] {where}: {self.kind}: {self.detail}; {ADVICE[self.kind]}'
+        advice = self.advice or ADVICE[self.kind]
+        return f'[{self.action}] {where}: {self.kind}: {self.detail}; {advice}'
 
 
 def check_categories(classes, categories):
@@ -114,7 +123,8 @@ def check_image(img_info, img_path, verify_size=True):
     kind = 'exif rotation' if stored == (width, height) else 'size mismatch'
     return [Problem('refuse', kind, img_id, None,
                     f'{img_path} is {upright[0]}x{upright[1]} upright (stored {stored[0]}x'
-                    f'{stored[1]}, EXIF orientation {orientation}), the json says {width}x{height}')]
+                    f'{stored[1]}, EXIF orientation {orientation}), the json says '
+                    f'{width}x{height}')]
 
 
 def check_annotations(img_info, anns, category_ids, need_masks):
@@ -175,13 +185,20 @@ def check_annotations(img_info, anns, category_ids, need_masks):
                 ann['segmentation'] = parts
         elif isinstance(segm, dict):
             if list(segm.get('size', ())) != [height, width]:
-                note('refuse', 'rle size', ann, f'size={segm.get("size")!r}, image {height}x{width}')
+                note('refuse', 'rle size', ann,
+                     f'size={segm.get("size")!r}, image {height}x{width}')
                 continue
         elif need_masks:
             note('drop', 'no mask', ann, f'segmentation={segm!r}')
             continue
         kept.append(ann)
     return kept, problems
+
+
+def for_evaluation(problems):
+    """The findings for a validation/test file: what would break COCO evaluation is refused."""
+    return [replace(p, action='refuse', advice=EVALUATION_ADVICE)
+            if p.kind in BREAK_EVALUATION else p for p in problems]
 
 
 def format_problems(problems, limit=None):

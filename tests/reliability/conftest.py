@@ -2,10 +2,12 @@
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +49,9 @@ def write_split(root, split, entries):
         width, height = entry['size']
         image = entry.get('image')
         if image is None:
-            image = draw(width, height, [a['bbox'] for a in entry['anns']], seed=img_id)
+            boxes = [a['bbox'] for a in entry['anns'] if len(a['bbox']) == 4
+                     and all(isinstance(v, (int, float)) for v in a['bbox'])]
+            image = draw(width, height, boxes, seed=img_id)
         if image is not False:
             image.save(root / split / entry['name'], exif=entry.get('exif', b''))
         json_w, json_h = entry.get('json_size', (width, height))
@@ -74,6 +78,32 @@ def simple_entries(num, size=64, seed=0, prefix='img'):
     return entries
 
 
+def dinov2_layout(embed_dim=64, depth=2, registers=0):
+    """Random tensors in the official DINOv2 ViT layout (14-pixel patches, 37x37 positions), for
+    the tiny backbone by default; ``registers=4`` adds the register tokens of the *_reg4 files."""
+    sd = {'cls_token': torch.randn(1, 1, embed_dim), 'pos_embed': torch.randn(1, 1370, embed_dim),
+          'mask_token': torch.zeros(1, embed_dim),
+          'patch_embed.proj.weight': torch.randn(embed_dim, 3, 14, 14),
+          'patch_embed.proj.bias': torch.randn(embed_dim),
+          'norm.weight': torch.ones(embed_dim), 'norm.bias': torch.zeros(embed_dim)}
+    for i in range(depth):
+        p = f'blocks.{i}.'
+        sd.update({p + 'norm1.weight': torch.ones(embed_dim), p + 'norm1.bias': torch.zeros(embed_dim),
+                   p + 'attn.qkv.weight': torch.randn(3 * embed_dim, embed_dim),
+                   p + 'attn.qkv.bias': torch.randn(3 * embed_dim),
+                   p + 'attn.proj.weight': torch.randn(embed_dim, embed_dim),
+                   p + 'attn.proj.bias': torch.randn(embed_dim),
+                   p + 'ls1.gamma': torch.randn(embed_dim), p + 'ls2.gamma': torch.randn(embed_dim),
+                   p + 'norm2.weight': torch.ones(embed_dim), p + 'norm2.bias': torch.zeros(embed_dim),
+                   p + 'mlp.fc1.weight': torch.randn(4 * embed_dim, embed_dim),
+                   p + 'mlp.fc1.bias': torch.randn(4 * embed_dim),
+                   p + 'mlp.fc2.weight': torch.randn(embed_dim, 4 * embed_dim),
+                   p + 'mlp.fc2.bias': torch.randn(embed_dim)})
+    if registers:
+        sd['register_tokens'] = torch.randn(1, registers, embed_dim)
+    return sd
+
+
 def tiny_config(data_root, work_dir, **options):
     """The tiny config on ``data_root`` (train.json / val.json) with ``work_dir``; ``options`` are
     dotted cfg options (``'train_cfg.max_epochs': 1``)."""
@@ -90,6 +120,8 @@ def tiny_config(data_root, work_dir, **options):
     }
     merged.update(options)
     cfg.merge_from_dict(merged)
+    # several runners in one process: mmengine's visualizer is a named singleton
+    cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex}'
     return cfg
 
 

@@ -39,29 +39,6 @@ def evil(trained, tmp_path):
     return path, marker
 
 
-def dinov2_layout(embed_dim=64, depth=2):
-    """Random tensors in the official DINOv2 ViT layout (14-pixel patches, 37x37 positions)."""
-    sd = {'cls_token': torch.randn(1, 1, embed_dim), 'pos_embed': torch.randn(1, 1370, embed_dim),
-          'mask_token': torch.zeros(1, embed_dim),
-          'patch_embed.proj.weight': torch.randn(embed_dim, 3, 14, 14),
-          'patch_embed.proj.bias': torch.randn(embed_dim),
-          'norm.weight': torch.ones(embed_dim), 'norm.bias': torch.zeros(embed_dim)}
-    for i in range(depth):
-        p = f'blocks.{i}.'
-        sd.update({p + 'norm1.weight': torch.ones(embed_dim), p + 'norm1.bias': torch.zeros(embed_dim),
-                   p + 'attn.qkv.weight': torch.randn(3 * embed_dim, embed_dim),
-                   p + 'attn.qkv.bias': torch.randn(3 * embed_dim),
-                   p + 'attn.proj.weight': torch.randn(embed_dim, embed_dim),
-                   p + 'attn.proj.bias': torch.randn(embed_dim),
-                   p + 'ls1.gamma': torch.randn(embed_dim), p + 'ls2.gamma': torch.randn(embed_dim),
-                   p + 'norm2.weight': torch.ones(embed_dim), p + 'norm2.bias': torch.zeros(embed_dim),
-                   p + 'mlp.fc1.weight': torch.randn(4 * embed_dim, embed_dim),
-                   p + 'mlp.fc1.bias': torch.randn(4 * embed_dim),
-                   p + 'mlp.fc2.weight': torch.randn(embed_dim, 4 * embed_dim),
-                   p + 'mlp.fc2.bias': torch.randn(embed_dim)})
-    return sd
-
-
 # ------------------------------------------------------------------ every path refuses the payload
 def _train(h, cfg):
     h.build_runner(cfg).train()
@@ -136,7 +113,7 @@ def via_test_tool(h, cfg, path):
 
 
 def via_convert_tool(h, cfg, path):
-    torch.save(dict(dinov2_layout(), payload=Payload(path.parent / 'PAYLOAD_RAN')),
+    torch.save(dict(h.dinov2_layout(), payload=Payload(path.parent / 'PAYLOAD_RAN')),
                path.with_name('dinov2_vits14_pretrain.pth'))
     h.load_tool('tools/convert_14to16.py').main([str(path.with_name('dinov2_vits14_pretrain.pth'))])
 

@@ -1,0 +1,275 @@
+"""Bad input through the user's path (config -> runner): a clear error naming the file, key or
+value and what to do, or correct behaviour where there is one."""
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmdet_dinov2.checkpoints import CheckpointError
+from mmdet_dinov2.datasets import DatasetCheckError
+
+
+def train(h, cfg):
+    """Train ``cfg``; return (runner, the text of its log file)."""
+    runner = h.build_runner(cfg)
+    runner.train()
+    return runner, (runner.log_dir and open(f'{runner.log_dir}/{runner.timestamp}.log').read())
+
+
+def backbone_cfg(h, data, tmp_path, path, **options):
+    """The tiny config for one epoch from backbone weights ``path`` (DINOv2's 37x37 grid)."""
+    return h.tiny_config(data, tmp_path / 'work', **{
+        'train_cfg.max_epochs': 1, 'model.backbone.pretrain_size': 592,
+        'model.backbone.img_size': 592, 'model.backbone.pretrained': str(path), **options})
+
+
+# ------------------------------------------------------------------ checkpoint files
+@pytest.mark.parametrize('content, error, expected', [
+    (None, FileNotFoundError, 'checkpoint file not found'),
+    (b'', CheckpointError, 'is empty (0 bytes)'),
+    ('truncated', CheckpointError, 'truncated, corrupt, or not a checkpoint'),
+], ids=['missing', 'empty', 'truncated'])
+def test_missing_empty_or_truncated_backbone_file(h, tiny_data, tmp_path, content, error,
+                                                   expected):
+    path = tmp_path / 'dinov2_vits14_pretrain.pth'
+    if content == 'truncated':
+        torch.save(h.dinov2_layout(), path)
+        path.write_bytes(path.read_bytes()[:20000])
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(error, match=re.escape(expected)) as info:
+        train(h, backbone_cfg(h, tiny_data, tmp_path, path))
+    assert str(path) in str(info.value)
+
+
+def test_missing_pretrained_file_stops_train_tool_with_download_and_convert_commands(
+        h, tiny_data, tmp_path):
+    cfg = backbone_cfg(h, tiny_data, tmp_path, tmp_path / 'dinov2_vits14_pretrain_14to16.pth')
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    with pytest.raises(SystemExit) as info:
+        h.load_tool('tools/train.py').main([str(tmp_path / 'cfg.py')])
+    message = str(info.value)
+    assert 'https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth' in message
+    assert 'tools/convert_14to16.py' in message
+
+
+def test_backbone_of_another_size_names_the_shapes(h, tiny_data, tmp_path):
+    path = tmp_path / 'wider.pth'
+    torch.save(h.dinov2_layout(embed_dim=96), path)  # "S into B": another width
+    with pytest.raises(ValueError) as info:
+        train(h, backbone_cfg(h, tiny_data, tmp_path, path))
+    message = str(info.value)
+    assert str(path) in message and 'wrong shape' in message
+    assert 'checkpoint (96, 3, 16, 16), model (64, 3, 16, 16)' in message
+    assert 'weights (dim 96) into a ViT with dim 64 model' in message
+
+
+def test_backbone_of_another_family_is_named_as_such(h, tiny_data, tmp_path):
+    path = tmp_path / 'resnet50.pth'
+    torch.save({'conv1.weight': torch.randn(64, 3, 7, 7), 'bn1.weight': torch.ones(64),
+                'layer1.0.conv1.weight': torch.randn(64, 64, 1, 1), 'fc.weight': torch.randn(10, 8)},
+               path)
+    with pytest.raises(ValueError, match='not a DINOv2/ViT-Adapter checkpoint') as info:
+        train(h, backbone_cfg(h, tiny_data, tmp_path, path))
+    assert 'conv1.weight' in str(info.value)
+
+
+def test_raw_14_patch_file_is_converted_and_says_so(h, tiny_data, tmp_path):
+    path = tmp_path / 'dinov2_vits14_pretrain.pth'
+    raw = h.dinov2_layout()
+    torch.save(raw, path)
+    runner, log = train(h, backbone_cfg(h, tiny_data, tmp_path, path,
+                                        **{'train_cfg.max_epochs': 0}))
+    assert 'format dinov2' in log and 'converted:' in log and '14x14 -> 16x16' in log
+    backbone = runner.model.backbone
+    assert torch.equal(backbone.blocks[1].gamma2, raw['blocks.1.ls2.gamma'])
+    assert torch.equal(backbone.pos_embed, raw['pos_embed'])
+
+
+def test_reg4_file_into_a_model_without_registers_warns_and_loads_the_rest(h, tiny_data, tmp_path):
+    path = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
+    raw = h.dinov2_layout(registers=4)
+    torch.save(raw, path)
+    runner, log = train(h, backbone_cfg(h, tiny_data, tmp_path, path,
+                                        **{'train_cfg.max_epochs': 0}))
+    assert "register tokens are dropped (the model has none)" in log
+    assert torch.equal(runner.model.backbone.blocks[0].attn.qkv.weight,
+                       raw['blocks.0.attn.qkv.weight'])
+
+
+@pytest.mark.parametrize('options, expected', [
+    ({'model.backbone.interaction_indexes': [[0, 0], [2, 3]]}, 'does not fit depth=2'),
+    ({'model.backbone.window_attn': [True, False, True]}, 'window_attn has 3 entries but depth=2'),
+    ({'model.backbone.window_size': [4]}, 'window_size has 1 entries but depth=2'),
+    ({'model.backbone.depth': 3}, 'window_attn has 2 entries but depth=3'),
+], ids=['interaction_indexes', 'window_attn', 'window_size', 'depth'])
+def test_backbone_arguments_that_disagree(h, tiny_data, tmp_path, options, expected):
+    with pytest.raises(ValueError, match=expected):
+        h.build_runner(h.tiny_config(tiny_data, tmp_path, **options))
+
+
+# ------------------------------------------------------------------ datasets
+def odd_images():
+    """Images of every awkward kind, each with one box, plus one without annotations."""
+    gray = Image.fromarray(np.full((64, 64), 90, np.uint8))
+    rgba = Image.fromarray(np.full((64, 64, 4), 90, np.uint8))
+    deep = Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16))
+    upright = Image.fromarray(np.full((48, 64, 3), 90, np.uint8))  # 64 wide, 48 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated; viewers (and mmcv) turn it 90 degrees clockwise
+    box = [8, 8, 20, 16]
+    return [
+        dict(name='gray.png', size=(64, 64), image=gray, anns=[box]),
+        dict(name='rgba.png', size=(64, 64), image=rgba, anns=[box]),
+        dict(name='deep.png', size=(64, 64), image=deep, anns=[box]),
+        dict(name='exif.jpg', size=(64, 48), image=upright.transpose(Image.ROTATE_90),
+             exif=exif.tobytes(), anns=[box]),
+        dict(name='tiny.png', size=(32, 32), anns=[[4, 4, 20, 20]]),
+        dict(name='wide.png', size=(4000, 300), anns=[[100, 50, 400, 200], [3000, 20, 900, 260]]),
+        dict(name='negative.png', size=(64, 64), anns=[]),
+    ]
+
+
+def fixable_images():
+    """Annotations mmdet would mishandle silently, each of which can be fixed or dropped."""
+    return [dict(name='fixable.png', size=(64, 64), anns=[
+        [10, 10, 0, 12],        # zero width: dropped
+        [50, 40, 30, 10],       # reaches outside the image: clipped to [50, 40, 14, 10]
+        [70, 70, 10, 10],       # wholly outside: dropped
+        [5, 5, 20, 20],         # fine
+    ], polygons={3: [[5, 5, 25, 5]]}),  # only a 2-point polygon: dropped
+        dict(name='partly.png', size=(64, 64), anns=[[10, 10, 20, 20]],
+             polygons={0: [[10, 10, 30, 10, 30, 30, 10, 30], [1, 1, 2, 2]]})]  # a part dropped
+
+
+def to_entries(h, images, first_id=1):
+    entries, ann_id = [], first_id
+    for image in images:
+        anns = []
+        for i, box in enumerate(image['anns']):
+            ann = h.rect_ann(ann_id, 1 + i % 2, box)
+            if i in image.get('polygons', {}):
+                ann['segmentation'] = image['polygons'][i]
+            anns.append(ann)
+            ann_id += 1
+        entries.append(dict(image, anns=anns))
+    return entries
+
+
+@pytest.fixture(scope='module')
+def odd_data(h, tmp_path_factory):
+    root = tmp_path_factory.mktemp('odd')
+    entries = to_entries(h, odd_images() + fixable_images())
+    h.write_split(root, 'train', entries)
+    h.write_split(root, 'val', entries[:len(odd_images())])
+    return root
+
+
+def test_odd_images_and_fixable_annotations_train_and_test(h, odd_data, tmp_path):
+    cfg = h.tiny_config(odd_data, tmp_path / 'work', **{
+        'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+        'train_dataloader.dataset.filter_cfg.filter_empty_gt': False,
+        'train_dataloader.dataset.filter_cfg.min_size': 0,
+        'train_dataloader.dataset.pipeline.2.scale': (128, 128)})
+    runner, log = train(h, cfg)
+    dataset = runner.train_dataloader.dataset
+    assert len(dataset) == 9  # every image kept, the one without annotations as a negative
+    found = {(p.action, p.kind, p.ann_id) for p in dataset.problems}
+    assert found == {('drop', 'degenerate box', 8), ('fix', 'box outside image', 9),
+                     ('drop', 'degenerate box', 10), ('drop', 'bad polygon', 11),
+                     ('fix', 'bad polygon', 12)}
+    infos = {info['img_path'].rsplit('/', 1)[1]: info
+             for info in map(dataset.get_data_info, range(len(dataset)))}
+    assert [i['bbox'] for i in infos['fixable.png']['instances']] == [[50, 40, 64, 50]]
+    assert len(infos['partly.png']['instances'][0]['mask']) == 1
+    assert 'fixed or dropped 5 annotation(s)' in log and 'kept as negatives' in log
+    losses = [json.loads(line)['loss'] for line in open(f'{runner.log_dir}/vis_data/scalars.json')
+              if '"loss"' in line]
+    assert len(losses) == 5 and all(map(math.isfinite, losses))
+    assert 'coco/bbox_mAP' in log  # validation on the same images ran
+
+
+def test_odd_images_at_native_size_at_test_time(h, odd_data, tmp_path):
+    native = [dict(type='LoadImageFromFile'),
+              dict(type='Resize', scale_factor=1.0),
+              dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+              dict(type='PackDetInputs',
+                   meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))]
+    cfg = h.tiny_config(odd_data, tmp_path / 'work', **{'test_dataloader.dataset.pipeline': native,
+                                                        'test_dataloader.batch_size': 1})
+    metrics = h.build_runner(cfg).test()
+    assert 'coco/bbox_mAP' in metrics and 'coco/segm_mAP' in metrics
+
+
+def test_val_annotations_that_coco_evaluation_fails_on_are_refused(h, odd_data, tmp_path):
+    from mmdet.registry import DATASETS
+    cfg = h.tiny_config(odd_data, tmp_path, **{'val_dataloader.dataset.ann_file':
+                                               'annotations/train.json',
+                                               'val_dataloader.dataset.data_prefix.img': 'train/'})
+    with pytest.raises(DatasetCheckError) as info:
+        DATASETS.build(cfg.val_dataloader.dataset)
+    message = str(info.value)
+    assert '2 problem(s) that cannot be fixed' in message
+    assert 'image 8, annotation 11: bad polygon: no part with 3 points' in message
+    assert 'image 9, annotation 12: bad polygon: 1 of 2 parts' in message
+    assert 'the COCO evaluator reads this file as it is' in message
+
+
+def test_unfixable_dataset_problems_are_all_listed(h, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = Image.fromarray(np.full((48, 64, 3), 90, np.uint8))
+    bad_rle = {'size': [10, 10], 'counts': 'abc'}
+    entries = [
+        dict(name='ok.png', size=(64, 64), anns=[h.rect_ann(1, 7, [1, 1, 9, 9])]),
+        dict(name='gone.png', size=(64, 64), image=False, anns=[]),
+        dict(name='small.png', size=(64, 64), json_size=(80, 64), anns=[]),
+        dict(name='turned.jpg', size=(64, 48), image=stored, exif=exif.tobytes(), anns=[]),
+        dict(name='rle.png', size=(64, 64), anns=[dict(h.rect_ann(2, 1, [1, 1, 9, 9]),
+                                                       segmentation=bad_rle)]),
+        dict(name='box.png', size=(64, 64), anns=[dict(h.rect_ann(3, 1, [1, 1, 9, 9]),
+                                                       bbox=[1, 'x', 3])]),
+    ]
+    h.write_split(tmp_path, 'train', entries)
+    h.write_split(tmp_path, 'val', entries[:1])
+    with pytest.raises(DatasetCheckError) as info:
+        train(h, h.tiny_config(tmp_path, tmp_path / 'work'))
+    message = str(info.value)
+    ann_file = tmp_path / 'annotations' / 'train.json'
+    assert f'{ann_file}: 6 problem(s) that cannot be fixed' in message
+    for expected in [
+            'image 1, annotation 1: unknown category: category_id 7 (the json has [1, 2])',
+            f'image 2: missing image: {tmp_path}/train/gone.png does not exist',
+            'image 3: size mismatch: ', 'the json says 80x64',
+            'image 4: exif rotation: ', 'EXIF orientation 6',
+            "image 5, annotation 2: rle size: size=[10, 10], image 64x64",
+            "image 6, annotation 3: bad box: bbox=[1, 'x', 3]"]:
+        assert expected in message
+
+
+@pytest.mark.parametrize('classes, expected', [
+    (('a', 'z'), "classes ['z'] are not among the json categories ['a', 'b']"),
+    (('b', 'a'), "config classes ['b', 'a'] vs json order ['a', 'b']"),
+], ids=['unknown_class', 'class_order'])
+def test_classes_that_do_not_match_the_json(h, tiny_data, tmp_path, classes, expected):
+    from mmdet.registry import DATASETS
+    cfg = h.tiny_config(tiny_data, tmp_path, **{'train_dataloader.dataset.metainfo.classes':
+                                                classes})
+    with pytest.raises(DatasetCheckError, match=re.escape(expected)):
+        DATASETS.build(cfg.train_dataloader.dataset)
+
+
+def test_empty_val_set_is_refused_before_training(h, tiny_data, tmp_path):
+    h.write_split(tmp_path, 'val', [])
+    cfg = h.tiny_config(tiny_data, tmp_path / 'work', **{
+        'val_dataloader.dataset.data_root': str(tmp_path) + '/',
+        'val_evaluator.ann_file': str(tmp_path / 'annotations' / 'val.json')})
+    with pytest.raises(DatasetCheckError) as info:
+        train(h, cfg)
+    assert f'{tmp_path}/annotations/val.json gives no images' in str(info.value)
+    assert 'val_cfg=None' in str(info.value)
+    assert not (tmp_path / 'work' / 'epoch_1.pth').exists()
