@@ -15,6 +15,7 @@ import torch
 from mmengine.runner.checkpoint import get_torch_safe_globals
 
 from ..utils.atomic_file import atomic_open
+from ..utils.checkpoint_trust import checkpoints_trusted
 
 __all__ = ['CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
            'load_state_dict_file', 'save_state_dict_file']
@@ -44,7 +45,8 @@ class UnsafeCheckpointError(CheckpointError):
             f'refusing to load {self.path}: its pickle needs {", ".join(self.global_names)}, '
             'which is not on the allow-list of tensors, containers, numpy values and mmengine '
             'logging types; unpickling it could run arbitrary code. Pass trust=True / '
-            '--trust-checkpoint only for a file you trust.')
+            '--trust-checkpoint only for a file you trust (in a config: trust_checkpoint = '
+            'True).')
 
 
 def load_state_dict_file(path, *, trust=False):
@@ -69,16 +71,19 @@ def load_state_dict_file(path, *, trust=False):
     return _unwrap(load_checkpoint_file(path, trust=trust), path)
 
 
-def load_checkpoint_file(file, *, trust=False):
+def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
     """Read a whole checkpoint object (meta, optimizer, ... kept) from a path or a binary buffer.
 
     Args:
         file (str | PathLike | file-like): a ``.pth``/``.pt``/``.safetensors`` path, or an open
             binary buffer holding a ``torch.save`` pickle (what mmengine's remote backends give).
-        trust (bool): load with ``weights_only=False``: only for a file you trust.
+        trust (bool): load with ``weights_only=False``: only for a file you trust. Also on when
+            the user turned trust on for the process
+            (:func:`~mmdet_dinov2.utils.checkpoint_trust.set_checkpoint_trust`).
+        map_location: as :func:`torch.load` (``.safetensors``: a device).
 
     Returns:
-        object: what was saved, tensors on the CPU.
+        object: what was saved, tensors on ``map_location``.
 
     Raises:
         FileNotFoundError, UnsafeCheckpointError, CheckpointError: as :func:`load_state_dict_file`.
@@ -90,28 +95,28 @@ def load_checkpoint_file(file, *, trust=False):
         if path.stat().st_size == 0:
             raise CheckpointError(f'checkpoint file is empty (0 bytes): {path}; download it again')
         if path.suffix == '.safetensors':
-            return _load_safetensors(path)
-    return _load_pickle(file, trust)
+            return _load_safetensors(path, map_location)
+    return _load_pickle(file, trust or checkpoints_trusted(), map_location)
 
 
-def _load_safetensors(path):
+def _load_safetensors(path, device='cpu'):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     try:
-        return load_file(str(path), device='cpu')
+        return load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as err:
         raise CheckpointError(
             f'cannot read {path} as safetensors (truncated or corrupt?): {err}') from err
 
 
-def _load_pickle(file, trust):
-    """``torch.load`` of a path or buffer, weights-only with mmengine's allow-list unless trusted."""
+def _load_pickle(file, trust, map_location='cpu'):
+    """``torch.load`` of a path or buffer, weights-only with :func:`safe_globals` unless trusted."""
     name = file if isinstance(file, (str, os.PathLike)) else getattr(file, 'name', '<buffer>')
     start = None if isinstance(file, (str, os.PathLike)) else file.tell()
-    allowed = get_torch_safe_globals()
+    allowed = safe_globals()
     try:
         with torch.serialization.safe_globals(allowed):
-            return torch.load(file, map_location='cpu', weights_only=not trust)
+            return torch.load(file, map_location=map_location, weights_only=not trust)
     except Exception as err:  # torch raises many types for bad files; each is reported below
         if not trust:
             if start is not None:
@@ -122,6 +127,32 @@ def _load_pickle(file, trust):
         raise CheckpointError(
             f'cannot read {name} as a PyTorch checkpoint (truncated, corrupt, or not a '
             f'checkpoint): {type(err).__name__}: {_first_line(err)}') from err
+
+
+def safe_globals():
+    """What a weights-only load admits beyond torch's defaults: data types only, no callables
+    that could run code.
+
+    mmengine's :func:`get_torch_safe_globals` (``HistoryBuffer``, numpy arrays and the uint32,
+    int64 and float64 scalar types), plus every numeric/bool numpy dtype (an mmdet 2.x meta may
+    hold a float32 score) and the numpy 1.x names of the array/scalar constructors
+    (``numpy.core.multiarray.*``, renamed ``numpy._core`` in numpy 2): files saved before numpy 2,
+    such as the original ViT-Adapter releases, name them so.
+    """
+    import numpy as np
+    allowed = list(get_torch_safe_globals())
+    allowed += [getattr(np.dtypes, name) for name in _NUMPY_DTYPES]
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    allowed += [(multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+                (multiarray.scalar, 'numpy.core.multiarray.scalar')]
+    return allowed
+
+
+_NUMPY_DTYPES = ('BoolDType', 'Int8DType', 'Int16DType', 'Int32DType', 'Int64DType', 'UInt8DType',
+                 'UInt16DType', 'UInt32DType', 'UInt64DType', 'Float16DType', 'Float32DType',
+                 'Float64DType', 'LongDType', 'ULongDType', 'LongLongDType', 'ULongLongDType',
+                 'ByteDType', 'UByteDType', 'ShortDType', 'UShortDType', 'IntDType', 'UIntDType',
+                 'StrDType', 'BytesDType')
 
 
 def _unsafe_globals(file, err, allowed):

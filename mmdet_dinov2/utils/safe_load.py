@@ -32,10 +32,8 @@ def safe_torch_load(file, map_location=None, weights_only=None):
     Returns:
         The whole checkpoint object (not unwrapped: ``resume`` needs its meta and optimizer).
     """
-    obj = ckpt_io.load_checkpoint_file(file, trust=checkpoints_trusted())
-    if map_location in (None, 'cpu'):
-        return obj
-    return _to_location(obj, map_location)
+    return ckpt_io.load_checkpoint_file(file, trust=checkpoints_trusted(),
+                                        map_location=map_location or 'cpu')
 
 
 def safe_load_url(url, model_dir=None, map_location=None, progress=True, **kwargs):
@@ -67,13 +65,3 @@ def install():
     mmengine_checkpoint._safe_torch_load = safe_torch_load
     mmengine_checkpoint.load_url = safe_load_url
 
-
-def _to_location(obj, device):
-    """Move every tensor in a loaded checkpoint to ``device`` (mmengine passes a device string)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return type(obj)((key, _to_location(value, device)) for key, value in obj.items())
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, '_fields'):
-        return type(obj)(_to_location(value, device) for value in obj)
-    return obj
