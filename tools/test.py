@@ -1,7 +1,7 @@
 """Evaluate a detector checkpoint on the config's test set (mmdet 3.x tools/test.py behaviour).
 
     python tools/test.py CONFIG CHECKPOINT [--out PKL] [--show-dir DIR] [--work-dir DIR]
-        [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
+        [--trust-checkpoint] [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
 
 Prints box and mask AP (AP, AP50, AP75, APs, APm, APl) through mmdet's CocoMetric. CHECKPOINT is
 read with the safe (weights-only) loader; checkpoints of the original ViT-Adapter (mmdet 2.x)
@@ -14,6 +14,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from mmdet_dinov2.engine.launch import build_runner, load_config
+from mmdet_dinov2.utils import set_checkpoint_trust
 
 
 def parse_args(argv=None):
@@ -24,6 +25,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='dump the predictions to this pickle file (.pkl)')
     parser.add_argument('--show-dir', help='save images with predictions drawn to this dir '
                                            '(relative paths go under WORK_DIR/<timestamp>/)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load checkpoints whose pickle needs more than tensors and plain '
+                             'data (it may run code): only for files you trust')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, KEY=VALUE')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -56,6 +60,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     apply_args(cfg, args)
+    if args.trust_checkpoint:  # the config key, and the process-wide switch for other loaders
+        cfg.trust_checkpoint = True
+        set_checkpoint_trust(True)
     runner = build_runner(cfg)
     return runner.test()
 

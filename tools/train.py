@@ -1,7 +1,8 @@
 """Train a detector from a config (mmdet 3.x tools/train.py behaviour).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--amp]
-        [--auto-scale-lr] [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
+        [--auto-scale-lr] [--trust-checkpoint] [--cfg-options KEY=VALUE ...]
+        [--launcher none|pytorch|slurm|mpi]
 
 Several processes: tools/dist_train.sh CONFIG NUM_PROCESSES [ARGS] (also CPU-only, with gloo).
 Before anything is built, a missing pretrained backbone file stops the run with the download and
@@ -17,6 +18,7 @@ from mmengine.logging import print_log
 
 from mmdet_dinov2.engine.launch import build_runner, load_config
 from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
+from mmdet_dinov2.utils import set_checkpoint_trust
 
 
 def parse_args(argv=None):
@@ -30,6 +32,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CHECKPOINT, or without a value from the latest '
                              'checkpoint in the work dir')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load checkpoints whose pickle needs more than tensors and plain '
+                             'data (it may run code): only for files you trust')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, KEY=VALUE (e.g. '
                              'train_dataloader.batch_size=4 model.backbone.with_cp=True)')
@@ -67,6 +72,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     apply_args(cfg, args)
+    if args.trust_checkpoint:  # the config key, and the process-wide switch for other loaders
+        cfg.trust_checkpoint = True
+        set_checkpoint_trust(True)
     try:
         check_pretrained_files(cfg)
     except MissingPretrainedError as err:

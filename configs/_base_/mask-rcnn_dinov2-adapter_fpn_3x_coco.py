@@ -61,7 +61,18 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 # 2 images per GPU, 8 GPUs (auto_scale_lr below); the test pipeline (1333x800) is mmdet's.
-train_dataloader = dict(batch_size=2, num_workers=2, dataset=dict(pipeline=train_pipeline))
+# CheckedCocoDataset (mmdet_dinov2.datasets) checks the annotation file before training: it clips
+# boxes reaching outside their image, drops degenerate ones with a warning, and refuses missing
+# images, unknown category ids or sizes that disagree with the files, listing every problem.
+# Images without annotations are trained on as negatives (filter_empty_gt=False). The original
+# (mmdet 2.x CocoDataset) dropped them: COCO train2017 has 1,021 such images of 118,287; set
+# train_dataloader.dataset.filter_cfg.filter_empty_gt=True to reproduce that exactly.
+train_dataloader = dict(
+    batch_size=2, num_workers=2,
+    dataset=dict(type='CheckedCocoDataset', pipeline=train_pipeline,
+                 filter_cfg=dict(filter_empty_gt=False)))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader
 
 # 36 epochs; linear warm-up over 500 iterations from 0.001 x lr; lr x 0.1 after epochs 27 and 33.
 # end=501: mmengine's LinearLR reaches full lr at iteration end - 1, mmcv 1.x's warm-up (the
@@ -83,5 +94,14 @@ optim_wrapper = dict(
     paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.7))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
+# AtomicCheckpointHook: mmengine's CheckpointHook whose saves survive a kill or a full disk (the
+# previous checkpoint and the last_checkpoint pointer stay valid). NonFiniteLossHook stops at the
+# first NaN/inf loss term, naming it and the last good checkpoint; ReseedHook makes --resume
+# repeat an uninterrupted run exactly; CheckpointTrustHook applies trust_checkpoint below.
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_last=True))
+custom_hooks = [dict(type='CheckpointTrustHook'), dict(type='NonFiniteLossHook'),
+                dict(type='ReseedHook')]
+# Checkpoints are read weights-only; a file whose pickle needs more (code could run) is refused.
+# True (or --trust-checkpoint on the tools) loads such files: only for files you trust.
+trust_checkpoint = False
