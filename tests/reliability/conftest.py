@@ -13,7 +13,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TINY_CONFIG = HERE / 'tiny_config.py'
-CLASSES = ('a', 'b')
+CLASSES = ('circle', 'triangle', 'rectangle', 'star')  # the tiny config's
 
 
 def rect_ann(ann_id, category_id, box):
@@ -34,7 +34,7 @@ def draw(width, height, boxes, seed):
 
 
 def write_split(root, split, entries):
-    """Write ``root/split/*.png`` and ``root/annotations/split.json``.
+    """Write ``root/split/*.png`` and ``root/annotations/instances_split.json``.
 
     Args:
         entries (list[dict]): per image ``name``, ``size`` (w, h), ``anns`` (annotation dicts
@@ -58,7 +58,7 @@ def write_split(root, split, entries):
         images.append(dict(id=img_id, file_name=entry['name'], width=json_w, height=json_h))
         annotations += [dict(ann, image_id=img_id) for ann in entry['anns']]
     categories = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
-    with open(root / 'annotations' / f'{split}.json', 'w') as f:
+    with open(root / 'annotations' / f'instances_{split}.json', 'w') as f:
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     return root
 
@@ -105,7 +105,7 @@ def dinov2_layout(embed_dim=64, depth=2, registers=0):
 
 
 def tiny_config(data_root, work_dir, **options):
-    """The tiny config on ``data_root`` (train.json / val.json) with ``work_dir``; ``options`` are
+    """The tiny config on ``data_root`` (instances_{train,val}.json) with ``work_dir``; ``options`` are
     dotted cfg options (``'train_cfg.max_epochs': 1``)."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(TINY_CONFIG))
@@ -115,8 +115,8 @@ def tiny_config(data_root, work_dir, **options):
         'train_dataloader.dataset.data_root': data_root,
         'val_dataloader.dataset.data_root': data_root,
         'test_dataloader.dataset.data_root': data_root,
-        'val_evaluator.ann_file': data_root + 'annotations/val.json',
-        'test_evaluator.ann_file': data_root + 'annotations/val.json',
+        'val_evaluator.ann_file': data_root + 'annotations/instances_val.json',
+        'test_evaluator.ann_file': data_root + 'annotations/instances_val.json',
     }
     merged.update(options)
     cfg.merge_from_dict(merged)

@@ -174,7 +174,11 @@ def test_odd_images_and_fixable_annotations_train_and_test(h, odd_data, tmp_path
         'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
         'train_dataloader.dataset.filter_cfg.filter_empty_gt': False,
         'train_dataloader.dataset.filter_cfg.min_size': 0,
-        'train_dataloader.dataset.pipeline.2.scale': (128, 128)})
+        'train_dataloader.dataset.pipeline': [
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+            dict(type='Resize', scale=(128, 128), keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5), dict(type='PackDetInputs')]})
     runner, log = train(h, cfg)
     dataset = runner.train_dataloader.dataset
     assert len(dataset) == 9  # every image kept, the one without annotations as a negative
@@ -208,7 +212,7 @@ def test_odd_images_at_native_size_at_test_time(h, odd_data, tmp_path):
 def test_val_annotations_that_coco_evaluation_fails_on_are_refused(h, odd_data, tmp_path):
     from mmdet.registry import DATASETS
     cfg = h.tiny_config(odd_data, tmp_path, **{'val_dataloader.dataset.ann_file':
-                                               'annotations/train.json',
+                                               'annotations/instances_train.json',
                                                'val_dataloader.dataset.data_prefix.img': 'train/'})
     with pytest.raises(DatasetCheckError) as info:
         DATASETS.build(cfg.val_dataloader.dataset)
@@ -239,10 +243,10 @@ def test_unfixable_dataset_problems_are_all_listed(h, tmp_path):
     with pytest.raises(DatasetCheckError) as info:
         train(h, h.tiny_config(tmp_path, tmp_path / 'work'))
     message = str(info.value)
-    ann_file = tmp_path / 'annotations' / 'train.json'
+    ann_file = tmp_path / 'annotations' / 'instances_train.json'
     assert f'{ann_file}: 6 problem(s) that cannot be fixed' in message
     for expected in [
-            'image 1, annotation 1: unknown category: category_id 7 (the json has [1, 2])',
+            'image 1, annotation 1: unknown category: category_id 7 (the json has [1, 2, 3, 4])',
             f'image 2: missing image: {tmp_path}/train/gone.png does not exist',
             'image 3: size mismatch: ', 'the json says 80x64',
             'image 4: exif rotation: ', 'EXIF orientation 6',
@@ -252,8 +256,10 @@ def test_unfixable_dataset_problems_are_all_listed(h, tmp_path):
 
 
 @pytest.mark.parametrize('classes, expected', [
-    (('a', 'z'), "classes ['z'] are not among the json categories ['a', 'b']"),
-    (('b', 'a'), "config classes ['b', 'a'] vs json order ['a', 'b']"),
+    (('circle', 'square'), "classes ['square'] are not among the json categories ['circle', "
+                           "'triangle', 'rectangle', 'star']"),
+    (('triangle', 'circle'), "config classes ['triangle', 'circle'] vs json order ['circle', "
+                             "'triangle']"),
 ], ids=['unknown_class', 'class_order'])
 def test_classes_that_do_not_match_the_json(h, tiny_data, tmp_path, classes, expected):
     from mmdet.registry import DATASETS
@@ -267,9 +273,9 @@ def test_empty_val_set_is_refused_before_training(h, tiny_data, tmp_path):
     h.write_split(tmp_path, 'val', [])
     cfg = h.tiny_config(tiny_data, tmp_path / 'work', **{
         'val_dataloader.dataset.data_root': str(tmp_path) + '/',
-        'val_evaluator.ann_file': str(tmp_path / 'annotations' / 'val.json')})
+        'val_evaluator.ann_file': str(tmp_path / 'annotations' / 'instances_val.json')})
     with pytest.raises(DatasetCheckError) as info:
         train(h, cfg)
-    assert f'{tmp_path}/annotations/val.json gives no images' in str(info.value)
+    assert f'{tmp_path}/annotations/instances_val.json gives no images' in str(info.value)
     assert 'val_cfg=None' in str(info.value)
     assert not (tmp_path / 'work' / 'epoch_1.pth').exists()

@@ -2,6 +2,7 @@
 checkpoint (the payload never runs), loads when the user vouches for it, and legitimate files load."""
 import os
 import shlex
+import zipfile
 
 import pytest
 import torch
@@ -143,6 +144,14 @@ def test_config_key_trust_checkpoint_lets_resume_load_it(h, tiny_data, tmp_path,
     assert (tmp_path / 'work' / 'epoch_2.pth').is_file()
 
 
+def test_trust_checkpoint_flag_lets_the_test_tool_load_it(h, tiny_data, tmp_path, evil):
+    path, marker = evil
+    h.tiny_config(tiny_data, tmp_path / 'work').dump(str(tmp_path / 'cfg.py'))
+    metrics = h.load_tool('tools/test.py').main([str(tmp_path / 'cfg.py'), str(path),
+                                                 '--trust-checkpoint'])
+    assert marker.exists() and 'coco/segm_mAP' in metrics
+
+
 def test_trusted_checkpoints_context_lets_the_api_load_it(h, tiny_data, tmp_path, evil):
     from mmengine.runner import load_checkpoint
     from mmdet.registry import MODELS
@@ -169,3 +178,43 @@ def test_own_checkpoint_and_safetensors_load_without_trust(h, tiny_data, tmp_pat
     other = MODELS.build(cfg.model)
     load_checkpoint(other, str(tmp_path / 'weights.safetensors'), strict=True)
     assert all(torch.equal(other.state_dict()[k], v) for k, v in tensors.items())
+
+
+def as_saved_under_numpy1(path):
+    """Rewrite a zip checkpoint's pickle as numpy 1.x wrote it (numpy.core, not numpy._core)."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as archive:
+        for info, data in entries:
+            if info.filename.endswith('data.pkl'):
+                assert b'numpy._core.multiarray' in data
+                data = data.replace(b'numpy._core.', b'numpy.core.')
+            archive.writestr(info, data)
+
+
+def test_mmdet2_release_with_numpy1_meta_loads_without_trust(h, tiny_data, tmp_path, trained):
+    """What the original ViT-Adapter (mmcv 1.x runner, numpy 1.x) put in a released file: meta with
+    the config text, class names, versions, hook messages (numpy scores), an AdamW state."""
+    from collections import OrderedDict
+
+    import numpy as np
+    from mmdet_dinov2.checkpoints import load_checkpoint_file
+    state_dict = load_checkpoint_file(trained)['state_dict']
+    meta = dict(mmcv_version='1.4.2', time='Sat Jun  4 10:00:00 2022', env_info='sys.platform: '
+                'linux\nPython: 3.7.11', config="model = dict(type='MaskRCNN')\n", seed=0,
+                exp_name='mask_rcnn_dinov2_adapter_small_fpn_3x_coco.py',
+                mmdet_version='2.22.0+abc1234', CLASSES=h.CLASSES, epoch=36, iter=263808,
+                hook_msgs=dict(last_ckpt='work_dirs/x/epoch_36.pth', best_score=np.float32(0.515),
+                               best_ckpt='work_dirs/x/best_bbox_mAP_epoch_33.pth'),
+                iters_per_epoch=np.int64(7328))
+    optimizer = dict(state={0: dict(step=10, exp_avg=torch.zeros(3), exp_avg_sq=torch.zeros(3))},
+                     param_groups=[dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05,
+                                        amsgrad=False, params=[0], lr_scale=0.49)])
+    path = tmp_path / 'mask_rcnn_dinov2_adapter_small_fpn_3x_coco.pth'
+    torch.save(dict(meta=meta, state_dict=OrderedDict(state_dict), optimizer=optimizer), path)
+    as_saved_under_numpy1(path)
+    assert load_checkpoint_file(path)['meta']['hook_msgs']['best_score'] == np.float32(0.515)
+    cfg = h.tiny_config(tiny_data, tmp_path / 'work')
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    metrics = h.load_tool('tools/test.py').main([str(tmp_path / 'cfg.py'), str(path)])
+    assert 'coco/bbox_mAP' in metrics
