@@ -223,7 +223,7 @@ def test_val_annotations_that_coco_evaluation_fails_on_are_refused(h, odd_data, 
     assert 'the COCO evaluator reads this file as it is' in message
 
 
-def test_unfixable_dataset_problems_are_all_listed(h, tmp_path):
+def test_unfixable_dataset_problems_are_all_listed(h, tmp_path, capsys):
     exif = Image.Exif()
     exif[0x0112] = 6
     stored = Image.fromarray(np.full((48, 64, 3), 90, np.uint8))
@@ -242,6 +242,11 @@ def test_unfixable_dataset_problems_are_all_listed(h, tmp_path):
     h.write_split(tmp_path, 'val', entries[:1])
     with pytest.raises(DatasetCheckError) as info:
         train(h, h.tiny_config(tmp_path, tmp_path / 'work'))
+    cfg = h.tiny_config(tmp_path, tmp_path / 'work')
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    assert h.load_tool('tools/misc/check_dataset.py').main([str(tmp_path / 'cfg.py')]) == 1
+    listed = capsys.readouterr().out
+    assert 'train: REFUSED' in listed and 'val: REFUSED' in listed  # val has image 1 too
     message = str(info.value)
     ann_file = tmp_path / 'annotations' / 'instances_train.json'
     assert f'{ann_file}: 6 problem(s) that cannot be fixed' in message
@@ -252,7 +257,7 @@ def test_unfixable_dataset_problems_are_all_listed(h, tmp_path):
             'image 4: exif rotation: ', 'EXIF orientation 6',
             "image 5, annotation 2: rle size: size=[10, 10], image 64x64",
             "image 6, annotation 3: bad box: bbox=[1, 'x', 3]"]:
-        assert expected in message
+        assert expected in message and expected in listed
 
 
 @pytest.mark.parametrize('classes, expected', [
