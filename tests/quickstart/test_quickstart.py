@@ -1,0 +1,85 @@
+"""tools/quickstart.py end to end on a few tiny images: outputs, reuse of a finished run, resume."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+METRIC_KEYS = ('coco/bbox_mAP', 'coco/segm_mAP', 'wall_seconds')
+
+
+def quickstart(tmp_path, *extra, force=False):
+    """Run the quickstart CLI on 4 train / 2 val images for 2 one-iteration epochs."""
+    cmd = [sys.executable, str(REPO / 'tools' / 'quickstart.py'),
+           '--data-root', str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work'),
+           '--num-train', '4', '--num-val', '2', '--num-vis', '2', '--epochs', '2',
+           '--val-interval', '1', '--cfg-options', 'default_hooks.checkpoint.max_keep_ckpts=2',
+           *extra]
+    env = dict(os.environ, FORCE='1' if force else '0')
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def run_dirs(work):
+    return sorted(p.name for p in work.iterdir() if (p / 'vis_data').is_dir())
+
+
+def train_steps(run_dir):
+    lines = (run_dir / 'vis_data' / 'scalars.json').read_text().splitlines()
+    return [r['step'] for r in map(json.loads, lines) if 'loss' in r]
+
+
+@pytest.mark.slow
+def test_quickstart_outputs_reuse_and_resume(tmp_path):
+    work = tmp_path / 'work'
+    out = quickstart(tmp_path)
+    metrics = json.loads((work / 'metrics.json').read_text())
+    for key in METRIC_KEYS:
+        assert isinstance(metrics[key], float), key
+    assert 0 <= metrics['coco/bbox_mAP'] <= 1 and 0 <= metrics['coco/segm_mAP'] <= 1
+    assert metrics['iterations'] == 2 and metrics['epochs'] == 2
+    assert '| bbox |' in out and '| segm |' in out and 'eta:' in out
+    vis = sorted((work / 'vis').glob('*.png'))
+    assert len(vis) == 2
+    for png in vis + [work / 'curves.png']:
+        with Image.open(png) as img:
+            assert img.format == 'PNG' and min(img.size) >= 256
+    with Image.open(vis[0]) as img:  # ground truth | prediction, upscaled for legible labels
+        assert img.height >= 512 and img.width == 2 * img.height
+    [first_run] = run_dirs(work)
+    assert train_steps(work / first_run) == [1, 2]
+
+    # a second invocation reuses the finished run: no training, same metrics
+    out = quickstart(tmp_path)
+    assert 'reusing the finished run' in out
+    assert run_dirs(work) == [first_run]
+    assert json.loads((work / 'metrics.json').read_text()) == metrics
+
+    # interrupted after epoch 1: the next invocation resumes from epoch_1.pth and trains epoch 2
+    (work / 'metrics.json').unlink()
+    (work / 'epoch_2.pth').unlink()
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    out = quickstart(tmp_path)
+    assert 'resumed epoch: 1' in out
+    second_run = next(d for d in run_dirs(work) if d != first_run)
+    assert train_steps(work / second_run) == [2]
+    assert json.loads((work / 'metrics.json').read_text())['iterations'] == 2
+
+
+@pytest.mark.slow
+def test_quickstart_refuses_changed_settings_without_force(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'quickstart_settings.json').write_text(json.dumps(dict(num_train=999)))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'quickstart.py'), '--work-dir', str(work),
+         '--data-root', str(tmp_path / 'data'), '--num-train', '4', '--num-val', '2'],
+        cwd=tmp_path, env=dict(os.environ, FORCE='0'), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert 'other settings' in proc.stderr and 'FORCE=1' in proc.stderr
+    assert not (tmp_path / 'data').exists()  # refused before generating anything

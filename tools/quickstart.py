@@ -1,0 +1,211 @@
+"""Quickstart (`make demo`): train, evaluate and draw a tiny DINOv2 ViT-Adapter Mask R-CNN on CPU.
+
+1. generates the shapes dataset (tools/misc/make_shapes_dataset.py) unless it is already there;
+2. trains configs/quickstart/mask-rcnn_vit-adapter-tiny_fpn_shapes.py with mmengine's Runner: the
+   real code path (ViTAdapter with interaction blocks, FPN, Mask R-CNN heads, layer-wise lr decay,
+   CocoMetric), only smaller; the log prints progress with an ETA;
+3. prints the COCO box and mask AP table of the last validation and writes WORK_DIR/metrics.json;
+4. draws predictions beside the ground truth for a few val images (WORK_DIR/vis/*.png) and the loss
+   and AP curves (WORK_DIR/curves.png).
+
+Running it again reuses the dataset and a finished run (it prints the table again); an interrupted
+run resumes from its last checkpoint. FORCE=1 in the environment trains again from scratch.
+
+Usage::
+
+    python tools/quickstart.py [--epochs N] [--num-train N] [--num-val N] [--work-dir DIR] ...
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / 'tools'), str(REPO)]  # the helper tools below; the package, uninstalled
+
+from analysis_tools.plot_curves import plot_curves  # noqa: E402
+from misc.make_shapes_dataset import make_shapes_dataset  # noqa: E402
+from misc.visualize_predictions import draw_predictions  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+DEFAULT_CONFIG = REPO / 'configs' / 'quickstart' / 'mask-rcnn_vit-adapter-tiny_fpn_shapes.py'
+SETTINGS_FILE = 'quickstart_settings.json'
+METRICS_FILE = 'metrics.json'
+AP_COLUMNS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
+
+
+class LastValMetrics(Hook):
+    """Keeps the metrics of the latest validation and the epoch it ran after."""
+
+    def __init__(self):
+        self.metrics, self.epoch = None, None
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics, self.epoch = metrics, runner.epoch
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config', default=str(DEFAULT_CONFIG))
+    parser.add_argument('--work-dir', default='work_dirs/quickstart')
+    parser.add_argument('--data-root', default='data/shapes',
+                        help='where the shapes dataset is (or is generated)')
+    parser.add_argument('--num-train', type=int, default=300, help='training images to generate')
+    parser.add_argument('--num-val', type=int, default=100, help='validation images to generate')
+    parser.add_argument('--epochs', type=int, help='training epochs (default: the config\'s)')
+    parser.add_argument('--val-interval', type=int, help='validate every N epochs (default: the '
+                        'config\'s); the last epoch is always validated')
+    parser.add_argument('--num-vis', type=int, default=4, help='val images to draw')
+    parser.add_argument('--seed', type=int, default=0, help='dataset and training seed')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config settings, key=value (mmengine syntax)')
+    return parser.parse_args(argv)
+
+
+def set_epochs(cfg, epochs):
+    """Change the schedule's length, stretching the by-epoch lr schedulers with it."""
+    old = cfg.train_cfg.max_epochs
+    cfg.train_cfg.max_epochs = epochs
+    for scheduler in cfg.param_scheduler:
+        if not scheduler.get('by_epoch', True):
+            continue
+        for key in ('end', 'T_max'):
+            if key in scheduler:
+                scheduler[key] = max(1, round(scheduler[key] * epochs / old))
+        if 'milestones' in scheduler:
+            scheduler['milestones'] = [max(1, round(m * epochs / old))
+                                       for m in scheduler['milestones']]
+
+
+def build_config(args):
+    """The quickstart config with the command line's data, schedule and work dir."""
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    data_root = str(Path(args.data_root).resolve()) + '/'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        cfg[evaluator].ann_file = data_root + 'annotations/instances_val.json'
+    if args.epochs is not None:
+        set_epochs(cfg, args.epochs)
+    if args.val_interval is not None:
+        cfg.train_cfg.val_interval = args.val_interval
+    cfg.randomness = dict(seed=args.seed)
+    cfg.work_dir = str(Path(args.work_dir).resolve())
+    cfg.resume = True  # picks up WORK_DIR/last_checkpoint when there is one
+    return cfg
+
+
+def run_settings(args, cfg):
+    """What a finished run in the work dir must match to be reused."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return dict(config=str(Path(args.config).resolve()),
+                config_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                num_train=args.num_train, num_val=args.num_val, seed=args.seed,
+                img_size=cfg.img_size)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_json(path, obj):
+    """Write atomically: a reader never sees half a file."""
+    tmp = Path(f'{path}.tmp')
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def prepare_work_dir(work_dir, settings, force):
+    """Empty the work dir for FORCE=1, or check that a run in it was made with the same settings."""
+    old = read_json(work_dir / SETTINGS_FILE)
+    if work_dir.exists() and any(work_dir.iterdir()) and old is None:
+        sys.exit(f'quickstart: {work_dir} is not empty and holds no {SETTINGS_FILE}: it is not a '
+                 f'quickstart work dir. Choose another --work-dir.')
+    if force and work_dir.exists():
+        print(f'FORCE=1: removing the previous run in {work_dir}')
+        shutil.rmtree(work_dir)
+    elif old is not None and old != settings:
+        changed = sorted(k for k in settings if old.get(k) != settings[k])
+        sys.exit(f'quickstart: {work_dir} holds a run made with other settings ({", ".join(changed)}'
+                 f' differ). Run with FORCE=1 to train again from scratch there, or choose another '
+                 f'--work-dir.')
+    work_dir.mkdir(parents=True, exist_ok=True)
+    write_json(work_dir / SETTINGS_FILE, settings)
+
+
+def ap_table(metrics):
+    """COCO AP of boxes and masks as a Markdown table (AP in %)."""
+    lines = ['| ' + ' | '.join(('AP [%]',) + AP_COLUMNS) + ' |',
+             '|' + '---|' * (len(AP_COLUMNS) + 1)]
+    for kind in ('bbox', 'segm'):
+        values = [metrics.get(f'coco/{kind}_{col}', float('nan')) for col in AP_COLUMNS]
+        lines.append(f'| {kind} | ' + ' | '.join(f'{100 * v:.1f}' for v in values) + ' |')
+    return '\n'.join(lines)
+
+
+def train_and_evaluate(cfg):
+    """Train (resuming if a checkpoint is there) and return the final validation metrics."""
+    runner = Runner.from_cfg(cfg)
+    last_val = LastValMetrics()
+    runner.register_hook(last_val, priority='LOWEST')
+    runner.train()
+    metrics = last_val.metrics
+    if last_val.epoch != cfg.train_cfg.max_epochs:  # resumed after the last epoch's checkpoint
+        metrics = runner.val()
+    return runner, metrics
+
+
+def main(argv=None):
+    start = time.time()
+    args = parse_args(argv)
+    cfg = build_config(args)
+    work_dir = Path(cfg.work_dir)
+    settings = run_settings(args, cfg)
+    prepare_work_dir(work_dir, settings, force=os.environ.get('FORCE', '0') not in ('', '0'))
+
+    done = read_json(work_dir / METRICS_FILE)
+    if done is not None and done.get('settings') == settings:
+        print(f'quickstart: reusing the finished run in {work_dir} (FORCE=1 to train again); '
+              f'it took {done["wall_seconds"]:.0f} s')
+        print(ap_table(done))
+        return done
+
+    _, made = make_shapes_dataset(args.data_root, args.num_train, args.num_val, cfg.img_size,
+                                  args.seed)
+    print(f'quickstart: {"generated" if made else "reusing"} the shapes dataset in '
+          f'{args.data_root}')
+    train_start = time.time()
+    runner, metrics = train_and_evaluate(cfg)
+    train_seconds = time.time() - train_start
+
+    vis = draw_predictions(runner.model, runner.val_dataloader.dataset, work_dir / 'vis',
+                           args.num_vis)
+    curves = plot_curves(work_dir, work_dir / 'curves.png')
+    result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    result.update(wall_seconds=round(time.time() - start, 1),
+                  train_seconds=round(train_seconds, 1), epochs=cfg.train_cfg.max_epochs,
+                  iterations=runner.iter, settings=settings)
+    write_json(work_dir / METRICS_FILE, result)
+
+    print(f'\nCOCO AP on {args.num_val} val images after {runner.iter} iterations '
+          f'({result["wall_seconds"]:.0f} s):')
+    print(ap_table(result))
+    print(f'metrics: {work_dir / METRICS_FILE}\ncurves:  {curves}\npredictions: '
+          f'{", ".join(str(p) for p in vis)}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
