@@ -1,4 +1,4 @@
-"""Shared helpers of the reliability tests: tiny COCO datasets written on the fly, the tiny config."""
+"""Helpers of the reliability tests: tiny COCO datasets written on the fly, the tiny config."""
 import json
 import os
 import sys
@@ -88,13 +88,15 @@ def dinov2_layout(embed_dim=64, depth=2, registers=0):
           'norm.weight': torch.ones(embed_dim), 'norm.bias': torch.zeros(embed_dim)}
     for i in range(depth):
         p = f'blocks.{i}.'
-        sd.update({p + 'norm1.weight': torch.ones(embed_dim), p + 'norm1.bias': torch.zeros(embed_dim),
+        sd.update({p + 'norm1.weight': torch.ones(embed_dim),
+                   p + 'norm1.bias': torch.zeros(embed_dim),
                    p + 'attn.qkv.weight': torch.randn(3 * embed_dim, embed_dim),
                    p + 'attn.qkv.bias': torch.randn(3 * embed_dim),
                    p + 'attn.proj.weight': torch.randn(embed_dim, embed_dim),
                    p + 'attn.proj.bias': torch.randn(embed_dim),
                    p + 'ls1.gamma': torch.randn(embed_dim), p + 'ls2.gamma': torch.randn(embed_dim),
-                   p + 'norm2.weight': torch.ones(embed_dim), p + 'norm2.bias': torch.zeros(embed_dim),
+                   p + 'norm2.weight': torch.ones(embed_dim),
+                   p + 'norm2.bias': torch.zeros(embed_dim),
                    p + 'mlp.fc1.weight': torch.randn(4 * embed_dim, embed_dim),
                    p + 'mlp.fc1.bias': torch.randn(4 * embed_dim),
                    p + 'mlp.fc2.weight': torch.randn(embed_dim, 4 * embed_dim),
@@ -105,8 +107,8 @@ def dinov2_layout(embed_dim=64, depth=2, registers=0):
 
 
 def tiny_config(data_root, work_dir, **options):
-    """The tiny config on ``data_root`` (instances_{train,val}.json) with ``work_dir``; ``options`` are
-    dotted cfg options (``'train_cfg.max_epochs': 1``)."""
+    """The tiny config on ``data_root`` (instances_{train,val}.json) with ``work_dir``;
+    ``options`` are dotted cfg options (``'train_cfg.max_epochs': 1``)."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(TINY_CONFIG))
     data_root = str(data_root).rstrip('/') + '/'

@@ -31,7 +31,7 @@ class SigkillAtIterHook(Hook):
 
 @HOOKS.register_module()
 class SigkillDuringSaveHook(Hook):
-    """SIGKILL the process halfway through writing the checkpoint of epoch ``at_epoch`` (1-based)."""
+    """SIGKILL the process halfway through writing the checkpoint of epoch ``at_epoch``."""
 
     def __init__(self, at_epoch):
         self.at_epoch = at_epoch

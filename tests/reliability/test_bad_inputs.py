@@ -53,7 +53,8 @@ def test_missing_pretrained_file_stops_train_tool_with_download_and_convert_comm
     with pytest.raises(SystemExit) as info:
         h.load_tool('tools/train.py').main([str(tmp_path / 'cfg.py')])
     message = str(info.value)
-    assert 'https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth' in message
+    url = 'https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth'
+    assert url in message
     assert 'tools/convert_14to16.py' in message
 
 
@@ -71,7 +72,8 @@ def test_backbone_of_another_size_names_the_shapes(h, tiny_data, tmp_path):
 def test_backbone_of_another_family_is_named_as_such(h, tiny_data, tmp_path):
     path = tmp_path / 'resnet50.pth'
     torch.save({'conv1.weight': torch.randn(64, 3, 7, 7), 'bn1.weight': torch.ones(64),
-                'layer1.0.conv1.weight': torch.randn(64, 64, 1, 1), 'fc.weight': torch.randn(10, 8)},
+                'layer1.0.conv1.weight': torch.randn(64, 64, 1, 1),
+                'fc.weight': torch.randn(10, 8)},
                path)
     with pytest.raises(ValueError, match='not a DINOv2/ViT-Adapter checkpoint') as info:
         train(h, backbone_cfg(h, tiny_data, tmp_path, path))

@@ -1,5 +1,5 @@
 """A checkpoint carrying a pickle payload is refused on every path where the project takes a
-checkpoint (the payload never runs), loads when the user vouches for it, and legitimate files load."""
+checkpoint (the payload never runs), loads when the user vouches for it; legitimate files load."""
 import os
 import shlex
 import zipfile

@@ -1,4 +1,4 @@
-"""A CheckpointHook whose saves survive a kill or a full disk with the previous checkpoint intact."""
+"""A CheckpointHook whose saves survive a kill or a full disk, the previous checkpoint intact."""
 import errno
 import glob
 import os
@@ -22,14 +22,15 @@ class CheckpointSaveError(RuntimeError):
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's :class:`~mmengine.hooks.CheckpointHook`, made crash-safe for local folders.
 
-    mmengine deletes the oldest checkpoint (``max_keep_ckpts``) *before* writing the new one, writes
-    the checkpoint in place and rewrites the ``last_checkpoint`` pointer in place: a ``kill -9`` or a
-    full disk in between leaves a truncated checkpoint, one checkpoint fewer, or an empty pointer
-    that ``--resume`` cannot follow. Here the order is: write the new checkpoint (atomically, through
-    :func:`mmdet_dinov2.utils.atomic_file.install`), then replace the pointer atomically, and only
-    then delete the outdated checkpoint. A failed save raises :class:`CheckpointSaveError` naming the
-    file, the cause and the last good checkpoint. Leftover temporary files of a killed save are
-    removed when training starts. Arguments are those of mmengine's CheckpointHook.
+    mmengine deletes the oldest checkpoint (``max_keep_ckpts``) *before* writing the new one,
+    writes the checkpoint in place and rewrites the ``last_checkpoint`` pointer in place: a
+    ``kill -9`` or a full disk in between leaves a truncated checkpoint, one checkpoint fewer, or
+    an empty pointer that ``--resume`` cannot follow. Here the order is: write the new checkpoint
+    (atomically, through :func:`mmdet_dinov2.utils.atomic_file.install`), then replace the pointer
+    atomically, and only then delete the outdated checkpoint. A failed save raises
+    :class:`CheckpointSaveError` naming the file, the cause and the last good checkpoint.
+    Leftover temporary files of a killed save are removed when training starts. Arguments are
+    those of mmengine's CheckpointHook.
     """
 
     def before_train(self, runner):
