@@ -172,15 +172,15 @@ def odd_data(h, tmp_path_factory):
 
 
 def test_odd_images_and_fixable_annotations_train_and_test(h, odd_data, tmp_path):
+    """With the real S config's pipelines: multi-scale training (4000x300 -> about 1333x100,
+    32x32 -> 480..800 square) and mmdet's 1333x800 test resize."""
+    from mmengine.config import Config
+    real = Config.fromfile(
+        str(h.REPO / 'configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'))
     cfg = h.tiny_config(odd_data, tmp_path / 'work', **{
         'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-        'train_dataloader.dataset.filter_cfg.filter_empty_gt': False,
-        'train_dataloader.dataset.filter_cfg.min_size': 0,
-        'train_dataloader.dataset.pipeline': [
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-            dict(type='Resize', scale=(128, 128), keep_ratio=True),
-            dict(type='RandomFlip', prob=0.5), dict(type='PackDetInputs')]})
+        'train_dataloader.dataset.pipeline': real.train_pipeline,
+        'val_dataloader.dataset.pipeline': real.test_pipeline})
     runner, log = train(h, cfg)
     dataset = runner.train_dataloader.dataset
     assert len(dataset) == 9  # every image kept, the one without annotations as a negative
