@@ -64,8 +64,8 @@ class CheckedCocoDataset(CocoDataset):
         image_problems = (check_image(img_info, img_path, self.verify_image_size)
                           if not self.backend_args else [])
         self.problems += image_problems
-        if any(p.kind == 'bad image entry' for p in image_problems):
-            return super().parse_data_info(dict(raw_data_info, raw_ann_info=[]))
+        if any(p.kind == 'bad image entry' for p in image_problems):  # refused in _report
+            return dict(img_path=img_path, img_id=img_info['id'], instances=[])
         anns, ann_problems = check_annotations(img_info, raw_data_info['raw_ann_info'],
                                                self._category_ids, self._needs_masks())
         self.problems += ann_problems
@@ -75,6 +75,10 @@ class CheckedCocoDataset(CocoDataset):
         data_list = super().filter_data()
         if not data_list:
             raise DatasetCheckError(self._empty_message(len(self.data_list)))
+        if len(data_list) < len(self.data_list):
+            MMLogger.get_current_instance().info(
+                f'{self.ann_file}: filter_cfg={self.filter_cfg} left out '
+                f'{len(self.data_list) - len(data_list)} of {len(self.data_list)} images')
         return data_list
 
     def _report(self, data_list):

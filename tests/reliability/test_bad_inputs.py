@@ -239,6 +239,8 @@ def test_unfixable_dataset_problems_are_all_listed(h, tmp_path, capsys):
                                                        segmentation=bad_rle)]),
         dict(name='box.png', size=(64, 64), anns=[dict(h.rect_ann(3, 1, [1, 1, 9, 9]),
                                                        bbox=[1, 'x', 3])]),
+        dict(name='nosize.png', size=(64, 64), json_size=(None, 64),
+             anns=[h.rect_ann(4, 1, [1, 1, 9, 9])]),
     ]
     h.write_split(tmp_path, 'train', entries)
     h.write_split(tmp_path, 'val', entries[:1])
@@ -251,14 +253,15 @@ def test_unfixable_dataset_problems_are_all_listed(h, tmp_path, capsys):
     assert 'train: REFUSED' in listed and 'val: REFUSED' in listed  # val has image 1 too
     message = str(info.value)
     ann_file = tmp_path / 'annotations' / 'instances_train.json'
-    assert f'{ann_file}: 6 problem(s) that cannot be fixed' in message
+    assert f'{ann_file}: 7 problem(s) that cannot be fixed' in message
     for expected in [
             'image 1, annotation 1: unknown category: category_id 7 (the json has [1, 2, 3, 4])',
             f'image 2: missing image: {tmp_path}/train/gone.png does not exist',
             'image 3: size mismatch: ', 'the json says 80x64',
             'image 4: exif rotation: ', 'EXIF orientation 6',
             "image 5, annotation 2: rle size: size=[10, 10], image 64x64",
-            "image 6, annotation 3: bad box: bbox=[1, 'x', 3]"]:
+            "image 6, annotation 3: bad box: bbox=[1, 'x', 3]",
+            "image 7: bad image entry: file_name='nosize.png' width=None height=64"]:
         assert expected in message and expected in listed
 
 
