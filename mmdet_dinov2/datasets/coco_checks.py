@@ -114,7 +114,10 @@ def check_image(img_info, img_path, verify_size=True):
     try:
         with Image.open(img_path) as image:
             stored = image.size
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+            # 'exif' in info: EXIF read with the header (getexif() of a PNG without it decodes
+            # the whole image, 1 ms instead of 20 us)
+            orientation = (image.getexif().get(_EXIF_ORIENTATION, 1) if 'exif' in image.info
+                           else 1)
     except (OSError, SyntaxError, ValueError) as err:
         return [Problem('refuse', 'unreadable image', img_id, None, f'{img_path}: {err}')]
     upright = stored[::-1] if orientation in _TRANSPOSING_ORIENTATIONS else stored
