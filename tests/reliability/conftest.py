@@ -175,7 +175,7 @@ def _distrust_checkpoints():
     set_checkpoint_trust(False)
 
 
-@pytest.fixture(autouse=True, scope='session')
+@pytest.fixture(autouse=True, scope='module')
 def _plain_config_text():
     """Speed: mmengine formats config text with yapf (seconds per runner: log, dump, every
     checkpoint's meta); tests keep the unformatted text, which is the same Python."""
