@@ -83,3 +83,22 @@ def test_quickstart_refuses_changed_settings_without_force(tmp_path):
     assert proc.returncode != 0
     assert 'other settings' in proc.stderr and 'FORCE=1' in proc.stderr
     assert not (tmp_path / 'data').exists()  # refused before generating anything
+
+
+def test_config_matches_the_generator_and_keeps_the_real_code_path(shapes_tool):
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / 'configs' / 'quickstart' /
+                              'mask-rcnn_vit-adapter-tiny_fpn_shapes.py'))
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert tuple(loader.dataset.metainfo['classes']) == shapes_tool.CLASSES
+    n_classes = len(shapes_tool.CLASSES)
+    assert cfg.model.roi_head.bbox_head.num_classes == n_classes
+    assert cfg.model.roi_head.mask_head.num_classes == n_classes
+    assert cfg.model.backbone.type == 'ViTAdapter' and cfg.model.backbone.pretrained is None
+    assert len(cfg.model.backbone.interaction_indexes) >= 2
+    assert cfg.model.neck.in_channels == [cfg.model.backbone.embed_dim] * 4
+    assert cfg.optim_wrapper.constructor == 'LayerDecayOptimizerConstructor'
+    assert cfg.optim_wrapper.paramwise_cfg.num_layers == cfg.model.backbone.depth
+    assert cfg.val_evaluator.type == 'CocoMetric'
+    assert set(cfg.val_evaluator.metric) == {'bbox', 'segm'}
+    assert cfg.img_size % 32 == 0
