@@ -44,15 +44,21 @@ def test_outputs_equal_the_naive_reference(arch, sizes, configs, build_naive, ra
 
 
 def test_training_gradients_equal_the_naive_reference(configs, build_naive, randomized):
-    """Train mode (BN batch statistics), batch 1, every parameter's gradient."""
+    """Train mode (BN batch statistics), batch 1, every parameter's gradient.
+
+    In float64: in float32 the stem's max-pool routes a gradient to whichever of two nearly equal
+    neighbours wins, and that flips with the 1e-7 rounding differences between conv layouts.
+    (Tolerance 1e-7, not 1e-12: timm resizes the position embedding in float32.)
+    """
     cfg = dict(configs['S'], drop_path_rate=0.0)
     ours, ref = _pair(cfg, build_naive, randomized, seed=1)
-    ours.train(), ref.train()
-    img = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    ours.double().train(), ref.double().train()
+    img = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     got, want = ours(img), ref(img)
-    probes = [torch.randn(o.shape, generator=torch.Generator().manual_seed(i)) for i, o in enumerate(want)]
+    probes = [torch.randn(o.shape, generator=torch.Generator().manual_seed(i), dtype=torch.float64)
+              for i, o in enumerate(want)]
     grads_ours = torch.autograd.grad(sum((o * p).sum() for o, p in zip(got, probes)), list(ours.parameters()))
     grads_ref = torch.autograd.grad(sum((o * p).sum() for o, p in zip(want, probes)), list(ref.parameters()))
     scale = max(g.abs().max() for g in grads_ref)
     for (name, _), a, b in zip(ours.named_parameters(), grads_ours, grads_ref):
-        assert (a - b).abs().max() <= 1e-5 * scale, (name, (a - b).abs().max().item(), scale.item())
+        assert (a - b).abs().max() <= 1e-7 * scale, (name, (a - b).abs().max().item(), scale.item())

@@ -188,26 +188,24 @@ class ViTAdapter(ViT):
             raise ValueError(f'ViTAdapter: input of {H}x{W} pixels; both sides must be multiples of '
                              f'{INPUT_DIVISOR} (pad the batch, e.g. pad_size_divisor=32)')
 
-        # spatial prior: c1 at stride 4, c2..c4 flattened, with level embeddings, into one sequence
-        c1, *levels = self.spm(img)
-        level_shapes = [tuple(c.shape[-2:]) for c in levels]
-        c = torch.cat([lvl.flatten(2).transpose(1, 2) + e for lvl, e in zip(levels, self.level_embed)], 1)
+        # spatial prior: c1 map at stride 4; c2..c4 flattened, with level embeddings, into one sequence
+        c1, levels = self.spm(img)  # (B, C, H / 4, W / 4), [(B, h, w, C)] * 3
+        level_shapes = [tuple(lvl.shape[1:3]) for lvl in levels]
+        c = torch.cat([lvl.flatten(1, 2) + e for lvl, e in zip(levels, self.level_embed)], 1)
 
         x, vit_shape = self.embed(img)  # (B, h * w, C) at stride 16
         geometry = AdapterGeometry.create(vit_shape, level_shapes, img.device)
         for interaction, (first, last) in zip(self.interactions, self.interaction_indexes):
             x, c = interaction(x, c, self.blocks[first:last + 1], geometry)
 
-        # back to maps: c2..c4 from the sequence, c1 from the stem plus upsampled c2
-        C = self.embed_dim
-        # .contiguous(): with B = 1 the maps would otherwise be channels-last views with an odd batch
-        # stride, for which torch 2.14's CPU BatchNorm backward returns wrong gradients
-        c2, c3, c4 = [lvl.transpose(1, 2).reshape(B, C, h, w).contiguous()
-                      for lvl, (h, w) in zip(c.split([h * w for h, w in level_shapes], 1), level_shapes)]
+        # back to (B, C, h, w) maps with standard strides (as views of the sequence, with B = 1 they
+        # would have an odd batch stride, on which torch 2.14's CPU BatchNorm backward is wrong)
+        c2, c3, c4 = [lvl.unflatten(1, hw).permute(0, 3, 1, 2).contiguous()
+                      for lvl, hw in zip(c.split([h * w for h, w in level_shapes], 1), level_shapes)]
         c1 = self.up(c2) + c1
         outs = [c1, c2, c3, c4]
         if self.add_vit_feature:
-            x3 = x.transpose(1, 2).reshape(B, C, *vit_shape)
+            x3 = x.transpose(1, 2).reshape(B, -1, *vit_shape).contiguous()
             for i, scale in enumerate((4, 2, 1, 0.5)):
                 vit = x3 if scale == 1 else F.interpolate(x3, scale_factor=scale, mode='bilinear',
                                                           align_corners=False)

@@ -8,6 +8,7 @@ order stride 8, 16, 32, and their (H, W) are passed explicitly as ``shapes``.
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from timm.layers import DropPath
 from torch import Tensor, nn
@@ -80,13 +81,21 @@ class SpatialPriorModule(nn.Module):
         self.fc3 = nn.Conv2d(4 * inplanes, embed_dim, 1)
         self.fc4 = nn.Conv2d(4 * inplanes, embed_dim, 1)
 
-    def forward(self, img: Tensor) -> List[Tensor]:
-        """(B, 3, H, W) -> four (B, embed_dim, H / s, W / s) maps for s = 4, 8, 16, 32."""
-        c1 = self.stem(img)
+    def forward(self, img: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        """(B, 3, H, W) -> c1 (B, embed_dim, H / 4, W / 4) and c2, c3, c4 as (B, H / s, W / s, embed_dim)
+        for s = 8, 16, 32 (the token layout the interactions read).
+
+        The convs run in channels-last memory (faster on CPUs), the 1x1 projections as the matmuls
+        over channels they are (torch's CPU 1x1 conv takes a slow im2col path).
+        """
+        c1 = self.stem(img.contiguous(memory_format=torch.channels_last))
         c2 = self.conv2(c1)
         c3 = self.conv3(c2)
         c4 = self.conv4(c3)
-        return [self.fc1(c1), self.fc2(c2), self.fc3(c3), self.fc4(c4)]
+        B, _, H, W = c1.shape
+        c1 = (torch.matmul(self.fc1.weight.flatten(1), c1.flatten(2)) + self.fc1.bias[:, None]).view(B, -1, H, W)
+        return c1, [F.linear(c.permute(0, 2, 3, 1), fc.weight.flatten(1), fc.bias)
+                    for c, fc in zip((c2, c3, c4), (self.fc2, self.fc3, self.fc4))]
 
 
 class ConvFFN(nn.Module):
@@ -126,8 +135,8 @@ class DWConv(nn.Module):
         levels = x.split([h * w for h, w in shapes], dim=1)
         out = []
         for level, (h, w) in zip(levels, shapes):
-            level = level.transpose(1, 2).reshape(B, C, h, w)  # (B, C, h, w)
-            out.append(self.dwconv(level).flatten(2).transpose(1, 2))  # (B, h * w, C)
+            level = level.reshape(B, h, w, C).permute(0, 3, 1, 2)  # (B, C, h, w), channels-last memory
+            out.append(self.dwconv(level).permute(0, 2, 3, 1).reshape(B, h * w, C))
         return torch.cat(out, dim=1)
 
 

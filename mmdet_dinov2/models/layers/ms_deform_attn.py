@@ -6,22 +6,53 @@ On CUDA the sampling runs in mmcv's compiled kernel; on the CPU it runs as one `
 numbers as ``grid_sample`` but skips the per-level layout copies and the (N, D, Q, P) intermediate.
 """
 import math
+import warnings
 from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
-# The four bilinear corners of a sampling point as (dx, dy) offsets from its top-left neighbour.
-_CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))
+
+class _WeightedRowSum(torch.autograd.Function):
+    """out[b] = sum_k coef[b, k] * table[rows[b, k]]: an embedding bag whose backward avoids
+    torch's sort-heavy dense path: the table gradient is the transposed bag (entries grouped by
+    row with one argsort), the coefficient gradient the sampled dot products (SDDMM)."""
+
+    @staticmethod
+    def forward(ctx, table: Tensor, coef: Tensor, rows: Tensor) -> Tensor:
+        ctx.save_for_backward(table, coef, rows)
+        return F.embedding_bag(rows, table, mode='sum', per_sample_weights=coef)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        table, coef, rows = ctx.saved_tensors
+        grad, flat = grad.contiguous(), rows.flatten()
+        grad_table = grad_coef = None
+        if ctx.needs_input_grad[0]:
+            order = flat.argsort()
+            counts = torch.bincount(flat, minlength=table.shape[0])
+            grad_table = F.embedding_bag(order // rows.shape[1], grad, counts.cumsum(0) - counts, mode='sum',
+                                         per_sample_weights=coef.flatten().index_select(0, order))
+        if ctx.needs_input_grad[1]:
+            B, K = rows.shape
+            with warnings.catch_warnings():  # sparse CSR is "beta"; these two ops are long-standing
+                warnings.filterwarnings('ignore', message='.*[Ss]parse')
+                crow = torch.arange(0, B * K + 1, K, device=rows.device, dtype=rows.dtype)
+                pattern = torch.sparse_csr_tensor(crow, flat,
+                                                  coef.flatten(), size=(B, table.shape[0]))
+                grad_coef = torch.sparse.sampled_addmm(pattern, grad, table.t(), beta=0.0).values().view(B, K)
+        return grad_table, grad_coef, None
 
 
 def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
                     attention_weights: Tensor) -> Tensor:
     """Bilinear sampling (zero padding, ``align_corners=False``) summed with attention weights.
 
-    Numerically the same as mmcv's ``multi_scale_deformable_attn_pytorch``, written as a single
-    weighted embedding bag over the flattened value table.
+    Numerically the same as mmcv's ``multi_scale_deformable_attn_pytorch``, written as one
+    weighted row sum over the flattened value table (each point's four bilinear corners are rows).
 
     Args:
         value (Tensor): (B, S, M, D) values of all levels, S = sum of H_l * W_l.
@@ -35,28 +66,30 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
     B, S, M, D = value.shape
     _, Q, _, L, P, _ = sampling_locations.shape
     shapes = torch.tensor(spatial_shapes, device=value.device)  # (L, 2) as (H, W)
-    starts = F.pad(shapes.prod(1).cumsum(0)[:-1], (1, 0))  # (L,) first token of each level
-    size_xy = shapes.flip(1)[:, None, None, :]  # (L, 1, 1, 2) as (W, H)
-    corners = torch.tensor(_CORNERS, device=value.device)  # (4, 2)
+    H, W = shapes.to(value.dtype)[:, None].unbind(-1)  # (L, 1) each, against (B, Q, M, L, P)
+    start = (shapes.prod(1).cumsum(0) - shapes.prod(1)).to(value.dtype)[:, None]  # each level's first token
 
-    # pixel coordinates with pixel centres on integers, then the top-left neighbour and the fractions
-    xy = sampling_locations * size_xy.squeeze(2).to(value.dtype) - 0.5  # (B, Q, M, L, P, 2)
-    xy0 = xy.detach().floor()
-    frac = (xy - xy0).unsqueeze(-2)  # (B, Q, M, L, P, 1, 2)
-    bilinear = torch.where(corners.bool(), frac, 1 - frac).prod(-1)  # (B, Q, M, L, P, 4)
-
+    # pixel coordinates with pixel centres on integers; x0, y0 the top-left neighbour
+    x = sampling_locations[..., 0] * W - 0.5  # (B, Q, M, L, P)
+    y = sampling_locations[..., 1] * H - 0.5
     with torch.no_grad():
-        xy_corner = xy0.long().unsqueeze(-2) + corners  # (B, Q, M, L, P, 4, 2)
-        inside = ((xy_corner >= 0) & (xy_corner < size_xy)).all(-1)  # (B, Q, M, L, P, 4)
-        xy_corner = torch.minimum(xy_corner.clamp_(min=0), size_xy - 1)
-        token = starts[:, None, None] + xy_corner[..., 1] * size_xy[..., 0] + xy_corner[..., 0]
-        batch = torch.arange(B, device=value.device).view(B, 1, 1, 1, 1, 1)
-        head = torch.arange(M, device=value.device).view(1, 1, M, 1, 1, 1)
-        row = ((batch * S + token) * M + head).view(B * Q * M, L * P * 4)  # rows of value (B*S*M, D)
-
-    coef = attention_weights.unsqueeze(-1) * bilinear * inside  # (B, Q, M, L, P, 4)
-    out = F.embedding_bag(row, value.reshape(B * S * M, D), mode='sum',
-                          per_sample_weights=coef.reshape(B * Q * M, L * P * 4))  # (B*Q*M, D)
+        x0, y0 = x.floor(), y.floor()
+        # zero padding: a corner outside the map weighs 0 (and reads a clamped, valid row)
+        in_x = torch.stack([(x0 >= 0) & (x0 < W), (x0 >= -1) & (x0 < W - 1)], -1).to(value.dtype)
+        in_y = torch.stack([(y0 >= 0) & (y0 < H), (y0 >= -1) & (y0 < H - 1)], -1).to(value.dtype)
+        col = torch.stack([x0, x0 + 1], -1).clamp_(min=0).minimum(W[..., None] - 1)  # (B, Q, M, L, P, 2)
+        row = torch.stack([y0, y0 + 1], -1).clamp_(min=0).minimum(H[..., None] - 1)
+        token = (start[..., None] + row * W[..., None])[..., :, None] + col[..., None, :]  # (..., 2, 2)
+        # rows of the value table (B * S * M, D); int32 sorts faster in the backward
+        index_dtype = torch.int32 if B * S * M < 2 ** 31 else torch.int64
+        base = (torch.arange(B, device=value.device, dtype=index_dtype) * S).view(B, 1, 1, 1, 1, 1, 1)
+        head = torch.arange(M, device=value.device, dtype=index_dtype).view(1, 1, M, 1, 1, 1, 1)
+        rows = ((base + token.to(index_dtype)) * M + head).view(B * Q * M, L * P * 4)
+    fx, fy = x - x0, y - y0  # the far corner's share along each axis
+    wx = torch.stack([1 - fx, fx], -1) * in_x  # (B, Q, M, L, P, 2)
+    wy = torch.stack([1 - fy, fy], -1) * in_y * attention_weights[..., None]
+    coef = (wy[..., :, None] * wx[..., None, :]).view(B * Q * M, L * P * 4)  # (dy, dx) like token
+    out = _WeightedRowSum.apply(value.reshape(B * S * M, D), coef, rows)  # (B*Q*M, D)
     return out.view(B, Q, M * D)
 
 
