@@ -69,27 +69,29 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
     H, W = shapes.to(value.dtype)[:, None].unbind(-1)  # (L, 1) each, against (B, Q, M, L, P)
     start = (shapes.prod(1).cumsum(0) - shapes.prod(1)).to(value.dtype)[:, None]  # each level's first token
 
-    # pixel coordinates with pixel centres on integers; x0, y0 the top-left neighbour
+    # pixel coordinates with pixel centres on integers; (x0, y0) the top-left neighbour, x1 = x0 + 1
     x = sampling_locations[..., 0] * W - 0.5  # (B, Q, M, L, P)
     y = sampling_locations[..., 1] * H - 0.5
     with torch.no_grad():
         x0, y0 = x.floor(), y.floor()
-        # zero padding: a corner outside the map weighs 0 (and reads a clamped, valid row)
-        in_x = torch.stack([(x0 >= 0) & (x0 < W), (x0 >= -1) & (x0 < W - 1)], -1).to(value.dtype)
-        in_y = torch.stack([(y0 >= 0) & (y0 < H), (y0 >= -1) & (y0 < H - 1)], -1).to(value.dtype)
-        col = torch.stack([x0, x0 + 1], -1).clamp_(min=0).minimum(W[..., None] - 1)  # (B, Q, M, L, P, 2)
-        row = torch.stack([y0, y0 + 1], -1).clamp_(min=0).minimum(H[..., None] - 1)
-        token = (start[..., None] + row * W[..., None])[..., :, None] + col[..., None, :]  # (..., 2, 2)
-        # rows of the value table (B * S * M, D); int32 sorts faster in the backward
+        # corners outside the map read a clamped (valid) row with weight 0: zero padding
+        x0_in, x1_in = x0.clamp(min=0).minimum(W - 1), (x0 + 1).clamp(min=0).minimum(W - 1)
+        y0_in, y1_in = y0.clamp(min=0).minimum(H - 1), (y0 + 1).clamp(min=0).minimum(H - 1)
+        inside = [(x0_in == x0).to(x.dtype), (x1_in == x0 + 1).to(x.dtype),
+                  (y0_in == y0).to(x.dtype), (y1_in == y0 + 1).to(x.dtype)]
+        # rows of the value table (B * S * M, D): (batch * S + token) * M + head; int32 sorts faster
         index_dtype = torch.int32 if B * S * M < 2 ** 31 else torch.int64
-        base = (torch.arange(B, device=value.device, dtype=index_dtype) * S).view(B, 1, 1, 1, 1, 1, 1)
-        head = torch.arange(M, device=value.device, dtype=index_dtype).view(1, 1, M, 1, 1, 1, 1)
-        rows = ((base + token.to(index_dtype)) * M + head).view(B * Q * M, L * P * 4)
+        batch_head = (torch.arange(B, device=x.device, dtype=index_dtype).view(B, 1, 1, 1, 1) * (S * M)
+                      + torch.arange(M, device=x.device, dtype=index_dtype).view(1, 1, M, 1, 1))
+        row0, row1 = start + y0_in * W, start + y1_in * W
+        rows = torch.stack([(token.to(index_dtype) * M + batch_head)
+                            for token in (row0 + x0_in, row0 + x1_in, row1 + x0_in, row1 + x1_in)], -1)
     fx, fy = x - x0, y - y0  # the far corner's share along each axis
-    wx = torch.stack([1 - fx, fx], -1) * in_x  # (B, Q, M, L, P, 2)
-    wy = torch.stack([1 - fy, fy], -1) * in_y * attention_weights[..., None]
-    coef = (wy[..., :, None] * wx[..., None, :]).view(B * Q * M, L * P * 4)  # (dy, dx) like token
-    out = _WeightedRowSum.apply(value.reshape(B * S * M, D), coef, rows)  # (B*Q*M, D)
+    wx0, wx1 = (1 - fx) * inside[0], fx * inside[1]
+    wy0, wy1 = (1 - fy) * inside[2] * attention_weights, fy * inside[3] * attention_weights
+    coef = torch.stack([wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1], -1)  # (B, Q, M, L, P, 4) like rows
+    out = _WeightedRowSum.apply(value.reshape(B * S * M, D), coef.view(B * Q * M, L * P * 4),
+                                rows.view(B * Q * M, L * P * 4))  # (B*Q*M, D)
     return out.view(B, Q, M * D)
 
 
