@@ -17,7 +17,10 @@ def train(h, cfg):
     """Train ``cfg``; return (runner, the text of its log file)."""
     runner = h.build_runner(cfg)
     runner.train()
-    return runner, (runner.log_dir and open(f'{runner.log_dir}/{runner.timestamp}.log').read())
+    # mmengine reuses a logger (and its file) for runners of the same config built within the same
+    # second, so read the file the logger actually writes rather than one named after this runner.
+    files = [hd.baseFilename for hd in runner.logger.handlers if hasattr(hd, 'baseFilename')]
+    return runner, ''.join(open(f).read() for f in files)
 
 
 def backbone_cfg(h, data, tmp_path, path, **options):
