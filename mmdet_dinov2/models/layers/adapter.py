@@ -5,7 +5,7 @@ into the ViT tokens (stride 16) with deformable cross-attention, extractors read
 into them. Token sequences are (B, N, C); the adapter's three levels are concatenated along N in the
 order stride 8, 16, 32, and their (H, W) are passed explicitly as ``shapes``.
 """
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F

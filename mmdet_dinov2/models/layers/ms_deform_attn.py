@@ -171,8 +171,12 @@ class MSDeformAttn(nn.Module):
             raise ValueError(f'MSDeformAttn: spatial_shapes {list(spatial_shapes)} do not describe '
                              f'{L} levels of {feat.shape[1]} tokens in total')
         value = self.value_proj(feat).view(B, feat.shape[1], M, -1)  # (B, S, M, D)
-        offsets = self.sampling_offsets(query).view(B, Q, M, L, P, 2)
-        weights = self.attention_weights(query).view(B, Q, M, L * P).softmax(-1).view(B, Q, M, L, P)
+        # offsets and attention logits read the same query: one matmul for both
+        offsets, logits = F.linear(query, torch.cat([self.sampling_offsets.weight, self.attention_weights.weight]),
+                                   torch.cat([self.sampling_offsets.bias, self.attention_weights.bias])
+                                   ).split([M * L * P * 2, M * L * P], -1)
+        offsets = offsets.view(B, Q, M, L, P, 2)
+        weights = logits.reshape(B, Q, M, L * P).softmax(-1).view(B, Q, M, L, P)
         size_xy = query.new_tensor([(w, h) for h, w in spatial_shapes])  # (L, 2)
         locations = reference_points[:, :, None, :, None, :] + offsets / size_xy[:, None, :]
         return self.output_proj(deform_attn(value, spatial_shapes, locations, weights).to(query.dtype))
