@@ -1,0 +1,139 @@
+"""Time the ViTAdapter backbone (forward + backward, train mode) on this machine's CPU or GPU.
+
+Every (implementation, input size) runs in a fresh subprocess, so its peak RSS is its own, and the
+implementations alternate run by run, so load from other processes hits both alike. Prints a
+markdown table by input size: median seconds per forward+backward and whole-process peak memory.
+
+    python tools/analysis_tools/benchmark_backbone.py --sizes 256 512 --runs 5
+    # also time the original ViT-Adapter code: a local copy whose shim makes
+    # `from origvit.vit_adapter import ViTAdapter` importable from that folder
+    python tools/analysis_tools/benchmark_backbone.py --reference-dir /tmp/orig_ref \\
+        --reference-class origvit.vit_adapter:ViTAdapter
+
+The backbone settings are those of configs/vit_adapter/mask-rcnn_dinov2-adapter-{s,b,l}_fpn_3x_coco.py
+with plain BN norms (the original builds SyncBN, which runs as plain BN in one process).
+"""
+import argparse
+import importlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = {'S': 's', 'B': 'b', 'L': 'l'}
+OURS_ONLY = ('type', 'pretrained', 'norm_cfg', 'out_indices', 'freeze_vit', 'ffn_type', 'init_cfg')
+
+
+def backbone_settings(arch: str) -> dict:
+    """The backbone dict of the project's DINOv2 config for `arch`, without type and weights."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(ROOT / 'configs' / 'vit_adapter' /
+                              f'mask-rcnn_dinov2-adapter-{CONFIGS[arch]}_fpn_3x_coco.py'))
+    return {k: v for k, v in cfg.model.backbone.to_dict().items() if k not in OURS_ONLY}
+
+
+def build(impl: str, arch: str, reference_dir: str, reference_class: str):
+    settings = backbone_settings(arch)
+    if impl == 'ours':
+        sys.path.insert(0, str(ROOT))
+        from mmdet_dinov2.models.backbones import ViTAdapter
+        return ViTAdapter(**settings, norm_cfg=dict(type='BN'))
+    sys.path.insert(0, reference_dir)
+    module, name = reference_class.split(':')
+    return getattr(importlib.import_module(module), name)(**settings)
+
+
+def worker(args) -> dict:
+    """One configuration in this process: returns seconds per run and peak RSS."""
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model = build(args.impl, args.arch, args.reference_dir, args.reference_class).to(device).train()
+    img = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    times = []
+    for i in range(args.warmup + args.runs):
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        outs = model(img)
+        sum(o.float().mean() for o in outs).backward()
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
+    return dict(times=times, peak_gib=peak_gib, threads=torch.get_num_threads())
+
+
+def run_worker(args, impl: str, size: int) -> dict:
+    cmd = [sys.executable, __file__, '--worker', '--impl', impl, '--size', str(size), '--arch', args.arch,
+           '--runs', str(args.runs), '--warmup', str(args.warmup), '--batch', str(args.batch),
+           '--device', args.device, '--threads', str(args.threads or 0),
+           '--reference-dir', args.reference_dir or '', '--reference-class', args.reference_class]
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f'{impl} at {size}x{size} failed:\n{out.stderr[-3000:]}')
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--arch', choices=sorted(CONFIGS), default='S')
+    parser.add_argument('--sizes', type=int, nargs='+', default=[256, 512])
+    parser.add_argument('--runs', type=int, default=3, help='timed runs per process')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=2, help='fresh processes per configuration')
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    parser.add_argument('--reference-dir', default=None, help='folder holding the original code + shim')
+    parser.add_argument('--reference-class', default='origvit.vit_adapter:ViTAdapter')
+    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--impl', default='ours', help=argparse.SUPPRESS)
+    parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        args.reference_dir = args.reference_dir or None
+        print(json.dumps(worker(args)))
+        return
+
+    impls = ['ours'] + (['original'] if args.reference_dir else [])
+    results = {}
+    for size in args.sizes:
+        for _ in range(args.repeats):
+            for impl in impls:  # alternate, so that background load hits both alike
+                r = run_worker(args, impl, size)
+                entry = results.setdefault((impl, size), dict(times=[], peak=[], threads=r['threads']))
+                entry['times'] += r['times']
+                entry['peak'].append(r['peak_gib'])
+
+    threads = results[('ours', args.sizes[0])]['threads']
+    print(f'\nViT-Adapter-{args.arch}, forward + backward, train mode, batch {args.batch}, {args.device}, '
+          f'{threads} threads; median of {args.runs} runs x {args.repeats} processes\n')
+    header = '| input | ours (s) | ours peak (GiB) |'
+    if len(impls) > 1:
+        header += ' original (s) | original peak (GiB) | time ours/original | peak ours/original |'
+    print(header)
+    print('|' + '---|' * (header.count('|') - 1))
+    for size in args.sizes:
+        ours = results[('ours', size)]
+        t, m = statistics.median(ours['times']), max(ours['peak'])
+        row = f'| {size}x{size} | {t:.2f} | {m:.2f} |'
+        if len(impls) > 1:
+            ref = results[('original', size)]
+            tr, mr = statistics.median(ref['times']), max(ref['peak'])
+            row += f' {tr:.2f} | {mr:.2f} | {t / tr:.2f} | {m / mr:.2f} |'
+        print(row)
+
+
+if __name__ == '__main__':
+    main()
