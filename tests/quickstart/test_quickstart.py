@@ -18,6 +18,7 @@ def quickstart(tmp_path, *extra, force=False):
            '--data-root', str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work'),
            '--num-train', '4', '--num-val', '2', '--num-vis', '2', '--epochs', '2',
            '--val-interval', '1', '--cfg-options', 'default_hooks.checkpoint.max_keep_ckpts=2',
+           'train_dataloader.batch_size=4',  # one iteration per epoch, whatever the config's batch
            *extra]
     env = dict(os.environ, FORCE='1' if force else '0')
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
