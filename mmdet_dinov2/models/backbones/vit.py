@@ -4,6 +4,7 @@ Patch embedding, an absolute position embedding stored for the pre-training reso
 to each input, and pre-norm blocks with LayerScale whose attention is global or windowed (ViTDet,
 Li et al. 2022). No class token and no final norm: the adapter reads the block outputs directly.
 """
+import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -17,40 +18,71 @@ from ..layers.adapter import maybe_checkpoint
 FFN_TYPES = ('mlp', 'swiglu')
 
 
-def window_partition(x: Tensor, window_size: int) -> Tuple[Tensor, Tuple[int, int]]:
-    """Split (B, H, W, C) into (B * num_windows, window_size**2, C), zero-padding right and bottom.
+def attention(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -> Tensor:
+    """Scaled dot-product attention of packed q, k, v: (B, n, 3C) -> (B, n, C)."""
+    B, n, C3 = qkv.shape
+    q, k, v = qkv.view(B, n, 3, num_heads, C3 // (3 * num_heads)).permute(2, 0, 3, 1, 4)  # (B, heads, n, d)
+    if attn_mask is not None:  # one extra zero key and value, weighed by attn_mask (see window_attention)
+        zero = k.new_zeros(B, num_heads, 1, k.shape[-1])
+        k, v = torch.cat([k, zero], 2), torch.cat([v, zero], 2)
+    x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, heads, n, d)
+    return x.transpose(1, 2).reshape(B, n, C3 // 3)
 
-    Returns the windows and the padded (H, W).
+
+def window_attention(qkv: Tensor, num_heads: int, window_size: int) -> Tensor:
+    """Attention within the window_size x window_size windows that tile a token grid.
+
+    Windows crossing the right or bottom border are zero-padded like in the original ViT-Adapter
+    (F.pad on the projected q, k, v): a padded key has logit 0 and value 0 but takes part in the
+    softmax. The grid is cut into up to four regions of equal windows (whole windows, right strip,
+    bottom strip, corner) and, in a region whose windows hold n real tokens, the
+    n_pad = window_size**2 - n padded keys are one zero key with logit bias log(n_pad): the same
+    softmax, without attention rows for padded queries or columns for padded keys.
+
+    Args:
+        qkv (Tensor): (B, H, W, 3C) projected q, k, v on the token grid.
+        num_heads (int): attention heads.
+        window_size (int): window side in tokens.
+
+    Returns:
+        Tensor: (B, H, W, C).
     """
-    B, H, W, C = x.shape
-    pad_h, pad_w = -H % window_size, -W % window_size
-    x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    Hp, Wp = H + pad_h, W + pad_w
-    x = x.view(B, Hp // window_size, window_size, Wp // window_size, window_size, C)
-    windows = x.transpose(2, 3).reshape(-1, window_size * window_size, C)
-    return windows, (Hp, Wp)
+    B, H, W, C3 = qkv.shape
+    full_h, full_w = H - H % window_size, W - W % window_size
+    rows = []
+    for top, bottom in ((0, full_h), (full_h, H)):
+        cols = []
+        for left, right in ((0, full_w), (full_w, W)):
+            if bottom > top and right > left:
+                cols.append(_region_attention(qkv[:, top:bottom, left:right], num_heads, window_size))
+        if cols:
+            rows.append(torch.cat(cols, 2))
+    return torch.cat(rows, 1)
 
 
-def window_unpartition(windows: Tensor, window_size: int, padded_hw: Tuple[int, int],
-                       hw: Tuple[int, int]) -> Tensor:
-    """Merge (B * num_windows, window_size**2, C) back into (B, H, W, C), dropping the padding."""
-    (Hp, Wp), (H, W) = padded_hw, hw
-    C = windows.shape[-1]
-    x = windows.view(-1, Hp // window_size, Wp // window_size, window_size, window_size, C)
-    x = x.transpose(2, 3).reshape(-1, Hp, Wp, C)
-    return x[:, :H, :W]
+def _region_attention(region: Tensor, num_heads: int, window_size: int) -> Tensor:
+    """window_attention of a (B, h, w, 3C) region tiled by equal windows of min(h, ws) x min(w, ws)."""
+    B, h, w, C3 = region.shape
+    wh, ww = min(h, window_size), min(w, window_size)
+    x = region.reshape(B, h // wh, wh, w // ww, ww, C3).transpose(2, 3).reshape(-1, wh * ww, C3)
+    n_pad = window_size * window_size - wh * ww
+    mask = None
+    if n_pad:  # logits 0 on the real keys, log(n_pad) on one zero key standing for the padded ones
+        mask = x.new_zeros(1, wh * ww + 1)
+        mask[0, -1] = math.log(n_pad)
+    x = attention(x, num_heads, mask)  # (B * windows, wh * ww, C)
+    x = x.view(B, h // wh, w // ww, wh, ww, C3 // 3).transpose(2, 3)
+    return x.reshape(B, h, w, C3 // 3)
 
 
 class Attention(nn.Module):
     """Multi-head self-attention over all tokens, or within non-overlapping windows.
 
-    As in the original ViT-Adapter, windows pad the *projected* q, k, v with zeros: padded keys
-    (logit 0, value 0) still take part in every window's softmax.
-
     Args:
         dim (int): token channels.
         num_heads (int): attention heads.
-        window_size (int, optional): side of the square windows in tokens; None for global attention.
+        window_size (int, optional): side of the square windows in tokens (see
+            :func:`window_attention` for the border windows); None for global attention.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: Optional[int] = None):
@@ -67,12 +99,9 @@ class Attention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(x)  # (B, N, 3C)
         if self.window_size:
-            qkv, padded_hw = window_partition(qkv.view(B, *hw, 3 * C), self.window_size)  # (B', n, 3C)
-        q, k, v = qkv.view(qkv.shape[0], qkv.shape[1], 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        x = F.scaled_dot_product_attention(q, k, v)  # (B', heads, n, C / heads)
-        x = x.transpose(1, 2).reshape(q.shape[0], -1, C)  # (B', n, C)
-        if self.window_size:
-            x = window_unpartition(x, self.window_size, padded_hw, hw).reshape(B, N, C)
+            x = window_attention(qkv.view(B, *hw, 3 * C), self.num_heads, self.window_size).reshape(B, N, C)
+        else:
+            x = attention(qkv, self.num_heads)
         return self.proj(x)
 
 
