@@ -61,7 +61,7 @@ def draw_predictions(model, dataset, out_dir, num_images=4, score_thr=0.3):
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    visualizer = DetLocalVisualizer.get_instance('visualize_predictions')
+    visualizer = DetLocalVisualizer.get_instance('visualize_predictions', alpha=0.5)
     visualizer.dataset_meta = dataset.metainfo
     was_training = model.training
     model.eval()
