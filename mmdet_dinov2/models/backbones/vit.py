@@ -21,7 +21,8 @@ FFN_TYPES = ('mlp', 'swiglu')
 def attention(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -> Tensor:
     """Scaled dot-product attention of packed q, k, v: (B, n, 3C) -> (B, n, C)."""
     B, n, C3 = qkv.shape
-    q, k, v = qkv.view(B, n, 3, num_heads, C3 // (3 * num_heads)).permute(2, 0, 3, 1, 4)  # (B, heads, n, d)
+    # unbind, not permute: the backward then stacks the q, k, v gradients straight into qkv's layout
+    q, k, v = (t.transpose(1, 2) for t in qkv.view(B, n, 3, num_heads, C3 // (3 * num_heads)).unbind(2))
     if attn_mask is not None:  # one extra zero key and value, weighed by attn_mask (see window_attention)
         zero = k.new_zeros(B, num_heads, 1, k.shape[-1])
         k, v = torch.cat([k, zero], 2), torch.cat([v, zero], 2)
