@@ -108,3 +108,14 @@ def test_reference_points_are_cell_centres():
     want = [[1 / 6, 1 / 4], [3 / 6, 1 / 4], [5 / 6, 1 / 4], [1 / 6, 3 / 4], [3 / 6, 3 / 4], [5 / 6, 3 / 4],
             [1 / 4, 1 / 2], [3 / 4, 1 / 2]]
     torch.testing.assert_close(pts[0, :, 0], torch.tensor(want))
+
+
+def test_msdeformattn_under_bfloat16_autocast_samples_in_float32():
+    torch.manual_seed(0)
+    attn = MSDeformAttn(24, num_heads=3, num_levels=1, num_points=2)
+    query, feat, ref_pts = torch.randn(1, 5, 24), torch.randn(1, 12, 24), torch.rand(1, 5, 1, 2)
+    want = attn(query, ref_pts, feat, [(3, 4)])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = attn(query, ref_pts, feat, [(3, 4)])
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=0.05, atol=0.05)

@@ -97,16 +97,20 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
 
 def deform_attn(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
                 attention_weights: Tensor) -> Tensor:
-    """Multi-scale deformable sampling on mmcv's CUDA kernel or the CPU embedding bag (same args)."""
+    """Multi-scale deformable sampling on mmcv's CUDA kernel or the CPU row sum (same args).
+
+    Half-precision inputs are sampled in float32, like the original's
+    ``custom_fwd(cast_inputs=torch.float32)``; float64 stays float64.
+    """
+    dtype = torch.promote_types(value.dtype, torch.float32)
+    value, sampling_locations, attention_weights = (t.to(dtype) for t in (value, sampling_locations,
+                                                                          attention_weights))
     if not value.is_cuda:
         return deform_attn_cpu(value, spatial_shapes, sampling_locations, attention_weights)
     from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
     shapes = torch.tensor(spatial_shapes, dtype=torch.long, device=value.device)
     starts = F.pad(shapes.prod(1).cumsum(0)[:-1], (1, 0))
-    # the compiled kernel runs in fp32, like the original's custom_fwd(cast_inputs=torch.float32)
-    out = MultiScaleDeformableAttnFunction.apply(value.float(), shapes, starts, sampling_locations.float(),
-                                                 attention_weights.float(), 64)
-    return out
+    return MultiScaleDeformableAttnFunction.apply(value, shapes, starts, sampling_locations, attention_weights, 64)
 
 
 class MSDeformAttn(nn.Module):
