@@ -60,7 +60,7 @@ def test_swiglu_is_dinov2s_fused_swiglu():
     torch.testing.assert_close(ffn(x), want, rtol=1e-5, atol=1e-5)
 
 
-def test_mlp_ffn_is_timm_mlp_with_exact_gelu():
+def test_mlp_ffn_is_fc1_exact_gelu_fc2():
     ffn = build_ffn(8, 4, 'mlp')
     x = torch.randn(5, 8)
     h = F.linear(x, ffn.fc1.weight, ffn.fc1.bias)

@@ -10,10 +10,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from timm.layers import DropPath, GluMlp, Mlp, PatchEmbed, resample_abs_pos_embed
+from timm.layers import DropPath, PatchEmbed, resample_abs_pos_embed
 from torch import Tensor, nn
 
 from ..layers.adapter import maybe_checkpoint
+from ..layers.linear import Linear
 
 FFN_TYPES = ('mlp', 'swiglu')
 
@@ -92,8 +93,8 @@ class Attention(nn.Module):
             raise ValueError(f'Attention: dim={dim} must be divisible by num_heads={num_heads}')
         self.num_heads = num_heads
         self.window_size = window_size
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3, bias=True)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
         """x (B, N, C) with N = H * W tokens in row-major order; hw = (H, W)."""
@@ -104,6 +105,32 @@ class Attention(nn.Module):
         else:
             x = attention(qkv, self.num_heads)
         return self.proj(x)
+
+
+class Mlp(nn.Module):
+    """Feed-forward net fc1, activation, fc2; gated (SwiGLU, Shazeer 2020): fc1 gives x1 and x2
+    (halves of its output) and the hidden activation is act(x1) * x2.
+
+    Args:
+        dim (int): input and output channels.
+        hidden_dim (int): hidden channels (fc1 gives twice as many when gated).
+        act_layer (type): activation, e.g. nn.GELU or nn.SiLU.
+        gated (bool): SwiGLU-style gating.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, act_layer=nn.GELU, gated: bool = False):
+        super().__init__()
+        self.gated = gated
+        self.fc1 = Linear(dim, 2 * hidden_dim if gated else hidden_dim)
+        self.act = act_layer()
+        self.fc2 = Linear(hidden_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.fc1(x)
+        if self.gated:
+            x1, x2 = x.chunk(2, dim=-1)
+            return self.fc2(self.act(x1) * x2)
+        return self.fc2(self.act(x))
 
 
 def build_ffn(dim: int, mlp_ratio: float, ffn_type: str) -> nn.Module:
@@ -118,8 +145,7 @@ def build_ffn(dim: int, mlp_ratio: float, ffn_type: str) -> nn.Module:
     if ffn_type == 'mlp':
         return Mlp(dim, hidden)
     if ffn_type == 'swiglu':
-        hidden = (int(hidden * 2 / 3) + 7) // 8 * 8
-        return GluMlp(dim, 2 * hidden, act_layer=nn.SiLU, gate_last=False)
+        return Mlp(dim, (int(hidden * 2 / 3) + 7) // 8 * 8, act_layer=nn.SiLU, gated=True)
     raise ValueError(f'ffn_type={ffn_type!r} is not one of {FFN_TYPES}')
 
 

@@ -16,6 +16,7 @@ from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
 from ..layers.adapter import AdapterGeometry, InteractionBlock, SpatialPriorModule
+from ..layers.linear import linear
 from ..layers.ms_deform_attn import MSDeformAttn
 from .vit import ViT
 
@@ -55,6 +56,15 @@ def _init_like_original(m: nn.Module):
         nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+
+
+def upsample_2x2(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
+    """``up`` (kernel 2, stride 2: each input pixel gives its own 2x2 output pixels) on channels-last
+    (B, h, w, C_in) as the matmul it is -> (B, 2h, 2w, C_out); torch's CPU transposed conv is ~5x slower."""
+    B, h, w, _ = x.shape
+    weight = up.weight.permute(2, 3, 1, 0).flatten(0, 2)  # (2 * 2 * C_out, C_in), rows (dy, dx, out)
+    y = linear(x, weight, up.bias.repeat(4)).view(B, h, w, 2, 2, -1)
+    return y.transpose(2, 3).reshape(B, 2 * h, 2 * w, -1)
 
 
 @MODELS.register_module()
@@ -189,7 +199,7 @@ class ViTAdapter(ViT):
                              f'{INPUT_DIVISOR} (pad the batch, e.g. pad_size_divisor=32)')
 
         # spatial prior: c1 map at stride 4; c2..c4 flattened, with level embeddings, into one sequence
-        c1, levels = self.spm(img)  # (B, C, H / 4, W / 4), [(B, h, w, C)] * 3
+        c1, levels = self.spm(img)  # (B, H / 4, W / 4, C), [(B, h, w, C)] * 3
         level_shapes = [tuple(lvl.shape[1:3]) for lvl in levels]
         c = torch.cat([lvl.flatten(1, 2) + e for lvl, e in zip(levels, self.level_embed)], 1)
 
@@ -198,17 +208,17 @@ class ViTAdapter(ViT):
         for interaction, (first, last) in zip(self.interactions, self.interaction_indexes):
             x, c = interaction(x, c, self.blocks[first:last + 1], geometry)
 
-        # back to (B, C, h, w) maps with standard strides (as views of the sequence, with B = 1 they
-        # would have an odd batch stride, on which torch 2.14's CPU BatchNorm backward is wrong)
-        c2, c3, c4 = [lvl.unflatten(1, hw).permute(0, 3, 1, 2).contiguous()
-                      for lvl, hw in zip(c.split([h * w for h, w in level_shapes], 1), level_shapes)]
-        c1 = self.up(c2) + c1
-        outs = [c1, c2, c3, c4]
+        # the four maps as (B, h, w, C) tensors (the norms read them as channels-last (B, C, h, w))
+        c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(c.split([h * w for h, w in level_shapes], 1),
+                                                               level_shapes)]
+        outs = [c1 + upsample_2x2(c2, self.up), c2, c3, c4]
         if self.add_vit_feature:
-            x3 = x.transpose(1, 2).reshape(B, -1, *vit_shape).contiguous()
+            vit = x.view(B, *vit_shape, -1)
             for i, scale in enumerate((4, 2, 1, 0.5)):
-                vit = x3 if scale == 1 else F.interpolate(x3, scale_factor=scale, mode='bilinear',
-                                                          align_corners=False)
-                outs[i] = outs[i] + vit
+                resized = vit if scale == 1 else F.interpolate(
+                    vit.permute(0, 3, 1, 2), scale_factor=scale, mode='bilinear', align_corners=False)
+                outs[i] = outs[i] + (resized if scale == 1 else resized.permute(0, 2, 3, 1))
+        # own memory for each map: a split view's batch stride trips torch 2.14's CPU BatchNorm backward
+        outs = [o if o.is_contiguous() else o.contiguous() for o in outs]
         norms = (self.norm1, self.norm2, self.norm3, self.norm4)
-        return tuple(norms[i](outs[i]) for i in self.out_indices)
+        return tuple(norms[i](outs[i].permute(0, 3, 1, 2)) for i in self.out_indices)

@@ -14,6 +14,7 @@ from timm.layers import DropPath
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from .linear import Linear, linear
 from .ms_deform_attn import MSDeformAttn
 
 Shape = Tuple[int, int]
@@ -82,8 +83,8 @@ class SpatialPriorModule(nn.Module):
         self.fc4 = nn.Conv2d(4 * inplanes, embed_dim, 1)
 
     def forward(self, img: Tensor) -> Tuple[Tensor, List[Tensor]]:
-        """(B, 3, H, W) -> c1 (B, embed_dim, H / 4, W / 4) (channels-last memory) and c2, c3, c4 as
-        (B, H / s, W / s, embed_dim) for s = 8, 16, 32 (the token layout the interactions read).
+        """(B, 3, H, W) -> c1, c2, c3, c4 as (B, H / s, W / s, embed_dim) for s = 4, 8, 16, 32 (the
+        token layout the interactions read).
 
         The convs run in channels-last memory (faster on CPUs), the 1x1 projections as the matmuls
         over channels they are (torch's CPU 1x1 conv takes a slow im2col path).
@@ -92,9 +93,9 @@ class SpatialPriorModule(nn.Module):
         c2 = self.conv2(c1)
         c3 = self.conv3(c2)
         c4 = self.conv4(c3)
-        c1, c2, c3, c4 = [F.linear(c.permute(0, 2, 3, 1), fc.weight.flatten(1), fc.bias)  # (B, h, w, C)
+        c1, c2, c3, c4 = [linear(c.permute(0, 2, 3, 1), fc.weight.flatten(1), fc.bias)  # (B, h, w, C)
                           for c, fc in zip((c1, c2, c3, c4), (self.fc1, self.fc2, self.fc3, self.fc4))]
-        return c1.permute(0, 3, 1, 2), [c2, c3, c4]
+        return c1, [c2, c3, c4]
 
 
 class ConvFFN(nn.Module):
@@ -107,10 +108,10 @@ class ConvFFN(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc1 = Linear(dim, hidden_dim)
         self.dwconv = DWConv(hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc2 = Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor, shapes: Sequence[Shape]) -> Tensor:
         """x (B, N, C), the levels of ``shapes`` concatenated -> (B, N, C)."""

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .linear import Linear, linear
+
 
 class _WeightedRowSum(torch.autograd.Function):
     """out[b] = sum_k coef[b, k] * table[rows[b, k]]: an embedding bag whose backward avoids
@@ -134,10 +136,10 @@ class MSDeformAttn(nn.Module):
         self.num_heads = num_heads
         self.num_levels = num_levels
         self.num_points = num_points
-        self.sampling_offsets = nn.Linear(dim, num_heads * num_levels * num_points * 2)
-        self.attention_weights = nn.Linear(dim, num_heads * num_levels * num_points)
-        self.value_proj = nn.Linear(dim, value_dim)
-        self.output_proj = nn.Linear(value_dim, dim)
+        self.sampling_offsets = Linear(dim, num_heads * num_levels * num_points * 2)
+        self.attention_weights = Linear(dim, num_heads * num_levels * num_points)
+        self.value_proj = Linear(dim, value_dim)
+        self.output_proj = Linear(value_dim, dim)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -176,7 +178,7 @@ class MSDeformAttn(nn.Module):
                              f'{L} levels of {feat.shape[1]} tokens in total')
         value = self.value_proj(feat).view(B, feat.shape[1], M, -1)  # (B, S, M, D)
         # offsets and attention logits read the same query: one matmul for both
-        offsets, logits = F.linear(query, torch.cat([self.sampling_offsets.weight, self.attention_weights.weight]),
+        offsets, logits = linear(query, torch.cat([self.sampling_offsets.weight, self.attention_weights.weight]),
                                    torch.cat([self.sampling_offsets.bias, self.attention_weights.bias])
                                    ).split([M * L * P * 2, M * L * P], -1)
         offsets = offsets.view(B, Q, M, L, P, 2)

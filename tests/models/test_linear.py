@@ -1,0 +1,91 @@
+"""linear(): F.linear's numbers on oneDNN for float32 CPU inputs, F.linear itself otherwise."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from mmdet_dinov2.models.layers import Linear, linear
+from mmdet_dinov2.models.layers.linear import MIN_MACS
+
+THREADS = torch.get_num_threads()
+
+
+def _float64_reference(x, weight, bias, probe):
+    """Output and gradients (x, weight, bias) of x @ weight.T + bias, computed in float64."""
+    x, weight = x.detach().double().requires_grad_(), weight.detach().double().requires_grad_()
+    bias = None if bias is None else bias.detach().double().requires_grad_()
+    out = x @ weight.t() + (0 if bias is None else bias)
+    grads = torch.autograd.grad((out * probe.double()).sum(), [t for t in (x, weight, bias) if t is not None])
+    return out, grads
+
+
+def _x(kind, generator):
+    if kind == 'tokens':
+        return torch.randn(2, 370, 64, generator=generator)
+    if kind == 'map':  # (B, h, w, C) as the permuted view of a (B, C, h, w) map: not contiguous
+        return torch.randn(2, 64, 17, 19, generator=generator).permute(0, 2, 3, 1)
+    if kind == 'small':  # below MIN_MACS: F.linear
+        return torch.randn(3, 64, generator=generator)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize('kind', ['tokens', 'map', 'small'])
+@pytest.mark.parametrize('with_bias', [True, False])
+def test_linear_equals_float64_matmul_forward_and_backward(kind, with_bias):
+    g = torch.Generator().manual_seed(0)
+    x = _x(kind, g).requires_grad_()
+    weight = torch.randn(40, 64, generator=g, requires_grad=True)
+    bias = torch.randn(40, generator=g, requires_grad=True) if with_bias else None
+    out = linear(x, weight, bias)
+    assert out.shape == (*x.shape[:-1], 40)
+    probe = torch.randn(out.shape, generator=g)
+    want, want_grads = _float64_reference(x, weight, bias, probe)
+    grads = torch.autograd.grad((out * probe).sum(), [t for t in (x, weight, bias) if t is not None])
+    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)
+    for got, ref in zip(grads, want_grads):
+        assert got.shape == ref.shape
+        torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-4)
+
+
+def _ops(fn):
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.key for e in prof.key_averages()}
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason='torch built without oneDNN')
+def test_large_float32_products_run_on_onednn_the_rest_on_f_linear():
+    torch.set_num_threads(1)  # where F.conv2d would leave oneDNN for 1x1 filters
+    x, weight = torch.randn(1, 300, 64), torch.randn(64, 64)  # 1.2M multiply-adds
+    assert 300 * 64 * 64 >= MIN_MACS > 3 * 64 * 64
+    try:
+        assert 'aten::mkldnn_convolution' in _ops(lambda: linear(x, weight))
+    finally:
+        torch.set_num_threads(THREADS)
+    for args in [(x.double(), weight.double()), (x[:, :3], weight)]:
+        ops = _ops(lambda: linear(*args))
+        assert 'aten::mkldnn_convolution' not in ops and 'aten::linear' in ops
+        torch.testing.assert_close(linear(*args), F.linear(*args))
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # autocast's own dtype rule applies
+        assert linear(x, weight).dtype == torch.bfloat16
+
+
+def test_empty_input_and_bfloat16_fall_back_to_f_linear():
+    weight = torch.randn(8, 16)
+    assert linear(torch.randn(0, 16), weight).shape == (0, 8)
+    x = torch.randn(4, 16, dtype=torch.bfloat16)
+    torch.testing.assert_close(linear(x, weight.bfloat16()), F.linear(x, weight.bfloat16()))
+
+
+def test_linear_module_is_an_nn_linear_with_the_same_state_dict():
+    torch.manual_seed(0)
+    ours, ref = Linear(64, 32), nn.Linear(64, 32)
+    assert isinstance(ours, nn.Linear)
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    ours.load_state_dict(ref.state_dict())
+    for rows in (5, 1000):  # F.linear, oneDNN
+        x = torch.randn(rows, 64)
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+        with pytest.raises(RuntimeError, match='63'):  # a wrong input width fails loudly on either route
+            ours(torch.randn(rows, 63))
