@@ -195,3 +195,13 @@ def test_stock_mask_rcnn_trains_one_step_and_predicts_on_cpu(stock_mask_rcnn):
     h, w = pred.ori_shape
     assert inst.masks.shape[1:] == (h, w)
     assert np.all(np.isfinite(inst.bboxes.numpy()))
+
+
+def test_mmcv_roi_align_misreads_channels_last_maps():
+    """Why the backbone returns contiguous NCHW maps: mmcv's CPU RoIAlign reads the memory as NCHW
+    whatever the strides. When an mmcv release fixes this, the test fails and the note can go."""
+    from mmcv.ops import RoIAlign
+    x = torch.randn(2, 8, 20, 24, generator=torch.Generator().manual_seed(0))
+    rois = torch.tensor([[0, 1., 2., 15., 12.], [1, 3., 1., 20., 18.]])
+    op = RoIAlign((7, 7), 1.0, sampling_ratio=2, aligned=True)
+    assert not torch.allclose(op(x.contiguous(memory_format=torch.channels_last), rois), op(x, rois))

@@ -29,6 +29,8 @@ def test_output_shapes(arch, sizes, configs):
         assert isinstance(outs, tuple)
         assert [tuple(o.shape[1:]) for o in outs] == _expected_maps(cfg, (h, w))
         assert all(o.shape[0] == batch and torch.isfinite(o).all() for o in outs)
+        # standard NCHW memory: mmcv's CPU RoIAlign silently misreads channels-last maps
+        assert all(o.is_contiguous() for o in outs)
 
 
 def _count_params(cfg):

@@ -208,7 +208,7 @@ class ViTAdapter(ViT):
         for interaction, (first, last) in zip(self.interactions, self.interaction_indexes):
             x, c = interaction(x, c, self.blocks[first:last + 1], geometry)
 
-        # the four maps as (B, h, w, C) tensors (the norms read them as channels-last (B, C, h, w))
+        # the four maps as (B, h, w, C) tensors
         c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(c.split([h * w for h, w in level_shapes], 1),
                                                                level_shapes)]
         outs = [c1 + upsample_2x2(c2, self.up), c2, c3, c4]
@@ -218,7 +218,8 @@ class ViTAdapter(ViT):
                 resized = vit if scale == 1 else F.interpolate(
                     vit.permute(0, 3, 1, 2), scale_factor=scale, mode='bilinear', align_corners=False)
                 outs[i] = outs[i] + (resized if scale == 1 else resized.permute(0, 2, 3, 1))
-        # own memory for each map: a split view's batch stride trips torch 2.14's CPU BatchNorm backward
-        outs = [o if o.is_contiguous() else o.contiguous() for o in outs]
+        # standard (B, C, h, w) memory: mmcv's CPU RoIAlign reads channels-last maps as if they were
+        # not (wrong features, no error), and a split view's batch stride trips torch 2.14's CPU
+        # BatchNorm backward
         norms = (self.norm1, self.norm2, self.norm3, self.norm4)
-        return tuple(norms[i](outs[i].permute(0, 3, 1, 2)) for i in self.out_indices)
+        return tuple(norms[i](outs[i].permute(0, 3, 1, 2).contiguous()) for i in self.out_indices)
