@@ -87,8 +87,8 @@ val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json', clas
 test_evaluator = val_evaluator
 
 # short schedule: linear warm-up, then cosine decay per iteration
-max_epochs = 16  # 2400 iterations of 2 images
-train_cfg = dict(max_epochs=max_epochs, val_interval=4)
+max_epochs = 20  # 3000 iterations of 2 images
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs,

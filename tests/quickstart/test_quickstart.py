@@ -103,3 +103,21 @@ def test_config_matches_the_generator_and_keeps_the_real_code_path(shapes_tool):
     assert cfg.val_evaluator.type == 'CocoMetric'
     assert set(cfg.val_evaluator.metric) == {'bbox', 'segm'}
     assert cfg.img_size % 32 == 0
+
+
+@pytest.mark.parametrize('user_env, want', [
+    ({}, None),  # chosen by the load average: one of the two settings
+    ({'OMP_WAIT_POLICY': 'ACTIVE'}, {'OMP_WAIT_POLICY': 'ACTIVE'}),
+    ({'GOMP_SPINCOUNT': '5'}, {'GOMP_SPINCOUNT': '5'}),
+])
+def test_openmp_waiting_is_set_before_torch_unless_the_user_did(user_env, want):
+    code = ('import json, os, runpy, sys\n'
+            f'runpy.run_path({str(REPO / "tools" / "quickstart.py")!r}, run_name="not_main")\n'
+            'print(json.dumps({k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") '
+            'if k in os.environ}))\n')
+    env = {k: v for k, v in os.environ.items() if k not in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')}
+    proc = subprocess.run([sys.executable, '-c', code], env={**env, **user_env}, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got in ([{'OMP_WAIT_POLICY': 'PASSIVE'}, {'GOMP_SPINCOUNT': '1000'}] if want is None else [want])
