@@ -25,21 +25,38 @@ import time
 from pathlib import Path
 
 
-def openmp_waiting(load: float) -> dict:
-    """How OpenMP threads idle between parallel regions, by the 1-minute load average at start.
+def busy_cores(seconds: float = 0.5) -> float:
+    """How many cores other processes keep busy now: /proc/stat over ``seconds`` (Linux), else the
+    1-minute load average (which lags: it still counts a job that just ended)."""
+    def snapshot():
+        with open('/proc/stat') as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = snapshot()
+        time.sleep(seconds)
+        total1, idle1 = snapshot()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.0
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
+def openmp_waiting(busy: float) -> dict:
+    """How OpenMP threads idle between parallel regions, given the cores other processes keep busy.
 
     A thread that finishes a region first waits for the next one. On a quiet machine a short spin
-    (GOMP_SPINCOUNT) keeps 2-thread steps fast; when other processes already keep the cores busy,
-    spinning threads fight them for the CPU, so they sleep at once (OMP_WAIT_POLICY=PASSIVE).
+    (GOMP_SPINCOUNT) keeps 2-thread steps fast; when other processes keep a core busy, spinning
+    threads fight them for the CPU, so they sleep at once (OMP_WAIT_POLICY=PASSIVE).
     Trained quickstart model on the 2-core machine, s/iter: quiet: passive 0.32, spin 1000 0.23;
     beside one busy process: passive 0.40, spin 1000 0.51, libgomp's default 0.68.
     """
-    return {'OMP_WAIT_POLICY': 'PASSIVE'} if load > 0.5 else {'GOMP_SPINCOUNT': '1000'}
+    return {'OMP_WAIT_POLICY': 'PASSIVE'} if busy > 0.5 else {'GOMP_SPINCOUNT': '1000'}
 
 
 # before torch loads OpenMP; the user's own settings win
-if not {'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT'} & set(os.environ) and hasattr(os, 'getloadavg'):
-    os.environ.update(openmp_waiting(os.getloadavg()[0]))
+if not {'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT'} & set(os.environ):
+    os.environ.update(openmp_waiting(busy_cores()))
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / 'tools'), str(REPO)]  # the helper tools below; the package, uninstalled

@@ -1,8 +1,10 @@
 """tools/quickstart.py end to end on a few tiny images: outputs, reuse of a finished run, resume."""
 import json
 import os
+import runpy
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,17 @@ def test_openmp_waiting_is_set_before_torch_unless_the_user_did(user_env, want):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got in ([{'OMP_WAIT_POLICY': 'PASSIVE'}, {'GOMP_SPINCOUNT': '1000'}] if want is None else [want])
+
+
+@pytest.mark.skipif(not Path('/proc/stat').exists(), reason='reads /proc/stat (Linux)')
+def test_busy_cores_sees_a_spinning_process():
+    qs = runpy.run_path(str(REPO / 'tools' / 'quickstart.py'), run_name='not_main')
+    spinner = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    try:
+        time.sleep(0.3)
+        busy = qs['busy_cores'](1.0)
+    finally:
+        spinner.kill()
+    assert 0.7 <= busy <= (os.cpu_count() or 1) + 0.01
+    assert qs['openmp_waiting'](busy) == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    assert qs['openmp_waiting'](0.1) == {'GOMP_SPINCOUNT': '1000'}
