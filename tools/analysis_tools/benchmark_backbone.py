@@ -5,10 +5,10 @@ implementations alternate run by run, so load from other processes hits both ali
 markdown table by input size: median seconds per forward+backward and whole-process peak memory.
 
     python tools/analysis_tools/benchmark_backbone.py --sizes 256 512 --runs 5
-    # also time the original ViT-Adapter code: a local copy whose shim makes
-    # `from origvit.vit_adapter import ViTAdapter` importable from that folder
-    python tools/analysis_tools/benchmark_backbone.py --reference-dir /tmp/orig_ref \\
-        --reference-class origvit.vit_adapter:ViTAdapter
+    # also time the original ViT-Adapter code, made importable from your clone of it by
+    # make_reference_shim.py (`from origvit.vit_adapter import ViTAdapter` from that folder)
+    python tools/analysis_tools/make_reference_shim.py /path/to/ViT-Adapter --out /tmp/orig_ref
+    python tools/analysis_tools/benchmark_backbone.py --reference-dir /tmp/orig_ref
 
 The backbone settings are those of configs/vit_adapter/mask-rcnn_dinov2-adapter-{s,b,l}_fpn_3x_coco.py
 with plain BN norms (the original builds SyncBN, which runs as plain BN in one process).
