@@ -89,3 +89,10 @@ def test_linear_module_is_an_nn_linear_with_the_same_state_dict():
         torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
         with pytest.raises(RuntimeError, match='63'):  # a wrong input width fails loudly on either route
             ours(torch.randn(rows, 63))
+
+
+def test_tracing_records_f_linear_so_exports_need_no_onednn_op():
+    module = Linear(64, 64)
+    x = torch.randn(1, 300, 64)
+    graph = str(torch.jit.trace(module, x).graph)
+    assert 'aten::linear' in graph and 'mkldnn' not in graph

@@ -5,8 +5,8 @@ CI machine (AMD EPYC, 2 cores) it reaches ~200 GFLOP/s where oneDNN, behind torc
 reaches ~470. A linear layer is a 1x1 convolution over a (1, C, N, 1) channels-last view of its N
 input rows, so large float32 CPU products take that route (forward and backward ~2x faster on
 2 threads, ~1.15x on one); their numbers differ from ``F.linear`` by float32 rounding only. CUDA,
-other dtypes, CPU autocast and small products (where oneDNN's call overhead dominates) go to
-``F.linear``.
+other dtypes, CPU autocast, small products (where oneDNN's call overhead dominates), tracing,
+export and torch.compile go to ``F.linear``.
 """
 import math
 from typing import Optional
@@ -22,7 +22,9 @@ def _on_onednn(x: Tensor, weight: Tensor) -> bool:
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
             and math.prod(x.shape[:-1]) * weight.numel() >= MIN_MACS
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled('cpu'))
+            and not torch.is_autocast_enabled('cpu')
+            # tracing, export and compilation see plain F.linear (ONNX has no mkldnn_convolution)
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
 
 
 def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
