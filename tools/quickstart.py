@@ -186,8 +186,8 @@ def ap_table(metrics):
     for kind in ('bbox', 'segm'):
         values = [metrics.get(f'coco/{kind}_{col}', -1.0) for col in AP_COLUMNS]
         # COCO reports -1 for a size range without objects (no shape is above 96x96 pixels)
-        lines.append(f'| {kind} | ' + ' | '.join('n/a' if v < 0 else f'{100 * v:.1f}'
-                                                   for v in values) + ' |')
+        cells = ['n/a' if v < 0 else f'{100 * v:.1f}' for v in values]
+        lines.append(f'| {kind} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 

@@ -4,4 +4,4 @@ from .coco_checks import (Problem, check_annotations, check_categories, check_im
                           format_problems)
 
 __all__ = ['CheckedCocoDataset', 'DatasetCheckError', 'Problem', 'check_annotations',
-           'check_categories', 'check_image']
+           'check_categories', 'check_image', 'format_problems']

@@ -64,4 +64,3 @@ def install():
     from mmengine.runner import checkpoint as mmengine_checkpoint
     mmengine_checkpoint._safe_torch_load = safe_torch_load
     mmengine_checkpoint.load_url = safe_load_url
-

@@ -209,8 +209,8 @@ class ViTAdapter(ViT):
             x, c = interaction(x, c, self.blocks[first:last + 1], geometry)
 
         # the four maps as (B, h, w, C) tensors
-        c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(c.split([h * w for h, w in level_shapes], 1),
-                                                               level_shapes)]
+        levels = c.split([h * w for h, w in level_shapes], 1)
+        c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(levels, level_shapes)]
         outs = [c1 + upsample_2x2(c2, self.up), c2, c3, c4]
         if self.add_vit_feature:
             vit = x.view(B, *vit_shape, -1)

@@ -3,6 +3,6 @@ from .adapter import (AdapterGeometry, ConvFFN, Extractor, Injector, Interaction
 from .linear import Linear, linear
 from .ms_deform_attn import MSDeformAttn, deform_attn, deform_attn_cpu
 
-__all__ = ['AdapterGeometry', 'ConvFFN', 'Extractor', 'Injector', 'InteractionBlock', 'Linear', 'MSDeformAttn',
-           'SpatialPriorModule', 'deform_attn', 'deform_attn_cpu', 'linear',
+__all__ = ['AdapterGeometry', 'ConvFFN', 'Extractor', 'Injector', 'InteractionBlock', 'Linear',
+           'MSDeformAttn', 'SpatialPriorModule', 'deform_attn', 'deform_attn_cpu', 'linear',
            'maybe_checkpoint']

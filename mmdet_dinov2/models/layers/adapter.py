@@ -8,7 +8,6 @@ order stride 8, 16, 32, and their (H, W) are passed explicitly as ``shapes``.
 from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from timm.layers import DropPath
 from torch import Tensor, nn

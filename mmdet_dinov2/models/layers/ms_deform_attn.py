@@ -178,9 +178,9 @@ class MSDeformAttn(nn.Module):
                              f'{L} levels of {feat.shape[1]} tokens in total')
         value = self.value_proj(feat).view(B, feat.shape[1], M, -1)  # (B, S, M, D)
         # offsets and attention logits read the same query: one matmul for both
-        offsets, logits = linear(query, torch.cat([self.sampling_offsets.weight, self.attention_weights.weight]),
-                                   torch.cat([self.sampling_offsets.bias, self.attention_weights.bias])
-                                   ).split([M * L * P * 2, M * L * P], -1)
+        weight = torch.cat([self.sampling_offsets.weight, self.attention_weights.weight])
+        bias = torch.cat([self.sampling_offsets.bias, self.attention_weights.bias])
+        offsets, logits = linear(query, weight, bias).split([M * L * P * 2, M * L * P], -1)
         offsets = offsets.view(B, Q, M, L, P, 2)
         weights = logits.reshape(B, Q, M, L * P).softmax(-1).view(B, Q, M, L, P)
         size_xy = query.new_tensor([(w, h) for h, w in spatial_shapes])  # (L, 2)
