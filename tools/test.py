@@ -13,7 +13,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmdet_dinov2.engine.launch import build_runner, load_config
+from mmdet_dinov2.engine.launch import build_runner, close_process_group, load_config
 from mmdet_dinov2.utils import set_checkpoint_trust
 
 
@@ -64,7 +64,9 @@ def main(argv=None):
         cfg.trust_checkpoint = True
         set_checkpoint_trust(True)
     runner = build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    close_process_group()
+    return metrics
 
 
 if __name__ == '__main__':

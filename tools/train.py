@@ -16,7 +16,7 @@ import sys
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 
-from mmdet_dinov2.engine.launch import build_runner, load_config
+from mmdet_dinov2.engine.launch import build_runner, close_process_group, load_config
 from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
 from mmdet_dinov2.utils import set_checkpoint_trust
 
@@ -81,6 +81,7 @@ def main(argv=None):
         sys.exit(f'error: {err}')
     runner = build_runner(cfg)
     runner.train()
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -112,6 +112,18 @@ def init_cpu_process_group(cfg):
         **({} if timeout is None else dict(timeout=timedelta(seconds=timeout))))
 
 
+def close_process_group():
+    """Destroy the default process group, if any, once the run is done.
+
+    Left to interpreter exit, gloo's worker threads can still hold work whose tensors are freed
+    during interpreter finalization: once in the suite both ranks of a finished 2-process CPU run
+    died with SIGABRT ("terminate called without an active exception"); pytorch/pytorch#179291
+    describes the mechanism. Only on success: after a failure torchrun stops the ranks anyway.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def build_runner(cfg):
     """Adapt ``cfg`` to the machine and build its runner (:class:`SafeLoadRunner` by default).
 

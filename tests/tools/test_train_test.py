@@ -122,3 +122,19 @@ def test_train_tool_single_process_and_resume(tiny_config, tiny_coco, tool, tmp_
                   'train_cfg.max_epochs=2', data=tiny_coco)
     assert 'resumed epoch: 1' in (result.stdout + result.stderr)
     assert (tmp_path / 'epoch_2.pth').is_file()
+
+
+def test_close_process_group_destroys_the_group_and_is_a_no_op_without_one(tmp_path):
+    """train.py / test.py end with close_process_group (gloo threads alive at interpreter exit can abort)."""
+    import torch.distributed as dist
+
+    from mmdet_dinov2.engine.launch import close_process_group
+    close_process_group()  # no group: nothing to do
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/rendezvous', rank=0, world_size=1)
+    try:
+        assert dist.is_initialized()
+        close_process_group()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
