@@ -108,7 +108,7 @@ def test_config_matches_the_generator_and_keeps_the_real_code_path(shapes_tool):
 
 
 @pytest.mark.parametrize('user_env, want', [
-    ({}, None),  # chosen by the load average: one of the two settings
+    ({}, None),  # chosen by how busy the CPU is: one of the two settings
     ({'OMP_WAIT_POLICY': 'ACTIVE'}, {'OMP_WAIT_POLICY': 'ACTIVE'}),
     ({'GOMP_SPINCOUNT': '5'}, {'GOMP_SPINCOUNT': '5'}),
 ])

@@ -213,11 +213,11 @@ class ViTAdapter(ViT):
         c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(levels, level_shapes)]
         outs = [c1 + upsample_2x2(c2, self.up), c2, c3, c4]
         if self.add_vit_feature:
-            vit = x.view(B, *vit_shape, -1)
+            vit = x.view(B, *vit_shape, -1).permute(0, 3, 1, 2)  # (B, C, h, w), channels-last memory
             for i, scale in enumerate((4, 2, 1, 0.5)):
-                resized = vit if scale == 1 else F.interpolate(
-                    vit.permute(0, 3, 1, 2), scale_factor=scale, mode='bilinear', align_corners=False)
-                outs[i] = outs[i] + (resized if scale == 1 else resized.permute(0, 2, 3, 1))
+                resized = vit if scale == 1 else F.interpolate(vit, scale_factor=scale, mode='bilinear',
+                                                               align_corners=False)
+                outs[i] = outs[i] + resized.permute(0, 2, 3, 1)
         # standard (B, C, h, w) memory: mmcv's CPU RoIAlign reads channels-last maps as if they were
         # not (wrong features, no error), and a split view's batch stride trips torch 2.14's CPU
         # BatchNorm backward

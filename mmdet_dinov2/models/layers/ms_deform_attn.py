@@ -49,6 +49,12 @@ class _WeightedRowSum(torch.autograd.Function):
         return grad_table, grad_coef, None
 
 
+def level_starts(shapes: Tensor) -> Tensor:
+    """Index of each level's first token in the concatenated sequence: (L, 2) (H, W) -> (L,)."""
+    sizes = shapes.prod(1)
+    return sizes.cumsum(0) - sizes
+
+
 def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
                     attention_weights: Tensor) -> Tensor:
     """Bilinear sampling (zero padding, ``align_corners=False``) summed with attention weights.
@@ -69,7 +75,7 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
     _, Q, _, L, P, _ = sampling_locations.shape
     shapes = torch.tensor(spatial_shapes, device=value.device)  # (L, 2) as (H, W)
     H, W = shapes.to(value.dtype)[:, None].unbind(-1)  # (L, 1) each, against (B, Q, M, L, P)
-    start = (shapes.prod(1).cumsum(0) - shapes.prod(1)).to(value.dtype)[:, None]  # each level's first token
+    start = level_starts(shapes).to(value.dtype)[:, None]  # (L, 1)
 
     # pixel coordinates with pixel centres on integers; (x0, y0) the top-left neighbour, x1 = x0 + 1
     x = sampling_locations[..., 0] * W - 0.5  # (B, Q, M, L, P)
@@ -111,8 +117,8 @@ def deform_attn(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampli
         return deform_attn_cpu(value, spatial_shapes, sampling_locations, attention_weights)
     from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
     shapes = torch.tensor(spatial_shapes, dtype=torch.long, device=value.device)
-    starts = F.pad(shapes.prod(1).cumsum(0)[:-1], (1, 0))
-    return MultiScaleDeformableAttnFunction.apply(value, shapes, starts, sampling_locations, attention_weights, 64)
+    return MultiScaleDeformableAttnFunction.apply(value, shapes, level_starts(shapes), sampling_locations,
+                                                  attention_weights, 64)
 
 
 class MSDeformAttn(nn.Module):
