@@ -10,6 +10,7 @@ load as they are. Several processes: tools/dist_test.sh CONFIG CHECKPOINT NUM_PR
 import argparse
 import os
 import os.path as osp
+import tempfile
 
 from mmengine.config import DictAction
 
@@ -37,7 +38,37 @@ def parse_args(argv=None):
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out {args.out}: the predictions are dumped as a pickle, give a .pkl path')
+    if args.out is not None:
+        reason = unwritable_reason(args.out)
+        if reason:  # else the evaluation runs to its end and only then fails to dump
+            parser.error(f'--out {args.out}: cannot write the predictions there: {reason}')
     return args
+
+
+def unwritable_reason(path):
+    """Why the file ``path`` could not be written, or None if it can.
+
+    Missing folders are fine when they can be created (the dump creates them): the nearest
+    existing ancestor must be a folder that accepts a new file, which is tried for real (as root,
+    permission bits alone say little) with a probe file that is removed at once.
+    """
+    path = osp.abspath(path)
+    if osp.isdir(path):
+        return 'it is a directory'
+    folder = osp.dirname(path)
+    while not osp.lexists(folder):
+        folder = osp.dirname(folder)
+    if not osp.isdir(folder):
+        return f'{folder} is not a directory'
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f'no permission to create files in {folder}'
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.out-probe.', dir=folder)
+    except OSError as err:
+        return f'cannot create files in {folder} ({err.strerror or err})'
+    os.close(fd)
+    os.remove(probe)
+    return None
 
 
 def apply_args(cfg, args):
