@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..layers.adapter import maybe_checkpoint
 from ..layers.linear import Linear
+from .arguments import check_vit_arguments, ffn_hidden_dim
 
 FFN_TYPES = ('mlp', 'swiglu')
 
@@ -141,11 +142,11 @@ def build_ffn(dim: int, mlp_ratio: float, ffn_type: str) -> nn.Module:
     of 8; fc1 (dim -> 2 * hidden) = DINOv2's w12, output silu(x1) * x2 with x1, x2 = fc1(x).chunk(2),
     fc2 (hidden -> dim) = DINOv2's w3.
     """
-    hidden = int(dim * mlp_ratio)
+    hidden = ffn_hidden_dim(dim, mlp_ratio, ffn_type)
     if ffn_type == 'mlp':
         return Mlp(dim, hidden)
     if ffn_type == 'swiglu':
-        return Mlp(dim, (int(hidden * 2 / 3) + 7) // 8 * 8, act_layer=nn.SiLU, gated=True)
+        return Mlp(dim, hidden, act_layer=nn.SiLU, gated=True)
     raise ValueError(f'ffn_type={ffn_type!r} is not one of {FFN_TYPES}')
 
 
@@ -180,7 +181,7 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
         """x (B, H * W, C), hw = (H, W) -> (B, H * W, C)."""
-        return maybe_checkpoint(self._forward, self.with_cp, x, hw)
+        return maybe_checkpoint(self._forward, x, hw, with_cp=self.with_cp)
 
 
 def _per_block(name: str, value, depth: int) -> list:
@@ -224,6 +225,9 @@ class ViT(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if ffn_type not in FFN_TYPES:
             raise ValueError(f'ffn_type={ffn_type!r} is not one of {FFN_TYPES}')
+        check_vit_arguments(pretrain_size=pretrain_size, patch_size=patch_size, embed_dim=embed_dim,
+                            depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, ffn_type=ffn_type,
+                            drop_path_rate=drop_path_rate)
         grid = pretrain_size // patch_size
         if img_size is not None and img_size // patch_size != grid:
             raise ValueError(f'img_size={img_size} and pretrain_size={pretrain_size} give different '
@@ -247,15 +251,16 @@ class ViT(BaseModule):
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, embed_dim))
         drop_path = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, ffn_type, drop_path[i],
-                  window_size[i] if window_attn[i] else None, with_cp)
+            Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, ffn_type=ffn_type,
+                  drop_path=drop_path[i], window_size=window_size[i] if window_attn[i] else None,
+                  with_cp=with_cp)
             for i in range(depth)])
 
     def resized_pos_embed(self, hw: Tuple[int, int]) -> Tensor:
         """The stored grid embedding (class slot dropped) resized bicubically to hw: (1, H * W, C)."""
-        return resample_abs_pos_embed(self.pos_embed[:, 1:], list(hw), list(self.pos_grid),
-                                      num_prefix_tokens=0, interpolation='bicubic', antialias=False,
-                                      align_corners=False)
+        return resample_abs_pos_embed(self.pos_embed[:, 1:], new_size=list(hw),
+                                      old_size=list(self.pos_grid), num_prefix_tokens=0,
+                                      interpolation='bicubic', antialias=False, align_corners=False)
 
     def embed(self, img: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Patch tokens plus position embedding: (B, 3, H, W) -> (B, h * w, C) and (h, w)."""

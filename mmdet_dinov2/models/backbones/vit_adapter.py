@@ -18,28 +18,12 @@ from torch import Tensor, nn
 from ..layers.adapter import AdapterGeometry, InteractionBlock, SpatialPriorModule
 from ..layers.linear import linear
 from ..layers.ms_deform_attn import MSDeformAttn
+from .arguments import check_adapter_arguments
 from .vit import ViT
 
 # The adapter reads the ViT tokens as its stride-16 level and its own levels at strides 8, 16, 32.
 VIT_STRIDE = 16
 INPUT_DIVISOR = 32
-
-
-def _check_interaction_indexes(interaction_indexes, depth: int) -> list:
-    """[[first, last], ...] must cover blocks 0..depth-1 in order, each group non-empty."""
-    groups = interaction_indexes if isinstance(interaction_indexes, (list, tuple)) else []
-    fits, next_first = len(groups) > 0, 0
-    for group in groups:
-        fits = (fits and isinstance(group, (list, tuple)) and len(group) == 2
-                and group[0] == next_first and group[1] >= group[0])
-        if not fits:
-            break
-        next_first = group[1] + 1
-    if not fits or next_first != depth:
-        raise ValueError(f'interaction_indexes={interaction_indexes!r} does not fit depth={depth}: give '
-                         f'[[first, last], ...] groups covering blocks 0..{depth - 1} contiguously in order, '
-                         f'e.g. [[0, 2], [3, 5], [6, 8], [9, 11]] for depth 12')
-    return [list(g) for g in groups]
 
 
 def _init_like_original(m: nn.Module):
@@ -70,6 +54,9 @@ def upsample_2x2(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
 @MODELS.register_module()
 class ViTAdapter(ViT):
     """ViT-Adapter backbone: four feature maps at strides 4, 8, 16, 32, all embed_dim wide.
+
+    Arguments that cannot work raise a ValueError or TypeError naming them before anything is built
+    (see :mod:`.arguments`); :func:`mmdet_dinov2.models.check_backbone_neck` checks a config's neck.
 
     Args:
         pretrain_size (int): pre-training image side; the position embedding is stored for
@@ -122,26 +109,31 @@ class ViTAdapter(ViT):
                              f'patch embeddings are resampled to 16 when loaded)')
         if pretrained is not None and init_cfg is not None:
             raise ValueError(f'give either pretrained={pretrained!r} or init_cfg={init_cfg!r}, not both')
-        if not set(out_indices) <= {0, 1, 2, 3} or not out_indices:
-            raise ValueError(f'out_indices={out_indices!r}: pick from 0..3 (strides 4, 8, 16, 32)')
-        if embed_dim % deform_num_heads:
-            raise ValueError(f'deform_num_heads={deform_num_heads} must divide embed_dim={embed_dim}')
-        super().__init__(pretrain_size, img_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
-                         ffn_type, drop_path_rate, window_attn, window_size, with_cp, init_cfg)
-        self.interaction_indexes = _check_interaction_indexes(interaction_indexes, depth)
+        # the adapter's arguments are checked before the ViT is built, the ViT's by ViT.__init__
+        interaction_indexes, out_indices = check_adapter_arguments(
+            embed_dim=embed_dim, depth=depth, conv_inplane=conv_inplane, n_points=n_points,
+            deform_num_heads=deform_num_heads, deform_ratio=deform_ratio, with_cffn=with_cffn,
+            cffn_ratio=cffn_ratio, interaction_indexes=interaction_indexes, out_indices=out_indices)
+        super().__init__(pretrain_size=pretrain_size, img_size=img_size, patch_size=patch_size,
+                         embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                         ffn_type=ffn_type, drop_path_rate=drop_path_rate, window_attn=window_attn,
+                         window_size=window_size, with_cp=with_cp, init_cfg=init_cfg)
+        self.interaction_indexes = interaction_indexes
         self.pretrained = pretrained
         self.add_vit_feature = add_vit_feature
-        self.out_indices = tuple(out_indices)
+        self.out_indices = out_indices
         self.freeze_vit = freeze_vit
 
         self.level_embed = nn.Parameter(torch.zeros(3, embed_dim))
-        self.spm = SpatialPriorModule(conv_inplane, embed_dim, norm_cfg)
+        self.spm = SpatialPriorModule(inplanes=conv_inplane, embed_dim=embed_dim, norm_cfg=norm_cfg)
         last = len(self.interaction_indexes) - 1
         self.interactions = nn.ModuleList([
-            InteractionBlock(embed_dim, deform_num_heads, n_points, init_values, drop_path_rate, with_cffn,
-                             cffn_ratio, deform_ratio, use_extra_extractor and i == last, with_cp)
+            InteractionBlock(dim=embed_dim, num_heads=deform_num_heads, num_points=n_points,
+                             init_values=init_values, drop_path=drop_path_rate, with_cffn=with_cffn,
+                             cffn_ratio=cffn_ratio, deform_ratio=deform_ratio,
+                             extra_extractor=use_extra_extractor and i == last, with_cp=with_cp)
             for i in range(len(self.interaction_indexes))])
-        self.up = nn.ConvTranspose2d(embed_dim, embed_dim, 2, 2)
+        self.up = nn.ConvTranspose2d(embed_dim, embed_dim, kernel_size=2, stride=2)
         for i in range(1, 5):
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, embed_dim)[1])
         self.init_adapter()
@@ -160,25 +152,30 @@ class ViTAdapter(ViT):
                 m.reset_parameters()
         nn.init.normal_(self.level_embed)
 
-    def _checkpoint_to_load(self) -> Tuple[Optional[str], bool]:
+    def _checkpoint_to_load(self) -> Optional[str]:
         if self.pretrained is not None:
-            return self.pretrained, False
+            return self.pretrained
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             if 'checkpoint' not in cfg:
                 raise ValueError(f"init_cfg={cfg!r} of type 'Pretrained' needs a 'checkpoint' path")
-            return cfg['checkpoint'], bool(cfg.get('trust', False))
-        return None, False
+            if 'trust' in cfg:
+                raise ValueError(
+                    f"init_cfg={cfg!r}: 'trust' is not read here; trust is one switch for the "
+                    'whole run: trust_checkpoint = True in the config (or --trust-checkpoint)')
+            return cfg['checkpoint']
+        return None
 
     def init_weights(self):
-        """Load ``pretrained`` / init_cfg 'Pretrained' through the project's safe loader; any other
-        init_cfg goes to mmengine."""
-        path, trust = self._checkpoint_to_load()
+        """Load ``pretrained`` / init_cfg 'Pretrained' through the project's safe loader (trusted
+        only inside a run whose config says ``trust_checkpoint = True``); any other init_cfg goes to
+        mmengine."""
+        path = self._checkpoint_to_load()
         if path is None:
             super().init_weights()
             return
         from mmdet_dinov2.checkpoints import load_backbone_weights
-        load_backbone_weights(self, path, trust=trust, logger=MMLogger.get_current_instance())
+        load_backbone_weights(self, path, logger=MMLogger.get_current_instance())
         self._is_init = True
 
     # ---------------------------------------------------------------- modes
@@ -206,7 +203,7 @@ class ViTAdapter(ViT):
         x, vit_shape = self.embed(img)  # (B, h * w, C) at stride 16
         geometry = AdapterGeometry.create(vit_shape, level_shapes, img.device)
         for interaction, (first, last) in zip(self.interactions, self.interaction_indexes):
-            x, c = interaction(x, c, self.blocks[first:last + 1], geometry)
+            x, c = interaction(x, c, blocks=self.blocks[first:last + 1], geometry=geometry)
 
         # the four maps as (B, h, w, C) tensors
         levels = c.split([h * w for h, w in level_shapes], 1)

@@ -19,7 +19,7 @@ from .ms_deform_attn import MSDeformAttn
 Shape = Tuple[int, int]
 
 
-def maybe_checkpoint(fn, with_cp: bool, *args):
+def maybe_checkpoint(fn, *args, with_cp: bool):
     """fn(*args); with_cp recomputes it in the backward pass (when the first input needs a gradient)."""
     if with_cp and args[0].requires_grad:
         return checkpoint(fn, *args, use_reentrant=False)
@@ -49,12 +49,13 @@ class AdapterGeometry(NamedTuple):
 
     @classmethod
     def create(cls, vit_shape: Shape, level_shapes: Sequence[Shape], device=None) -> 'AdapterGeometry':
-        return cls(tuple(vit_shape), [tuple(s) for s in level_shapes],
-                   reference_points([vit_shape], device), reference_points(level_shapes, device))
+        return cls(vit_shape=tuple(vit_shape), level_shapes=[tuple(s) for s in level_shapes],
+                   vit_points=reference_points([vit_shape], device),
+                   level_points=reference_points(level_shapes, device))
 
 
 def _conv_norm_relu(in_channels: int, out_channels: int, stride: int, norm_cfg: dict) -> List[nn.Module]:
-    return [nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+    return [nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
             build_norm_layer(norm_cfg, out_channels)[1], nn.ReLU(inplace=True)]
 
 
@@ -69,13 +70,13 @@ class SpatialPriorModule(nn.Module):
 
     def __init__(self, inplanes: int = 64, embed_dim: int = 384, norm_cfg: dict = dict(type='SyncBN')):
         super().__init__()
-        self.stem = nn.Sequential(*_conv_norm_relu(3, inplanes, 2, norm_cfg),
-                                  *_conv_norm_relu(inplanes, inplanes, 1, norm_cfg),
-                                  *_conv_norm_relu(inplanes, inplanes, 1, norm_cfg),
+        self.stem = nn.Sequential(*_conv_norm_relu(3, inplanes, stride=2, norm_cfg=norm_cfg),
+                                  *_conv_norm_relu(inplanes, inplanes, stride=1, norm_cfg=norm_cfg),
+                                  *_conv_norm_relu(inplanes, inplanes, stride=1, norm_cfg=norm_cfg),
                                   nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
-        self.conv2 = nn.Sequential(*_conv_norm_relu(inplanes, 2 * inplanes, 2, norm_cfg))
-        self.conv3 = nn.Sequential(*_conv_norm_relu(2 * inplanes, 4 * inplanes, 2, norm_cfg))
-        self.conv4 = nn.Sequential(*_conv_norm_relu(4 * inplanes, 4 * inplanes, 2, norm_cfg))
+        self.conv2 = nn.Sequential(*_conv_norm_relu(inplanes, 2 * inplanes, stride=2, norm_cfg=norm_cfg))
+        self.conv3 = nn.Sequential(*_conv_norm_relu(2 * inplanes, 4 * inplanes, stride=2, norm_cfg=norm_cfg))
+        self.conv4 = nn.Sequential(*_conv_norm_relu(4 * inplanes, 4 * inplanes, stride=2, norm_cfg=norm_cfg))
         self.fc1 = nn.Conv2d(inplanes, embed_dim, 1)
         self.fc2 = nn.Conv2d(2 * inplanes, embed_dim, 1)
         self.fc3 = nn.Conv2d(4 * inplanes, embed_dim, 1)
@@ -126,7 +127,7 @@ class DWConv(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size=3, stride=1, padding=1, groups=dim)
 
     def forward(self, x: Tensor, shapes: Sequence[Shape]) -> Tensor:
         """x (B, N, C) with N = sum H * W over ``shapes`` -> (B, N, C)."""
@@ -158,16 +159,18 @@ class Injector(nn.Module):
         self.with_cp = with_cp
         self.query_norm = nn.LayerNorm(dim, eps=1e-6)
         self.feat_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = MSDeformAttn(dim, num_heads, num_levels, num_points, deform_ratio)
+        self.attn = MSDeformAttn(dim=dim, num_heads=num_heads, num_levels=num_levels, num_points=num_points,
+                                 deform_ratio=deform_ratio)
         self.gamma = nn.Parameter(init_values * torch.ones(dim))
 
     def _forward(self, x: Tensor, c: Tensor, geometry: AdapterGeometry) -> Tensor:
-        attn = self.attn(self.query_norm(x), geometry.vit_points, self.feat_norm(c), geometry.level_shapes)
+        attn = self.attn(query=self.query_norm(x), reference_points=geometry.vit_points,
+                         feat=self.feat_norm(c), spatial_shapes=geometry.level_shapes)
         return x + self.gamma * attn
 
     def forward(self, x: Tensor, c: Tensor, geometry: AdapterGeometry) -> Tensor:
         """x (B, N_vit, C) ViT tokens, c (B, N_levels, C) adapter tokens -> updated x."""
-        return maybe_checkpoint(self._forward, self.with_cp, x, c, geometry)
+        return maybe_checkpoint(self._forward, x, c, geometry, with_cp=self.with_cp)
 
 
 class Extractor(nn.Module):
@@ -191,7 +194,8 @@ class Extractor(nn.Module):
         self.with_cp = with_cp
         self.query_norm = nn.LayerNorm(dim, eps=1e-6)
         self.feat_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = MSDeformAttn(dim, num_heads, 1, num_points, deform_ratio)
+        self.attn = MSDeformAttn(dim=dim, num_heads=num_heads, num_levels=1, num_points=num_points,
+                                 deform_ratio=deform_ratio)
         if with_cffn:
             self.ffn = ConvFFN(dim, int(dim * cffn_ratio))
             self.ffn_norm = nn.LayerNorm(dim, eps=1e-6)
@@ -200,14 +204,15 @@ class Extractor(nn.Module):
             self.ffn = None
 
     def _forward(self, c: Tensor, x: Tensor, geometry: AdapterGeometry) -> Tensor:
-        c = c + self.attn(self.query_norm(c), geometry.level_points, self.feat_norm(x), [geometry.vit_shape])
+        c = c + self.attn(query=self.query_norm(c), reference_points=geometry.level_points,
+                          feat=self.feat_norm(x), spatial_shapes=[geometry.vit_shape])
         if self.ffn is not None:
             c = c + self.drop_path(self.ffn(self.ffn_norm(c), geometry.level_shapes))
         return c
 
     def forward(self, c: Tensor, x: Tensor, geometry: AdapterGeometry) -> Tensor:
         """c (B, N_levels, C) adapter tokens, x (B, N_vit, C) ViT tokens -> updated c."""
-        return maybe_checkpoint(self._forward, self.with_cp, c, x, geometry)
+        return maybe_checkpoint(self._forward, c, x, geometry, with_cp=self.with_cp)
 
 
 class InteractionBlock(nn.Module):
@@ -230,11 +235,13 @@ class InteractionBlock(nn.Module):
                  drop_path: float = 0.0, with_cffn: bool = True, cffn_ratio: float = 0.25,
                  deform_ratio: float = 1.0, extra_extractor: bool = False, with_cp: bool = False):
         super().__init__()
-        self.injector = Injector(dim, num_heads, num_points, 3, deform_ratio, init_values, with_cp)
+        self.injector = Injector(dim=dim, num_heads=num_heads, num_points=num_points, num_levels=3,
+                                 deform_ratio=deform_ratio, init_values=init_values, with_cp=with_cp)
 
         def extractor():
-            return Extractor(dim, num_heads, num_points, deform_ratio, with_cffn, cffn_ratio, drop_path,
-                             with_cp)
+            return Extractor(dim=dim, num_heads=num_heads, num_points=num_points, deform_ratio=deform_ratio,
+                             with_cffn=with_cffn, cffn_ratio=cffn_ratio, drop_path=drop_path,
+                             with_cp=with_cp)
 
         self.extractor = extractor()
         self.extra_extractors = nn.ModuleList([extractor(), extractor()]) if extra_extractor else None

@@ -38,7 +38,8 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     # torch.mkldnn_convolution rather than F.conv2d: conv2d picks a slow non-oneDNN path for 1x1 filters
     # on one thread or small inputs
     y = torch.mkldnn_convolution(rows[None, :, None, :].permute(0, 3, 1, 2), weight[:, :, None, None], bias,
-                                 (0, 0), (1, 1), (1, 1), 1)  # (1, C_out, N, 1), channels-last
+                                 padding=(0, 0), stride=(1, 1), dilation=(1, 1),
+                                 groups=1)  # (1, C_out, N, 1), channels-last
     return y.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])  # a view
 
 

@@ -114,11 +114,14 @@ def deform_attn(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampli
     value, sampling_locations, attention_weights = (t.to(dtype) for t in (value, sampling_locations,
                                                                           attention_weights))
     if not value.is_cuda:
-        return deform_attn_cpu(value, spatial_shapes, sampling_locations, attention_weights)
+        return deform_attn_cpu(value=value, spatial_shapes=spatial_shapes,
+                               sampling_locations=sampling_locations, attention_weights=attention_weights)
     from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
     shapes = torch.tensor(spatial_shapes, dtype=torch.long, device=value.device)
+    im2col_step = 64  # mmcv's default: the kernel works through the batch in chunks of this many images
+    # an autograd.Function's forward gets its arguments positionally, in mmcv's order
     return MultiScaleDeformableAttnFunction.apply(value, shapes, level_starts(shapes), sampling_locations,
-                                                  attention_weights, 64)
+                                                  attention_weights, im2col_step)
 
 
 class MSDeformAttn(nn.Module):
@@ -136,9 +139,10 @@ class MSDeformAttn(nn.Module):
                  deform_ratio: float = 1.0):
         super().__init__()
         value_dim = int(dim * deform_ratio)
-        if value_dim % num_heads:
+        if value_dim < 1 or value_dim % num_heads:
             raise ValueError(f'MSDeformAttn: the value width int(dim * deform_ratio) = int({dim} * '
-                             f'{deform_ratio}) = {value_dim} must be divisible by num_heads={num_heads}')
+                             f'{deform_ratio}) = {value_dim} must be a positive multiple of '
+                             f'num_heads={num_heads}')
         self.num_heads = num_heads
         self.num_levels = num_levels
         self.num_points = num_points
@@ -191,4 +195,6 @@ class MSDeformAttn(nn.Module):
         weights = logits.reshape(B, Q, M, L * P).softmax(-1).view(B, Q, M, L, P)
         size_xy = query.new_tensor([(w, h) for h, w in spatial_shapes])  # (L, 2)
         locations = reference_points[:, :, None, :, None, :] + offsets / size_xy[:, None, :]
-        return self.output_proj(deform_attn(value, spatial_shapes, locations, weights).to(query.dtype))
+        out = deform_attn(value=value, spatial_shapes=spatial_shapes, sampling_locations=locations,
+                          attention_weights=weights)  # (B, Q, M * D)
+        return self.output_proj(out.to(query.dtype))
