@@ -1,1 +1,4 @@
 from . import backbones, layers  # noqa: F401
+from .config_checks import check_backbone_neck
+
+__all__ = ['check_backbone_neck']
