@@ -12,6 +12,7 @@ from torch import nn
 import mmdet_dinov2  # noqa: F401  (registers the constructor and the backbone)
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
+from mmdet_dinov2.engine.optimizers.layer_decay import get_layer_id
 
 register_all_modules(init_default_scope=False)
 CONFIGS = 'configs/vit_adapter/mask-rcnn_dinov2-adapter-{}_fpn_3x_coco.py'
@@ -180,4 +181,119 @@ def test_weight_decay_is_required():
                paramwise_cfg=dict(num_layers=2, layer_decay_rate=0.7))
     with pytest.raises(ValueError, match='weight_decay'), \
             DefaultScope.overwrite_default_scope('mmdet'):
+        build_optim_wrapper(TinyViTDetector(), cfg)
+
+
+class NestedViTDetector(nn.Module):
+    """A backbone that keeps its ViT as ``backbone.vit`` (composition), plus an adapter part."""
+
+    def __init__(self, depth=2):
+        super().__init__()
+        self.backbone = nn.Module()
+        self.backbone.vit = TinyViTDetector(depth).backbone
+        self.backbone.spm = nn.Linear(4, 4)
+        self.neck = nn.Linear(4, 4)
+
+
+def build_optimizer_with(model, **paramwise):
+    cfg = dict(type='OptimWrapper', constructor='LayerDecayOptimizerConstructor',
+               optimizer=dict(type='AdamW', lr=LR, weight_decay=WD), paramwise_cfg=paramwise)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return build_optim_wrapper(model, cfg)
+
+
+def _refusal(model, **paramwise):
+    with pytest.raises(ValueError) as info:
+        build_optimizer_with(model, **paramwise)
+    return str(info.value)
+
+
+def test_a_nested_vit_is_refused_with_its_parameters_listed():
+    message = _refusal(NestedViTDetector(), num_layers=2, layer_decay_rate=0.7)
+    for name in ('backbone.vit.blocks.0.weight', 'backbone.vit.blocks.1.bias', 'backbone.vit.pos_embed',
+                 'backbone.vit.patch_embed.weight'):
+        assert name in message, (name, message)
+    assert 'backbone.spm' not in message.split('. The rule')[0]  # an adapter name of the default rule
+    assert '7 backbone parameters' in message and 'no block' in message, message
+    assert 'block_prefix' in message and 'embedding_names' in message and 'adapter_names' in message
+
+
+def test_a_long_list_is_cut():
+    message = _refusal(NestedViTDetector(depth=12), num_layers=12, layer_decay_rate=0.7)
+    assert '27 backbone parameters' in message and 'and 7 more' in message, message
+
+
+def test_the_rule_can_name_a_nested_vit():
+    depth, rate = 3, 0.5
+    model = NestedViTDetector(depth)
+    rule = dict(embedding_names=['backbone.vit.patch_embed', 'backbone.vit.pos_embed'],
+                block_prefix='backbone.vit.blocks', adapter_names=['backbone.spm'])
+    groups = group_of(build_optimizer_with(model, num_layers=depth, layer_decay_rate=rate, **rule))
+    expected = {'backbone.vit.patch_embed.weight': 0, 'backbone.vit.patch_embed.bias': 0,
+                'backbone.vit.pos_embed': 0,
+                'backbone.spm.weight': depth + 1, 'backbone.spm.bias': depth + 1,
+                'neck.weight': depth + 1, 'neck.bias': depth + 1}
+    expected.update({f'backbone.vit.blocks.{i}.{p}': i + 1 for i in range(depth) for p in ('weight', 'bias')})
+    named = dict(model.named_parameters())
+    assert set(named) == set(expected)
+    for name, layer_id in expected.items():
+        group = groups[id(named[name])]
+        assert group['layer_id'] == layer_id, name
+        assert group['lr'] == pytest.approx(LR * rate ** (depth + 1 - layer_id), rel=1e-12), name
+
+
+def test_an_unknown_backbone_parameter_is_refused():
+    """It would have trained at the full lr like the adapter, silently."""
+    model = TinyViTDetector()
+    model.backbone.register_tokens = nn.Parameter(torch.zeros(1, 4, 4))
+    message = _refusal(model, num_layers=2, layer_decay_rate=0.7)
+    assert '1 backbone parameters' in message and 'backbone.register_tokens' in message, message
+    # named as an embedding, it is layer 0
+    groups = group_of(build_optimizer_with(model, num_layers=2, layer_decay_rate=0.7, embedding_names=[
+        'backbone.pos_embed', 'backbone.patch_embed', 'backbone.register_tokens']))
+    assert groups[id(model.backbone.register_tokens)]['layer_id'] == 0
+
+
+@pytest.mark.parametrize('num_layers', [1, 3])
+def test_num_layers_must_match_the_blocks(num_layers):
+    message = _refusal(TinyViTDetector(depth=2), num_layers=num_layers, layer_decay_rate=0.7)
+    assert f'num_layers={num_layers}' in message and 'blocks 0..1 (2 of them)' in message, message
+
+
+def test_the_l_config_with_s_num_layers_is_refused():
+    model, _ = meta_detector('l')
+    message = _refusal(model, num_layers=12, layer_decay_rate=0.7)
+    assert 'num_layers=12' in message and 'blocks 0..23' in message, message
+
+
+@pytest.mark.parametrize('name', ['backbone.visual_embed', 'backbone.visual_embed.proj.weight',
+                                  'backbone.layers.3.attn.qkv.weight', 'backbone.blocks.x.weight',
+                                  'backbone.vit.blocks.0.weight'])
+def test_names_of_other_backbones_have_no_layer(name):
+    """The original's rule also knew visual_embed and layers.N (other backbones): not this model's."""
+    with pytest.raises(ValueError, match='fits no name'):
+        get_layer_id(name, 12)
+
+
+@pytest.mark.parametrize('name, layer_id', [
+    ('backbone.pos_embed', 0), ('backbone.cls_token', 0), ('backbone.patch_embed.proj.weight', 0),
+    ('backbone.blocks.0.norm1.weight', 1), ('backbone.blocks.11.mlp.fc2.bias', 12),
+    ('backbone.level_embed', 13), ('backbone.interactions.3.extractor.ffn.fc1.weight', 13),
+    ('backbone.norm4.bias', 13), ('neck.lateral_convs.0.conv.weight', 13), ('roi_head.x', 13),
+])
+def test_get_layer_id(name, layer_id):
+    assert get_layer_id(name, 12) == layer_id
+
+
+@pytest.mark.parametrize('paramwise, error', [
+    (dict(block_prefix=3), TypeError),
+    (dict(block_prefix=''), TypeError),
+    (dict(embedding_names='backbone.pos_embed'), TypeError),
+    (dict(adapter_names=[1]), TypeError),
+])
+def test_bad_rule_keys_are_refused(paramwise, error):
+    cfg = dict(type='OptimWrapper', constructor='LayerDecayOptimizerConstructor',
+               optimizer=dict(type='AdamW', lr=LR, weight_decay=WD),
+               paramwise_cfg=dict(num_layers=2, layer_decay_rate=0.7, **paramwise))
+    with pytest.raises(error, match=next(iter(paramwise))), DefaultScope.overwrite_default_scope('mmdet'):
         build_optim_wrapper(TinyViTDetector(), cfg)

@@ -1,9 +1,12 @@
 """Layer-wise learning-rate decay for a ViT backbone (BEiT, arXiv:2106.08254, Sec. 3.3).
 
 Each parameter gets a layer id: the embeddings are layer 0, ``backbone.blocks.i`` is layer i + 1,
-everything else (the adapter, neck and heads) is layer ``num_layers + 1``. A parameter of layer
-``l`` trains with ``lr * layer_decay_rate ** (num_layers + 1 - l)``, so the heads keep the base
-learning rate and the patch embedding gets the smallest.
+the adapter, neck and heads are layer ``num_layers + 1``. A parameter of layer ``l`` trains with
+``lr * layer_decay_rate ** (num_layers + 1 - l)``, so the heads keep the base learning rate and the
+patch embedding gets the smallest. Which names are embeddings, blocks and adapter is a
+:class:`LayerRule`; its defaults are ViTAdapter's names, and a backbone parameter that none of its
+names covers is an error (its layer id would be a guess), as is a set of blocks other than
+0..num_layers-1.
 
 Weight decay follows the original ViT-Adapter constructor exactly: 1-D tensors (norms, biases,
 layer-scale gammas) and names ending in ``.bias`` get none, every other tensor gets the optimizer's
@@ -12,35 +15,123 @@ with prefixed names (``backbone.pos_embed``), so that test never matched: the po
 (3-D) and the adapter's ``level_embed`` (2-D) DO get weight decay. This is reproduced on purpose.
 """
 from collections import OrderedDict
+from typing import Iterable, Optional, Sequence
 
 from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
 
 from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-# Names the original puts in layer 0: exact names, then prefixes.
-EMBEDDING_NAMES = ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed',
-                   'backbone.visual_embed')
-EMBEDDING_PREFIXES = ('backbone.patch_embed', 'backbone.visual_embed')
-BLOCK_PREFIXES = ('backbone.blocks.', 'backbone.layers.')
-PARAMWISE_KEYS = ('num_layers', 'layer_decay_rate')
+BACKBONE = 'backbone.'  # the rule places every parameter under this prefix; the rest is layer num_layers + 1
+REQUIRED_KEYS = ('num_layers', 'layer_decay_rate')
+RULE_KEYS = ('embedding_names', 'block_prefix', 'adapter_names')
+MAX_LISTED = 20  # parameter names quoted in an error
 
 
-def get_layer_id(name, num_layers):
+def _covers(prefixes: Iterable[str], name: str) -> bool:
+    """``name`` is one of ``prefixes`` or a parameter inside a module named by one."""
+    return any(name == p or name.startswith(p + '.') for p in prefixes)
+
+
+class LayerRule:
+    """Which layer of the backbone each parameter belongs to, by its name in the detector.
+
+    Names are module or parameter names with the detector's ``backbone.`` in front; a name covers
+    itself and everything inside it. The defaults are ViTAdapter's, and they reproduce the original
+    ViT-Adapter's grouping.
+
+    Args:
+        embedding_names (sequence[str]): layer 0 (patch and position embeddings, tokens).
+        block_prefix (str): the ViT's block list: ``{block_prefix}.{i}.*`` is layer i + 1.
+        adapter_names (sequence[str]): backbone parts outside the ViT, at layer num_layers + 1 with
+            the neck and heads (the base lr).
+    """
+
+    def __init__(self,
+                 embedding_names: Sequence[str] = ('backbone.cls_token', 'backbone.mask_token',
+                                                   'backbone.pos_embed', 'backbone.patch_embed'),
+                 block_prefix: str = 'backbone.blocks',
+                 adapter_names: Sequence[str] = ('backbone.level_embed', 'backbone.spm',
+                                                 'backbone.interactions', 'backbone.up', 'backbone.norm1',
+                                                 'backbone.norm2', 'backbone.norm3', 'backbone.norm4')):
+        for key, value in (('embedding_names', embedding_names), ('adapter_names', adapter_names)):
+            if isinstance(value, str) or not all(isinstance(n, str) for n in value):
+                raise TypeError(f'LayerRule: {key}={value!r} must be a list of parameter or module names')
+        if not isinstance(block_prefix, str) or not block_prefix.strip('.'):
+            raise TypeError(f'LayerRule: block_prefix={block_prefix!r} must be a module name such as '
+                            f"'backbone.blocks'")
+        self.embedding_names = tuple(n.rstrip('.') for n in embedding_names)
+        self.block_prefix = block_prefix.rstrip('.')
+        self.adapter_names = tuple(n.rstrip('.') for n in adapter_names)
+
+    def __repr__(self):
+        return (f'embedding_names={list(self.embedding_names)} (layer 0), block_prefix='
+                f"'{self.block_prefix}' ('{self.block_prefix}.<i>.*' is layer i + 1), adapter_names="
+                f'{list(self.adapter_names)} (layer num_layers + 1)')
+
+    def block_index(self, name: str) -> Optional[int]:
+        """i for a parameter of block i, else None."""
+        if not name.startswith(self.block_prefix + '.'):
+            return None
+        index = name[len(self.block_prefix) + 1:].split('.')[0]
+        return int(index) if index.isdigit() else None
+
+    def layer_id(self, name: str, num_layers: int) -> Optional[int]:
+        """0 for the embeddings, i + 1 for block i, ``num_layers + 1`` for the adapter and everything
+        outside the backbone; None for a backbone parameter that no name of the rule covers."""
+        if _covers(self.embedding_names, name):
+            return 0
+        block = self.block_index(name)
+        if block is not None:
+            return block + 1
+        if name.startswith(BACKBONE) and not _covers(self.adapter_names, name):
+            return None
+        return num_layers + 1
+
+    def check(self, names: Sequence[str], num_layers: int):
+        """Raise a ValueError if a backbone parameter is not covered, or the blocks found are not
+        0..num_layers-1."""
+        problems = []
+        uncovered = [n for n in names if self.layer_id(n, num_layers) is None]
+        if uncovered:
+            listed = ', '.join(uncovered[:MAX_LISTED])
+            more = f' and {len(uncovered) - MAX_LISTED} more' if len(uncovered) > MAX_LISTED else ''
+            problems.append(f'{len(uncovered)} backbone parameters fit no name of the layer rule, so '
+                            f'their layer ids would be guesses: {listed}{more}')
+        blocks = sorted({i for i in map(self.block_index, names) if i is not None})
+        if blocks != list(range(num_layers)):
+            found = f'blocks {blocks[0]}..{blocks[-1]} ({len(blocks)} of them)' if blocks else 'no block'
+            problems.append(f"paramwise_cfg num_layers={num_layers} but '{self.block_prefix}' holds {found}; "
+                            f'expected blocks 0..{num_layers - 1}')
+        if problems:
+            raise ValueError(
+                'LayerDecayOptimizerConstructor: ' + '; '.join(problems) + f'. The rule: {self!r}. Set '
+                f'paramwise_cfg keys {", ".join(RULE_KEYS)} to the backbone\'s names (e.g. '
+                f"block_prefix='backbone.vit.blocks' for a ViT kept as backbone.vit), and num_layers "
+                f'to its number of blocks')
+
+
+DEFAULT_RULE = LayerRule()
+
+
+def get_layer_id(name, num_layers, rule: LayerRule = DEFAULT_RULE):
     """The layer id of a parameter of the detector, from its name.
 
     Args:
         name (str): the parameter's name in the detector, e.g. ``backbone.blocks.3.attn.qkv.weight``.
         num_layers (int): the number of ViT blocks.
+        rule (LayerRule): which names are embeddings, blocks and adapter.
 
     Returns:
         int: 0 for the embeddings, i + 1 for ViT block i, ``num_layers + 1`` for the rest.
+
+    Raises:
+        ValueError: for a backbone parameter that no name of ``rule`` covers.
     """
-    if name in EMBEDDING_NAMES or name.startswith(EMBEDDING_PREFIXES):
-        return 0
-    if name.startswith(BLOCK_PREFIXES):
-        return int(name.split('.')[2]) + 1
-    return num_layers + 1
+    layer_id = rule.layer_id(name, num_layers)
+    if layer_id is None:
+        raise ValueError(f'get_layer_id: {name!r} fits no name of the layer rule: {rule!r}')
+    return layer_id
 
 
 def has_weight_decay(name, param):
@@ -63,18 +154,21 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         optim_wrapper_cfg (dict): the ``optim_wrapper`` config; ``optimizer`` must set ``lr`` and
             ``weight_decay``.
         paramwise_cfg (dict): ``num_layers`` (int, the number of ViT blocks) and
-            ``layer_decay_rate`` (float in (0, 1]).
+            ``layer_decay_rate`` (float in (0, 1]); optionally ``embedding_names``,
+            ``block_prefix`` and ``adapter_names`` for a backbone whose names differ from
+            ViTAdapter's (see :class:`LayerRule`).
     """
 
     def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         cfg = self.paramwise_cfg or {}
-        unknown = sorted(set(cfg) - set(PARAMWISE_KEYS))
-        missing = [key for key in PARAMWISE_KEYS if key not in cfg]
+        unknown = sorted(set(cfg) - set(REQUIRED_KEYS) - set(RULE_KEYS))
+        missing = [key for key in REQUIRED_KEYS if key not in cfg]
         if unknown or missing:
             raise ValueError(
-                f'LayerDecayOptimizerConstructor: paramwise_cfg takes exactly {PARAMWISE_KEYS}; '
-                f'got unknown keys {unknown} and is missing {missing} (paramwise_cfg={cfg})')
+                f'LayerDecayOptimizerConstructor: paramwise_cfg takes {REQUIRED_KEYS} and optionally '
+                f'{RULE_KEYS}; got unknown keys {unknown} and is missing {missing} (paramwise_cfg={cfg})')
+        self.rule = LayerRule(**{key: cfg[key] for key in RULE_KEYS if key in cfg})
         self.num_layers = int(cfg['num_layers'])
         self.layer_decay_rate = float(cfg['layer_decay_rate'])
         if self.num_layers < 1 or not 0 < self.layer_decay_rate <= 1:
@@ -97,11 +191,14 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             params (list[dict]): the parameter groups, extended in place.
             module (nn.Module): the detector (parameter names start with ``backbone.``).
         """
+        named = list(module.named_parameters())
+        # frozen parameters count for the check: a frozen ViT still has its blocks
+        self.rule.check([name for name, _ in named], self.num_layers)
         groups = OrderedDict()
-        for name, param in module.named_parameters():
+        for name, param in named:
             if not param.requires_grad:
                 continue
-            layer_id = get_layer_id(name, self.num_layers)
+            layer_id = self.rule.layer_id(name, self.num_layers)
             decay = has_weight_decay(name, param)
             key = (layer_id, decay)
             if key not in groups:
