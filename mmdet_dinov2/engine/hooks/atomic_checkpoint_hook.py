@@ -1,4 +1,5 @@
 """A CheckpointHook whose saves survive a kill or a full disk, the previous checkpoint intact."""
+import contextlib
 import errno
 import glob
 import os
@@ -9,9 +10,10 @@ from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmdet.registry import HOOKS
 
-from ...utils.atomic_file import atomic_open
+from ...utils.atomic_file import atomic_open, host_name, temp_writer
+from ..work_dir_lock import held_by_this_process, pid_alive
 
-__all__ = ['AtomicCheckpointHook', 'CheckpointSaveError']
+__all__ = ['AtomicCheckpointHook', 'CheckpointSaveError', 'stale_temp']
 
 
 class CheckpointSaveError(RuntimeError):
@@ -29,19 +31,35 @@ class AtomicCheckpointHook(CheckpointHook):
     (atomically, through :func:`mmdet_dinov2.utils.atomic_file.install`), then replace the pointer
     atomically, and only then delete the outdated checkpoint. A failed save raises
     :class:`CheckpointSaveError` naming the file, the cause and the last good checkpoint.
-    Leftover temporary files of a killed save are removed when training starts. Arguments are
-    those of mmengine's CheckpointHook.
+    Temporary files left by a killed save are removed when training starts, but only those whose
+    writer is provably gone (see :func:`stale_temp`): another run's save in flight survives.
+    Arguments are those of mmengine's CheckpointHook.
     """
 
     def before_train(self, runner):
         super().before_train(runner)
         if is_main_process() and isinstance(self.file_backend, LocalBackend):
-            stale = glob.glob(osp.join(self.out_dir, '.*.tmp'))
-            for path in stale:
-                os.remove(path)
-            if stale:
-                runner.logger.info(f'removed {len(stale)} temporary file(s) left in '
-                                   f'{self.out_dir} by an interrupted checkpoint save')
+            self._remove_stale_temps(runner)
+
+    def _remove_stale_temps(self, runner):
+        locked = held_by_this_process(self.out_dir)
+        removed, unknown = 0, []
+        for path in sorted(glob.glob(osp.join(self.out_dir, '.*.tmp'))):
+            verdict = stale_temp(osp.basename(path), locked)
+            if verdict:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                removed += 1
+            elif verdict is None:
+                unknown.append(osp.basename(path))
+        if removed:
+            runner.logger.info(f'removed {removed} temporary file(s) left in {self.out_dir} by an '
+                               'interrupted checkpoint save')
+        if unknown:
+            runner.logger.warning(
+                f'kept {len(unknown)} temporary file(s) in {self.out_dir} whose writer cannot be '
+                f'checked from here (another host, or an older naming): {", ".join(unknown)}. '
+                'Delete them once no run writes there.')
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         outdated = self._track_step(runner, step)
@@ -83,6 +101,27 @@ class AtomicCheckpointHook(CheckpointHook):
             self.file_backend.remove(path)
         elif self.file_backend.isdir(path):  # deepspeed saves folders
             self.file_backend.rmtree(path)
+
+
+def stale_temp(filename, locked):
+    """Whether the temporary file ``filename`` of :func:`atomic_open` is left by a dead writer.
+
+    Args:
+        filename (str): the file's name (no folder).
+        locked (bool): this process holds the folder's work-dir lock, so no other training writes
+            checkpoints there.
+
+    Returns:
+        bool | None: True when stale: its writer (named in the file name) was a process of this
+        host that no longer runs, or, under the lock, any writer but a live process of this host.
+        False when its writer still runs. None when it cannot be told: no lock, and the writer is on
+        another host or the name carries no writer.
+    """
+    writer = temp_writer(filename)
+    if writer is not None and writer[1] == host_name():
+        pid = writer[0]
+        return pid != os.getpid() and not pid_alive(pid)
+    return True if locked else None
 
 
 def _save_failure(path, err, previous):
