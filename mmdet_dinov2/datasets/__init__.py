@@ -1,7 +1,8 @@
 """Datasets: COCO with checks of its annotation file before training."""
-from .checked_coco import CheckedCocoDataset, DatasetCheckError
-from .coco_checks import (Problem, check_annotations, check_categories, check_image,
-                          format_problems)
+from .checked_coco import CheckedCocoDataset
+from .coco_checks import (DatasetCheckError, Problem, check_annotations, check_categories,
+                          check_ids, check_image, format_problems, load_annotation_file)
 
 __all__ = ['CheckedCocoDataset', 'DatasetCheckError', 'Problem', 'check_annotations',
-           'check_categories', 'check_image', 'format_problems']
+           'check_categories', 'check_ids', 'check_image', 'format_problems',
+           'load_annotation_file']

@@ -3,17 +3,38 @@ import os.path as osp
 
 from mmengine.logging import MMLogger
 from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.registry import DATASETS
 
-from .coco_checks import (check_annotations, check_categories, check_image, for_evaluation,
-                          format_problems, summarize_problems)
+from .coco_checks import (DatasetCheckError, check_annotations, check_categories, check_ids,
+                          check_image, for_evaluation, format_problems, load_annotation_file,
+                          summarize_problems)
 
 __all__ = ['CheckedCocoDataset', 'DatasetCheckError']
 
 
-class DatasetCheckError(ValueError):
-    """An annotation file with problems that cannot be fixed automatically."""
+class _BadIds(Exception):
+    """The ids of an annotation file cannot be indexed (carries the problems to report)."""
+
+    def __init__(self, problems):
+        super().__init__(f'{len(problems)} id problem(s)')
+        self.problems = problems
+
+
+class _CheckedCOCO(COCO):
+    """mmdet's COCO API on a checked file: read by :func:`load_annotation_file` (a JSON error names
+    the file, line and column), indexed only when :func:`check_ids` finds nothing (pycocotools'
+    index silently merges entries that share an id)."""
+
+    def __init__(self, annotation_file):
+        super().__init__()
+        self.dataset = load_annotation_file(annotation_file)
+        problems = check_ids(self.dataset)
+        if problems:
+            raise _BadIds(problems)
+        self.createIndex()
+        self.img_ann_map, self.cat_img_map = self.imgToAnns, self.catToImgs  # mmdet's names
 
 
 @DATASETS.register_module()
@@ -24,12 +45,14 @@ class CheckedCocoDataset(CocoDataset):
     categories), keeps boxes that reach outside the image unclipped, and fails in the middle of
     training on a missing image file or an instance without a mask. Here each problem is found
     before the first iteration (see :mod:`~mmdet_dinov2.datasets.coco_checks`): what can be fixed is
-    fixed (boxes clipped to the image), what cannot be learnt from is dropped, both with a
-    warning listing the kinds, counts and ids; what cannot be fixed (missing or unreadable images,
-    sizes that disagree with the file, unknown category ids, ...) stops the run with every such
-    problem listed (file, image id, annotation id, what to do). In a validation/test file,
-    polygons and missing masks that COCO evaluation would fail on are refused too (the evaluator
-    reads the file itself). An empty dataset is refused.
+    fixed (boxes clipped to the image), what cannot be learnt from is dropped, both with a warning
+    listing the kinds, counts and ids; what cannot be fixed (missing or unreadable images, sizes
+    that disagree with the file, unknown category ids, ...) stops the run with every such problem
+    listed (file, image id, annotation id, what to do). The file as a whole is checked first: a JSON
+    error is reported with its line and column, and ids that are not integers or are used twice
+    (which pycocotools would merge silently) stop the run before any image is looked at. In a
+    validation/test file, polygons and missing masks that COCO evaluation would fail on are refused
+    too (the evaluator reads the file itself). An empty dataset is refused.
     Images without annotations stay (trained on as negatives) unless ``filter_cfg`` drops them.
 
     Args:
@@ -40,6 +63,8 @@ class CheckedCocoDataset(CocoDataset):
         *args, **kwargs: as :class:`~mmdet.datasets.CocoDataset`.
     """
 
+    COCOAPI = _CheckedCOCO
+
     def __init__(self, *args, verify_image_size=True, max_listed=50, **kwargs):
         self.verify_image_size = verify_image_size
         self.max_listed = max_listed
@@ -49,7 +74,10 @@ class CheckedCocoDataset(CocoDataset):
     def load_data_list(self):
         self.problems = []
         self._category_ids = None
-        data_list = super().load_data_list()
+        try:
+            data_list = super().load_data_list()
+        except _BadIds as err:  # nothing indexed, no image looked at
+            self.problems, data_list = err.problems, []
         self._report(data_list)
         return data_list
 

@@ -7,19 +7,29 @@ is a :class:`Problem` whose ``action`` says what happens to it:
 - ``refuse``: training cannot go on (a missing image, an unknown category id, ...);
 - ``fix``: the annotation is corrected (a box reaching outside its image is clipped, ...);
 - ``drop``: the annotation is left out, because nothing sensible can be learnt from it.
+
+What cannot be checked one image at a time is checked on the whole file first: that it is JSON
+(:func:`load_annotation_file`) and that its ids are integers used once (:func:`check_ids`).
 """
+import json
 import math
+import os
 import os.path as osp
 from collections import Counter
 from dataclasses import dataclass, replace
 
 from PIL import Image
 
-__all__ = ['Problem', 'check_annotations', 'check_categories', 'check_image', 'for_evaluation',
-           'format_problems', 'summarize_problems']
+__all__ = ['DatasetCheckError', 'Problem', 'check_annotations', 'check_categories',
+           'check_ids', 'check_image', 'for_evaluation', 'format_problems', 'load_annotation_file',
+           'summarize_problems']
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+_JSON_LITERALS = ('true', 'false', 'null', 'NaN', 'Infinity', '-Infinity')
+_NUMBER_CHARACTERS = '0123456789+-.eE'
+_JSON_TYPES = {str: 'string', list: 'array', dict: 'object', type(None): 'null'}
 
 ADVICE = {
     'class not in json': "set the config's metainfo classes to names of the json's categories",
@@ -34,6 +44,13 @@ ADVICE = {
                       'upright by its EXIF orientation: re-save the file upright without the '
                       "orientation tag, or load with "
                       "LoadImageFromFile(color_type='color_ignore_orientation')"),
+    'bad id': ('ids (image "id"; annotation "id", "image_id", "category_id"; category "id") must '
+               'be JSON integers: not true/false, strings or numbers with a decimal point'),
+    'duplicate image id': ('give every image its own id: pycocotools keeps one of the images and '
+                           "hands it the other's annotations too"),
+    'duplicate annotation id': 'give every annotation its own id',
+    'duplicate category id': ('give every category its own id: labels are assigned by id, so '
+                              'two categories would share one'),
     'rle size': 'the RLE mask "size" must be [height, width] of its image',
     'box outside image': 'clipped to the image',
     'degenerate box': 'dropped: a box under one pixel wide or high (or wholly outside the image)',
@@ -46,6 +63,10 @@ ADVICE = {
 BREAK_EVALUATION = ('bad polygon', 'no mask')
 EVALUATION_ADVICE = ('the COCO evaluator reads this file as it is and fails on it: fix the '
                      'annotation in the json')
+
+
+class DatasetCheckError(ValueError):
+    """An annotation file with problems that cannot be fixed automatically."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,138 @@ class Problem:
             where += f', annotation {self.ann_id}'
         advice = self.advice or ADVICE[self.kind]
         return f'[{self.action}] {where}: {self.kind}: {self.detail}; {advice}'
+
+
+def load_annotation_file(path):
+    """Read a COCO annotation file; on a JSON error, say where, and whether the file is cut short.
+
+    Raises:
+        DatasetCheckError: not UTF-8 JSON, or not a JSON object; the message names the file, the
+            line and column (and a few characters there), and whether the text ends in the middle
+            of a value (truncated) or holds something that is not JSON (malformed).
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            dataset = json.load(f)
+    except UnicodeDecodeError as err:
+        raise DatasetCheckError(f'{path}: not UTF-8 text (byte {err.start}: {err.reason}); a '
+                                'COCO annotation file is JSON in UTF-8') from None
+    except json.JSONDecodeError as err:
+        raise DatasetCheckError(_json_error_message(path, err)) from None
+    if not isinstance(dataset, dict):
+        raise DatasetCheckError(f'{path}: holds a JSON {type(dataset).__name__}; a COCO annotation '
+                                'file is one object with "images", "annotations" and "categories"')
+    return dataset
+
+
+def _json_error_message(path, err):
+    where = f'line {err.lineno}, column {err.colno}'
+    if _cut_short(err):
+        size = os.path.getsize(path)
+        what = 'is empty' if size == 0 else f'ends ({size} bytes) in the middle of its JSON'
+        return (f'{path}: truncated: the file {what}, at {where} ({err.msg}). It was cut short '
+                '(an interrupted download, copy or write?): fetch or write it again')
+    near = err.doc[max(0, err.pos - 30):err.pos + 30]
+    return (f'{path}: malformed JSON at {where}: {err.msg}, near {near!r}. Fix the file: a COCO '
+            'annotation file is one JSON object')
+
+
+def _cut_short(err):
+    """Whether a JSON error comes from text that stops in the middle of a value: a string running
+    to the end (the scanner says "Unterminated string" only then), or nothing after the error but
+    white space, the start of a literal or the rest of a number."""
+    rest = err.doc[err.pos:].strip()
+    return (err.msg.startswith('Unterminated string') or not rest
+            or any(literal.startswith(rest) for literal in _JSON_LITERALS)
+            or not rest.strip(_NUMBER_CHARACTERS))
+
+
+def check_ids(dataset):
+    """The ids of a json's images, annotations and categories: JSON integers, each used once.
+
+    pycocotools indexes images, annotations and categories in dicts keyed by id: a repeated id
+    silently keeps one entry (a repeated image id hands both images' annotations to one file), and
+    Python takes ``true`` for 1 and ``1.0`` for 1. Run before indexing; every finding is refused.
+    One pass over each list with set and dict look-ups: O(images + annotations + categories).
+
+    Args:
+        dataset (dict): the json's content.
+
+    Returns:
+        list[Problem]
+    """
+    problems = []
+    images = {}  # id -> file names
+    for img in _entries(dataset, 'images', problems):
+        img_id = img.get('id')
+        if type(img_id) is not int:  # exact type: bool is an int subclass
+            problems.append(Problem('refuse', 'bad id', img_id, None,
+                                    f'image {img.get("file_name")!r}: id {_why(img)}'))
+        elif img_id in images:
+            images[img_id].append(img.get('file_name'))
+        else:
+            images[img_id] = [img.get('file_name')]
+    for img_id, names in images.items():
+        if len(names) > 1:
+            problems.append(Problem('refuse', 'duplicate image id', img_id, None,
+                                    f'{len(names)} images have id {img_id}: file names '
+                                    f'{", ".join(map(repr, names))}'))
+    categories = Counter()
+    for cat in _entries(dataset, 'categories', problems):
+        if type(cat.get('id')) is not int:
+            problems.append(Problem('refuse', 'bad id', None, None,
+                                    f'category {cat.get("name")!r}: id {_why(cat)}'))
+        else:
+            categories[cat['id']] += 1
+    problems += [Problem('refuse', 'duplicate category id', None, None,
+                         f'{count} categories have id {cat_id}')
+                 for cat_id, count in categories.items() if count > 1]
+    annotations = {}  # id -> image id of its first use
+    repeated = {}  # id -> image ids of every use
+    for ann in _entries(dataset, 'annotations', problems):
+        ann_id, img_id = ann.get('id'), ann.get('image_id')
+        if not (type(ann_id) is int and type(img_id) is int
+                and type(ann.get('category_id')) is int):
+            problems += [Problem('refuse', 'bad id', img_id, ann_id, f'annotation {key} '
+                                 f'{_why(ann, key)}')
+                         for key in ('id', 'image_id', 'category_id')
+                         if type(ann.get(key)) is not int]
+        elif ann_id in annotations:
+            repeated.setdefault(ann_id, [annotations[ann_id]]).append(img_id)
+        else:
+            annotations[ann_id] = img_id
+    problems += [Problem('refuse', 'duplicate annotation id', img_ids[0], ann_id,
+                         f'{len(img_ids)} annotations have id {ann_id}, on images {img_ids}')
+                 for ann_id, img_ids in repeated.items()]
+    return problems
+
+
+def _entries(dataset, key, problems):
+    """The json's list ``key`` (an absent one is empty); what is not an object is a problem."""
+    entries = dataset.get(key, [])
+    if not isinstance(entries, list):
+        problems.append(Problem('refuse', 'bad id', None, None,
+                                f'"{key}" is a JSON {type(entries).__name__}, not a list'))
+        return []
+    objects = [entry for entry in entries if isinstance(entry, dict)]
+    if len(objects) < len(entries):
+        example = next(entry for entry in entries if not isinstance(entry, dict))
+        problems.append(Problem('refuse', 'bad id', None, None,
+                                f'{len(entries) - len(objects)} entries of "{key}" are not '
+                                f'objects, such as {json.dumps(example)[:80]}'))
+    return objects
+
+
+def _why(entry, key='id'):
+    """Why ``entry[key]`` is not an id, in JSON's words."""
+    if key not in entry:
+        return 'is missing'
+    value = entry[key]
+    if isinstance(value, bool):
+        return f'is the JSON boolean {json.dumps(value)}'
+    if isinstance(value, float):
+        return f'{value!r} is a number with a decimal point'
+    return f'{json.dumps(value)[:80]} is a JSON {_JSON_TYPES.get(type(value), "value")}'
 
 
 def check_categories(classes, categories):
@@ -150,13 +303,16 @@ def check_annotations(img_info, anns, category_ids, need_masks):
         problems.append(Problem(action, kind, img_id, ann.get('id'), detail))
 
     for ann in anns:
-        if ann.get('category_id') not in category_ids:
+        category_id = ann.get('category_id')
+        if type(category_id) is not int:  # exact type: True would pass as category 1
+            note('refuse', 'bad id', ann, f'annotation category_id {_why(ann, "category_id")}')
+            continue
+        if category_id not in category_ids:
             note('refuse', 'unknown category', ann,
-                 f'category_id {ann.get("category_id")!r} (the json has {sorted(category_ids)})')
+                 f'category_id {category_id!r} (the json has {sorted(category_ids)})')
             continue
         box = ann.get('bbox')
-        if not (isinstance(box, (list, tuple)) and len(box) == 4
-                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in box)):
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(map(_finite, box))):
             note('refuse', 'bad box', ann, f'bbox={box!r}')
             continue
         if ann.get('ignore', False):
@@ -196,6 +352,11 @@ def check_annotations(img_info, anns, category_ids, need_masks):
             continue
         kept.append(ann)
     return kept, problems
+
+
+def _finite(value):
+    """A JSON number that is not NaN or infinite (and not a boolean)."""
+    return type(value) is int or (isinstance(value, float) and math.isfinite(value))
 
 
 def for_evaluation(problems):

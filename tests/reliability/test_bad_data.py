@@ -1,0 +1,152 @@
+"""Annotation files and images that used to give silently wrong results or bare errors: each is
+refused before training, by the dataset and by ``tools/misc/check_dataset.py`` alike, naming the
+file, the image/annotation id, the value and what to do."""
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from mmdet_dinov2.datasets import DatasetCheckError
+
+NAN, INF = float('nan'), float('inf')
+
+
+def write(h, root, entries, edit=None):
+    """The train split of ``entries`` (val: its first image); ``edit(dataset)`` changes the
+    train json's content before it is written back. Returns the train json's path."""
+    h.write_split(root, 'train', entries)
+    h.write_split(root, 'val', entries[:1])
+    path = root / 'annotations' / 'instances_train.json'
+    if edit is not None:
+        dataset = json.loads(path.read_text())
+        edit(dataset)
+        path.write_text(json.dumps(dataset))
+    return path
+
+
+def build(h, root):
+    from mmdet.registry import DATASETS
+    return DATASETS.build(h.tiny_config(root, root / 'work').train_dataloader.dataset)
+
+
+def check_tool(h, root, capsys, *options):
+    """``tools/misc/check_dataset.py`` on the train split: (exit status, what it printed)."""
+    cfg = h.tiny_config(root, root / 'work')
+    cfg.dump(str(root / 'cfg.py'))
+    status = h.load_tool('tools/misc/check_dataset.py').main(
+        [str(root / 'cfg.py'), '--splits', 'train', *options])
+    return status, capsys.readouterr().out
+
+
+def refused(h, root, capsys, *expected):
+    """Assert that the dataset and the check tool both refuse the train split, with every string
+    of ``expected`` in their messages; return the dataset's message."""
+    with pytest.raises(DatasetCheckError) as info:
+        build(h, root)
+    message = str(info.value)
+    status, listed = check_tool(h, root, capsys)
+    assert status == 1 and 'train: REFUSED' in listed
+    for text in expected:
+        assert text in message, message
+        assert text in listed, listed
+    return message
+
+
+def two_images(h, segmentation=None, **ann):
+    """Two 64x64 images with one box annotation each (ids 1 and 2 on images 1 and 2)."""
+    first = dict(h.rect_ann(1, 1, [8, 8, 20, 20]), **ann)
+    if segmentation is not None:
+        first['segmentation'] = segmentation
+    return [dict(name='a.png', size=(64, 64), anns=[first]),
+            dict(name='b.png', size=(64, 64), anns=[h.rect_ann(2, 2, [30, 30, 20, 20])])]
+
+
+# ------------------------------------------------------------------ 1. ids used twice
+def test_duplicate_image_ids_are_refused_naming_both_files(h, tmp_path, capsys):
+    def same_id(dataset):
+        dataset['images'][1]['id'] = 1
+        dataset['annotations'][1]['image_id'] = 1
+    write(h, tmp_path, two_images(h), same_id)
+    refused(h, tmp_path, capsys,
+            "image 1: duplicate image id: 2 images have id 1: file names 'a.png', 'b.png'; "
+            'give every image its own id')
+
+
+def test_duplicate_annotation_and_category_ids_are_refused(h, tmp_path, capsys):
+    def same_ids(dataset):
+        dataset['annotations'][1]['id'] = 1
+        dataset['categories'][1]['id'] = 1
+    write(h, tmp_path, two_images(h), same_ids)
+    refused(h, tmp_path, capsys,
+            'image 1, annotation 1: duplicate annotation id: 2 annotations have id 1, on images '
+            '[1, 2]', 'file: duplicate category id: 2 categories have id 1')
+
+
+@pytest.mark.parametrize('box', [[NAN, 8, 20, 20], [8, 8, INF, 20], [8, 8, True, 20]],
+                         ids=['nan', 'inf', 'bool'])
+def test_boxes_with_non_finite_or_boolean_values_are_refused(h, tmp_path, capsys, box):
+    entries = two_images(h, bbox=box)
+    entries[0]['image'] = Image.new('RGB', (64, 64))  # not drawn from the box
+    write(h, tmp_path, entries)
+    refused(h, tmp_path, capsys, 'image 1, annotation 1: bad box: bbox=')
+
+
+# ------------------------------------------------------------------ 3. the json itself
+def test_truncated_json_names_the_file_line_and_column(h, tmp_path, capsys):
+    path = write(h, tmp_path, two_images(h))
+    text = path.read_text()
+    path.write_text(text[:len(text) // 2])
+    refused(h, tmp_path, capsys, f'{path}: truncated: the file ends ({len(text) // 2} bytes) in '
+            'the middle of its JSON, at line 1, column ', 'fetch or write it again')
+    path.write_text('')
+    refused(h, tmp_path, capsys, f'{path}: truncated: the file is empty, at line 1, column 1')
+
+
+def test_json_cut_anywhere_is_called_truncated(tmp_path):
+    from mmdet_dinov2.datasets import load_annotation_file
+    text = json.dumps({'images': [{'id': 1, 'x': -1.5e3, 'ok': True, 'no': None, 'a': NAN,
+                                   'b': -INF, 's': 'a"b'}], 'annotations': []}, indent=1)
+    path = tmp_path / 'cut.json'
+    for end in range(len(text)):
+        path.write_text(text[:end])
+        with pytest.raises(DatasetCheckError, match=re.escape(f'{path}: truncated: the file ')):
+            load_annotation_file(path)
+
+
+def test_malformed_json_names_the_file_line_column_and_text(h, tmp_path, capsys):
+    path = write(h, tmp_path, two_images(h))
+    dataset = json.loads(path.read_text())
+    path.write_text(json.dumps(dataset, indent=1).replace('"width": 64', '"width": 64,,', 1))
+    refused(h, tmp_path, capsys, f'{path}: malformed JSON at line ', "Expecting property name",
+            "near '")
+
+
+def test_json_that_is_not_an_object_is_refused(h, tmp_path, capsys):
+    path = write(h, tmp_path, two_images(h))
+    path.write_text('[]')
+    refused(h, tmp_path, capsys, f'{path}: holds a JSON list')
+
+
+# ------------------------------------------------------------------ 5. ids that are not integers
+@pytest.mark.parametrize('edit, expected', [
+    (lambda d: d['annotations'][0].update(category_id=True),
+     'image 1, annotation 1: bad id: annotation category_id is the JSON boolean true'),
+    (lambda d: d['categories'][0].update(id=True),
+     "file: bad id: category 'circle': id is the JSON boolean true"),
+    (lambda d: (d['images'][0].update(id=True), d['annotations'][0].update(image_id=True)),
+     "image True: bad id: image 'a.png': id is the JSON boolean true"),
+    (lambda d: d['annotations'][0].update(id=False),
+     'image 1, annotation False: bad id: annotation id is the JSON boolean false'),
+    (lambda d: d['annotations'][1].update(image_id=2.0),
+     'image 2.0, annotation 2: bad id: annotation image_id 2.0 is a number with a decimal point'),
+    (lambda d: d['images'][1].update(id='2'),
+     'image 2: bad id: image \'b.png\': id "2" is a JSON string'),
+    (lambda d: d['annotations'][1].pop('id'),
+     'image 2: bad id: annotation id is missing'),
+], ids=['category_id_true', 'category_true', 'image_true', 'annotation_false', 'image_id_float',
+        'image_string', 'annotation_without_id'])
+def test_ids_that_are_not_json_integers_are_refused(h, tmp_path, capsys, edit, expected):
+    write(h, tmp_path, two_images(h), edit)
+    message = refused(h, tmp_path, capsys, expected)
+    assert 'must be JSON integers: not true/false, strings or numbers with a decimal' in message
