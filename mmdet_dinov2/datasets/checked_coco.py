@@ -50,9 +50,11 @@ class CheckedCocoDataset(CocoDataset):
     that disagree with the file, unknown category ids, ...) stops the run with every such problem
     listed (file, image id, annotation id, what to do). The file as a whole is checked first: a JSON
     error is reported with its line and column, and ids that are not integers or are used twice
-    (which pycocotools would merge silently) stop the run before any image is looked at. In a
-    validation/test file, polygons and missing masks that COCO evaluation would fail on are refused
-    too (the evaluator reads the file itself). An empty dataset is refused.
+    (which pycocotools would merge silently) stop the run before any image is looked at.
+    Segmentations that rasterisation cannot handle safely are refused: polygons with non-finite or
+    far-outside coordinates, RLE masks whose runs do not cover their image. In a validation/test
+    file, polygons and missing masks that COCO evaluation would fail on are refused too (the
+    evaluator reads the file itself). An empty dataset is refused.
     Images without annotations stay (trained on as negatives) unless ``filter_cfg`` drops them.
 
     Args:

@@ -20,12 +20,20 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-__all__ = ['DatasetCheckError', 'Problem', 'check_annotations', 'check_categories',
-           'check_ids', 'check_image', 'for_evaluation', 'format_problems', 'load_annotation_file',
-           'summarize_problems']
+__all__ = ['DatasetCheckError', 'POLYGON_MARGIN', 'Problem', 'check_annotations',
+           'check_categories', 'check_ids', 'check_image', 'for_evaluation', 'format_problems',
+           'load_annotation_file', 'summarize_problems']
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+# Where a polygon's vertices may lie: within its image or its own box (an object cut by the
+# image border: the box is clipped, rasterisation clips the polygon), the box taken at most one
+# image size beyond the border, plus a margin of POLYGON_MARGIN pixels or fraction of the side,
+# the larger. Annotation tools and rescaled exports leave vertices a little outside; further
+# out, the polygon was drawn for another image size or in other units, and rasterisation
+# allocates memory in proportion to the polygon's extent (a NaN: without bound).
+POLYGON_MARGIN = (4, 0.02)
 
 _JSON_LITERALS = ('true', 'false', 'null', 'NaN', 'Infinity', '-Infinity')
 _NUMBER_CHARACTERS = '0123456789+-.eE'
@@ -52,6 +60,16 @@ ADVICE = {
     'duplicate category id': ('give every category its own id: labels are assigned by id, so '
                               'two categories would share one'),
     'rle size': 'the RLE mask "size" must be [height, width] of its image',
+    'bad rle': ('RLE "counts" must cover exactly height*width pixels: a list of non-negative '
+                'integers or a COCO compressed string (pycocotools.mask.encode writes one)'),
+    'bad polygon coordinates': ('give polygon parts as flat lists [x1, y1, x2, y2, ...] of '
+                                'finite numbers (a NaN or inf makes mask rasterisation allocate '
+                                'memory without bound)'),
+    'polygon outside image': ('polygon coordinates are pixels of its image: a vertex may lie '
+                              'outside the image as far as its box does (at most one image '
+                              f'size), and {POLYGON_MARGIN[0]} pixels or {POLYGON_MARGIN[1]:.0%} '
+                              'of the side (the larger) beyond: fix the coordinates (drawn on '
+                              'another image size? normalised?) or remove the annotation'),
     'box outside image': 'clipped to the image',
     'degenerate box': 'dropped: a box under one pixel wide or high (or wholly outside the image)',
     'bad area': 'set to the box area',
@@ -315,6 +333,11 @@ def check_annotations(img_info, anns, category_ids, need_masks):
         if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(map(_finite, box))):
             note('refuse', 'bad box', ann, f'bbox={box!r}')
             continue
+        segm = ann.get('segmentation')
+        unsafe = _segmentation_problem(segm, box, width, height)  # ignored ones are loaded too
+        if unsafe:
+            note('refuse', unsafe[0], ann, unsafe[1])
+            continue
         if ann.get('ignore', False):
             kept.append(ann)
             continue
@@ -332,7 +355,6 @@ def check_annotations(img_info, anns, category_ids, need_masks):
         if not (isinstance(ann.get('area'), (int, float)) and ann['area'] > 0):
             note('fix', 'bad area', ann, f'area={ann.get("area")!r}')
             ann['area'] = float((x2 - x1) * (y2 - y1))
-        segm = ann.get('segmentation')
         if isinstance(segm, list) and segm:
             parts = [p for p in segm if len(p) >= 6 and len(p) % 2 == 0]
             if not parts:
@@ -342,12 +364,7 @@ def check_annotations(img_info, anns, category_ids, need_masks):
             if len(parts) < len(segm):
                 note('fix', 'bad polygon', ann, f'{len(segm) - len(parts)} of {len(segm)} parts')
                 ann['segmentation'] = parts
-        elif isinstance(segm, dict):
-            if list(segm.get('size', ())) != [height, width]:
-                note('refuse', 'rle size', ann,
-                     f'size={segm.get("size")!r}, image {height}x{width}')
-                continue
-        elif need_masks:
+        elif not isinstance(segm, dict) and need_masks:
             note('drop', 'no mask', ann, f'segmentation={segm!r}')
             continue
         kept.append(ann)
@@ -357,6 +374,124 @@ def check_annotations(img_info, anns, category_ids, need_masks):
 def _finite(value):
     """A JSON number that is not NaN or infinite (and not a boolean)."""
     return type(value) is int or (isinstance(value, float) and math.isfinite(value))
+
+
+def _segmentation_problem(segm, box, width, height):
+    """What makes a segmentation with box ``box`` unsafe to rasterise in a ``width`` x ``height``
+    image, as ``(kind, detail)``; None when nothing does (or it is neither polygons nor RLE)."""
+    if isinstance(segm, list):
+        return _polygon_problem(segm, box, width, height)
+    if isinstance(segm, dict):
+        return _rle_problem(segm, width, height)
+    return None
+
+
+def _polygon_problem(parts, box, width, height):
+    """Non-numbers, non-finite numbers, vertices outside the image and the box (finite
+    ``[x, y, w, h]``) by more than :data:`POLYGON_MARGIN`.
+
+    Only C-level passes over a part's coordinates (sum, slices, min, max): polygons are most of a
+    COCO file's numbers, and a Python loop per vertex would cost seconds on COCO train.
+    """
+    for i, part in enumerate(parts):
+        if not isinstance(part, list):
+            return 'bad polygon coordinates', f'part {i} is {json.dumps(part)[:60]}, not a list'
+        try:
+            total = float(sum(part))  # TypeError on anything but numbers; NaN or inf if one is
+        except TypeError:
+            value = next(v for v in part if not isinstance(v, (int, float)))
+            return 'bad polygon coordinates', f'part {i} holds {json.dumps(value)[:60]}'
+        except OverflowError:  # integers beyond floating point
+            return 'bad polygon coordinates', f'part {i} holds an integer beyond 1e308'
+        if not math.isfinite(total):
+            value = next((v for v in part if not math.isfinite(v)), None)
+            if value is not None:  # else finite but huge: outside the image below
+                return 'bad polygon coordinates', f'part {i} holds {value!r}'
+        if len(part) < 2:  # no vertex (dropped with the parts of fewer than 3 points)
+            continue
+        xs, ys = part[0::2], part[1::2]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        if 0 <= x0 and x1 <= width and 0 <= y0 and y1 <= height:  # the usual case
+            continue
+        left, right, top, bottom = _polygon_bounds(box, width, height)
+        if x0 < left or x1 > right or y0 < top or y1 > bottom:
+            return 'polygon outside image', (
+                f'part {i} spans x {x0:g}..{x1:g}, y {y0:g}..{y1:g}; image {width}x{height}, '
+                f'bbox {list(box)} (allowed: x {left:g}..{right:g}, y {top:g}..{bottom:g})')
+    return None
+
+
+def _polygon_bounds(box, width, height):
+    """Where the vertices of a polygon with box ``box`` may lie (see :data:`POLYGON_MARGIN`):
+    (left, right, top, bottom)."""
+    x, y, w, h = box  # w or h < 0: the box is dropped as degenerate
+    margin_x = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * width)
+    margin_y = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * height)
+    return (max(min(0, x, x + w), -width) - margin_x,
+            min(max(width, x, x + w), 2 * width) + margin_x,
+            max(min(0, y, y + h), -height) - margin_y,
+            min(max(height, y, y + h), 2 * height) + margin_y)
+
+
+def _rle_problem(rle, width, height):
+    """An RLE's size against its image's, and whether its runs cover exactly its pixels.
+
+    pycocotools decodes runs into a height*width buffer without checking their sum: runs that
+    cover more pixels write past the buffer, fewer leave pixels undefined.
+    """
+    size = rle.get('size')
+    if not (isinstance(size, (list, tuple)) and list(size) == [height, width]):
+        return 'rle size', f'size={size!r}, image {height}x{width}'
+    counts = rle.get('counts')
+    if isinstance(counts, list):
+        try:
+            total = sum(counts)  # TypeError on non-numbers, a float if one is there
+        except TypeError:
+            total = None
+        if type(total) is not int:
+            value = next(run for run in counts if type(run) is not int)
+            return 'bad rle', f'counts hold {json.dumps(value)[:60]}, not an integer'
+        runs = counts
+    elif isinstance(counts, (str, bytes)):
+        try:
+            runs = _compressed_rle_runs(counts)
+        except ValueError as err:
+            return 'bad rle', f'counts {counts[:40]!r}...: {err}'
+    else:
+        return 'bad rle', f'counts={json.dumps(counts)[:60]}, not a list or a string'
+    covered, shortest = sum(runs), min(runs, default=0)
+    if shortest < 0 or covered != height * width:
+        return 'bad rle', (f'the runs cover {covered} pixels (shortest run {shortest}), the image '
+                           f'{height}x{width} = {height * width}')
+    return None
+
+
+def _compressed_rle_runs(counts):
+    """The run lengths in a COCO compressed RLE string, decoded as pycocotools' rleFrString does.
+
+    Each run is a signed number in 5-bit groups, least significant first, one character each
+    (48 + the group, + 32 while more groups follow; bit 16 of the last group is the sign). From
+    the fourth run on, a run is stored as its difference to the run two before it. One Python step
+    per character: meant for crowd masks, a small part of a file.
+    """
+    runs, value, shift = [], 0, 0
+    for code in counts.encode() if isinstance(counts, str) else counts:
+        group = code - 48
+        if not 0 <= group < 64:
+            raise ValueError(f'character {chr(code)!r} is not in the compressed RLE alphabet')
+        value |= (group & 0x1f) << shift
+        shift += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+        value = shift = 0
+    if shift:
+        raise ValueError('the string ends in the middle of a run')
+    return runs
 
 
 def for_evaluation(problems):

@@ -4,6 +4,7 @@ file, the image/annotation id, the value and what to do."""
 import json
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -81,6 +82,117 @@ def test_duplicate_annotation_and_category_ids_are_refused(h, tmp_path, capsys):
     refused(h, tmp_path, capsys,
             'image 1, annotation 1: duplicate annotation id: 2 annotations have id 1, on images '
             '[1, 2]', 'file: duplicate category id: 2 categories have id 1')
+
+
+# ------------------------------------------------------------------ 2. segmentations
+SQUARE = [8, 8, 28, 8, 28, 28, 8, 28]
+
+
+@pytest.mark.parametrize('polygon, expected', [
+    ([NAN, 8, 28, 8, 28, 28, 8, 28], 'bad polygon coordinates: part 1 holds nan'),
+    ([8, 8, 28, 8, 28, INF, 8, 28], 'bad polygon coordinates: part 1 holds inf'),
+    ([8, 8, 28, 8, 28, None, 8, 28], 'bad polygon coordinates: part 1 holds null'),
+    ([8, 8, 1e12, 8, 28, 28], 'polygon outside image: part 1 spans x 8..1e+12'),
+    ([8, 8, 69, 8, 28, 28], 'polygon outside image: part 1 spans x 8..69, y 8..28; image 64x64, '
+                            'bbox [8, 8, 20, 20] (allowed: x -4..68, y -4..68)'),
+    ([8, -4.5, 28, 8, 28, 28], 'polygon outside image: part 1 spans x 8..28, y -4.5..28; image '
+                               '64x64, bbox [8, 8, 20, 20] (allowed: x -4..68, y -4..68)'),
+], ids=['nan', 'inf', 'null', 'far', 'just_beyond_right', 'just_beyond_top'])
+def test_polygons_that_cannot_be_rasterised_safely_are_refused(h, tmp_path, capsys, polygon,
+                                                               expected):
+    write(h, tmp_path, two_images(h, segmentation=[SQUARE, polygon]))
+    advice = ('as far as its box does (at most one image size), and 4 pixels or 2% of the side'
+              if 'outside' in expected
+              else 'finite numbers (a NaN or inf makes mask rasterisation allocate memory')
+    refused(h, tmp_path, capsys, f'image 1, annotation 1: {expected}', advice)
+
+
+def test_polygon_vertices_within_the_margin_are_accepted(h, tmp_path):
+    """4 pixels (or 2% of the side) outside the image: rasterisation clips them."""
+    write(h, tmp_path, two_images(h, segmentation=[[-4, -3.5, 68, 0, 68, 68]]))
+    write(h, tmp_path / 'wide', [dict(name='wide.png', size=(1000, 64), anns=[
+        dict(h.rect_ann(1, 1, [8, 8, 20, 20]), segmentation=[[-20, 8, 1020, 8, 1020, 30]])])])
+    assert build(h, tmp_path).problems == []
+    assert build(h, tmp_path / 'wide').problems == []
+
+
+def test_polygon_of_an_object_cut_by_the_border_may_reach_as_far_as_its_box(h, tmp_path,
+                                                                           capsys):
+    """The box is clipped (a counted fix) and rasterisation clips the polygon; the box counts at
+    most one image size beyond the border."""
+    write(h, tmp_path, two_images(h, bbox=[40, 8, 60, 20],
+                                  segmentation=[[40, 8, 100, 8, 100, 28, 40, 28]]))
+    problems = build(h, tmp_path).problems
+    assert [(p.action, p.kind, p.ann_id) for p in problems] == [('fix', 'box outside image', 1)]
+    write(h, tmp_path, two_images(h, bbox=[40, 8, 1e6, 20],
+                                  segmentation=[[40, 8, 1e6, 8, 1e6, 28, 40, 28]]))
+    refused(h, tmp_path, capsys, 'image 1, annotation 1: polygon outside image: part 0 spans x '
+            '40..1e+06, y 8..28; image 64x64, bbox [40, 8, 1000000.0, 20] (allowed: x -4..132')
+
+
+def compressed(mask):
+    from pycocotools import mask as mask_util
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return dict(size=rle['size'], counts=rle['counts'].decode())
+
+
+def square_mask(size=64):
+    mask = np.zeros((size, size), bool)
+    mask[8:28, 8:28] = True
+    return mask
+
+
+@pytest.mark.parametrize('rle, expected', [
+    ({'size': [64, 64], 'counts': [520, 20, 44, 20, 3000]},
+     'bad rle: the runs cover 3604 pixels (shortest run 20), the image 64x64 = 4096'),
+    ({'size': [64, 64], 'counts': [4000, -4, 100]},
+     'bad rle: the runs cover 4096 pixels (shortest run -4)'),
+    ({'size': [64, 64], 'counts': [4000, 96.0]}, 'bad rle: counts hold 96.0, not an integer'),
+    ({'size': [64, 64], 'counts': 'PP0'}, 'bad rle: the runs cover'),
+    ({'size': [64, 64], 'counts': '0\x7f'},
+     "bad rle: counts '0\\x7f'...: character '\\x7f' is not in the compressed RLE alphabet"),
+    ({'size': [64, 64], 'counts': '0a'},
+     "bad rle: counts '0a'...: the string ends in the middle of a run"),
+    ({'size': [64, 64], 'counts': None}, 'bad rle: counts=null, not a list or a string'),
+    ({'size': 64, 'counts': [4096]}, 'rle size: size=64, image 64x64'),
+], ids=['short_list', 'negative_run', 'float_run', 'short_string', 'bad_character',
+        'cut_string', 'no_counts', 'size_not_a_list'])
+def test_rle_masks_that_do_not_cover_their_image_are_refused(h, tmp_path, capsys, rle, expected):
+    write(h, tmp_path, two_images(h, segmentation=rle, iscrowd=1))
+    refused(h, tmp_path, capsys, f'image 1, annotation 1: {expected}')
+
+
+def test_compressed_rle_of_another_size_is_refused(h, tmp_path, capsys):
+    rle = dict(compressed(square_mask()[:, :32]), size=[64, 64])  # the runs of a 64x32 mask
+    write(h, tmp_path, two_images(h, segmentation=rle, iscrowd=1))
+    refused(h, tmp_path, capsys, 'image 1, annotation 1: bad rle: the runs cover 2048 pixels '
+            '(shortest run 20), the image 64x64 = 4096')
+
+
+def test_well_formed_rle_masks_are_accepted(h, tmp_path):
+    from pycocotools import mask as mask_util
+    mask = square_mask()
+    runs = [520] + [20, 44] * 19 + [20, 2340]  # column-major runs of the square
+    assert np.array_equal(mask_util.decode(mask_util.frPyObjects(
+        {'size': [64, 64], 'counts': runs}, 64, 64)), mask)
+    crowd = dict(h.rect_ann(3, 1, [8, 8, 20, 20]), iscrowd=1,
+                 segmentation={'size': [64, 64], 'counts': runs})
+    entries = two_images(h, segmentation=compressed(mask))
+    entries[1]['anns'].append(crowd)
+    write(h, tmp_path, entries)
+    assert build(h, tmp_path).problems == []
+
+
+def test_compressed_runs_are_read_as_pycocotools_reads_them():
+    """The checker's own reading of compressed strings against pycocotools' encoder, on masks with
+    long runs and runs that shrink (negative differences in the string)."""
+    from pycocotools import mask as mask_util
+    from mmdet_dinov2.datasets.coco_checks import _compressed_rle_runs
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        runs = rng.integers(1, 5000, rng.integers(1, 40)).tolist()
+        rle = mask_util.frPyObjects({'size': [1, sum(runs)], 'counts': runs}, 1, sum(runs))
+        assert _compressed_rle_runs(rle['counts']) == runs
 
 
 @pytest.mark.parametrize('box', [[NAN, 8, 20, 20], [8, 8, INF, 20], [8, 8, True, 20]],
