@@ -66,7 +66,8 @@ from misc.make_shapes_dataset import make_shapes_dataset  # noqa: E402
 from misc.visualize_predictions import draw_predictions  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+
+from mmdet_dinov2.engine.launch import build_runner  # noqa: E402
 
 DEFAULT_CONFIG = REPO / 'configs' / 'quickstart' / 'mask-rcnn_vit-adapter-tiny_fpn_shapes.py'
 SETTINGS_FILE = 'quickstart_settings.json'
@@ -132,7 +133,7 @@ def build_config(args):
         cfg.train_cfg.val_interval = args.val_interval
     cfg.randomness = dict(seed=args.seed)
     cfg.work_dir = str(Path(args.work_dir).resolve())
-    cfg.resume = True  # picks up WORK_DIR/last_checkpoint when there is one
+    cfg.resume = 'if_exists'  # picks up WORK_DIR/last_checkpoint when there is one
     return cfg
 
 
@@ -193,7 +194,7 @@ def ap_table(metrics):
 
 def train_and_evaluate(cfg):
     """Train (resuming if a checkpoint is there) and return the final validation metrics."""
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # as tools/train.py does
     last_val = LastValMetrics()
     runner.register_hook(last_val, priority='LOWEST')
     runner.train()

@@ -14,8 +14,8 @@ import tempfile
 
 from mmengine.config import DictAction
 
+from mmdet_dinov2.checkpoints.remote import is_url
 from mmdet_dinov2.engine.launch import build_runner, close_process_group, load_config
-from mmdet_dinov2.utils import set_checkpoint_trust
 
 
 def parse_args(argv=None):
@@ -73,7 +73,7 @@ def unwritable_reason(path):
 
 def apply_args(cfg, args):
     """Point the config at the checkpoint and add --out / --show-dir."""
-    if not osp.isfile(args.checkpoint):
+    if not (is_url(args.checkpoint) or osp.isfile(args.checkpoint)):
         raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
     cfg.load_from = args.checkpoint
     cfg.resume = False
@@ -91,9 +91,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     apply_args(cfg, args)
-    if args.trust_checkpoint:  # the config key, and the process-wide switch for other loaders
+    if args.trust_checkpoint:  # the flag wins over the config; the runner applies it
         cfg.trust_checkpoint = True
-        set_checkpoint_trust(True)
     runner = build_runner(cfg)
     metrics = runner.test()
     close_process_group()

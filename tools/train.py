@@ -18,7 +18,6 @@ from mmengine.logging import print_log
 
 from mmdet_dinov2.engine.launch import build_runner, close_process_group, load_config
 from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
-from mmdet_dinov2.utils import set_checkpoint_trust
 
 
 def parse_args(argv=None):
@@ -72,9 +71,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     apply_args(cfg, args)
-    if args.trust_checkpoint:  # the config key, and the process-wide switch for other loaders
+    if args.trust_checkpoint:  # the flag wins over the config; the runner applies it
         cfg.trust_checkpoint = True
-        set_checkpoint_trust(True)
     try:
         check_pretrained_files(cfg)
     except MissingPretrainedError as err:

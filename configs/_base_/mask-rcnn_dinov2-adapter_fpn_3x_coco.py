@@ -97,11 +97,13 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 # AtomicCheckpointHook: mmengine's CheckpointHook whose saves survive a kill or a full disk (the
 # previous checkpoint and the last_checkpoint pointer stay valid). NonFiniteLossHook stops at the
 # first NaN/inf loss term, naming it and the last good checkpoint; ReseedHook makes --resume
-# repeat an uninterrupted run exactly; CheckpointTrustHook applies trust_checkpoint below.
+# repeat an uninterrupted run exactly.
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_last=True))
-custom_hooks = [dict(type='CheckpointTrustHook'), dict(type='NonFiniteLossHook'),
-                dict(type='ReseedHook')]
-# Checkpoints are read weights-only; a file whose pickle needs more (code could run) is refused.
-# True (or --trust-checkpoint on the tools) loads such files: only for files you trust.
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='ReseedHook')]
+# SafeLoadRunner (mmdet_dinov2.engine.runner): checkpoints are read weights-only, and a file whose
+# pickle needs more (code could run) is refused unless trust_checkpoint is True (the tools'
+# --trust-checkpoint sets it): only for files you trust. It checks what it loads (shapes, missing
+# parts, NaN) and locks the work dir while training.
+runner_type = 'SafeLoadRunner'
 trust_checkpoint = False

@@ -17,7 +17,8 @@ from collections import Counter, defaultdict
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
-from .io import load_state_dict_file
+from .compare import non_finite_tensors
+from .io import CheckpointError, load_state_dict_file
 
 __all__ = ['FORMATS', 'RESAMPLE_METHODS', 'detect_format', 'convert_dinov2', 'strip_prefix',
            'resample_patch_embed_kernel', 'load_backbone_weights']
@@ -235,6 +236,11 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
         raise ValueError(_missing_vit_message(path, fmt, missing_vit, state_dict, model_state))
     unused = {key: _unused_reason(key) for key in state_dict if key not in model_state}
     loadable = {key: value for key, value in state_dict.items() if key in model_state}
+    non_finite = non_finite_tensors(loadable)
+    if non_finite:
+        shown = ', '.join(f'{key} ({count} values)' for key, count in list(non_finite.items())[:5])
+        raise CheckpointError(f'{path}: {len(non_finite)} tensors hold NaN or inf: {shown}. The '
+                              'file is damaged: download (and convert) it again')
     model.load_state_dict(loadable, strict=False)
 
     report = dict(path=str(path), format=fmt, notes=notes, loaded=sorted(loadable),

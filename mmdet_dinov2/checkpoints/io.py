@@ -6,16 +6,18 @@ what mmengine/mmdet checkpoints legitimately hold (``HistoryBuffer``, numpy arra
 a file that needs anything else is refused with :class:`UnsafeCheckpointError` unless the caller
 says the file is trusted.
 """
+import errno
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from mmengine.runner.checkpoint import get_torch_safe_globals
 
 from ..utils.atomic_file import atomic_open
-from ..utils.checkpoint_trust import checkpoints_trusted
+from .allowlist import RefusedLookupError, exactly_these_globals, safe_globals
+from .remote import cached_download, is_url
+from .trust import checkpoints_trusted
 
 __all__ = ['CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
            'load_state_dict_file', 'save_state_dict_file']
@@ -36,17 +38,18 @@ class UnsafeCheckpointError(CheckpointError):
     Args:
         path (str): the file.
         global_names (list[str]): the offending globals, as ``module.name``.
+        detail (str): what exactly was refused, when more than a global's name tells it.
     """
 
-    def __init__(self, path, global_names):
+    def __init__(self, path, global_names, detail=''):
         self.path = str(path)
         self.global_names = list(global_names)
         super().__init__(
-            f'refusing to load {self.path}: its pickle needs {", ".join(self.global_names)}, '
-            'which is not on the allow-list of tensors, containers, numpy values and mmengine '
-            'logging types; unpickling it could run arbitrary code. Pass trust=True / '
-            '--trust-checkpoint only for a file you trust (in a config: trust_checkpoint = '
-            'True).')
+            f'refusing to load {self.path}: its pickle needs {", ".join(self.global_names)}'
+            f'{f" ({detail})" if detail else ""}, which is not on the allow-list of tensors, '
+            'containers, numpy values and mmengine logging types; unpickling it could run '
+            'arbitrary code. Pass trust=True / --trust-checkpoint only for a file you trust (in a '
+            'config: trust_checkpoint = True).')
 
 
 def load_state_dict_file(path, *, trust=False):
@@ -75,11 +78,10 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
     """Read a whole checkpoint object (meta, optimizer, ... kept) from a path or a binary buffer.
 
     Args:
-        file (str | PathLike | file-like): a ``.pth``/``.pt``/``.safetensors`` path, or an open
-            binary buffer holding a ``torch.save`` pickle (what mmengine's remote backends give).
+        file (str | PathLike | file-like): a ``.pth``/``.pt``/``.safetensors`` path, an
+            ``http(s)://`` URL (downloaded once, see :func:`fetch_url`), or an open binary buffer holding a ``torch.save`` pickle (what mmengine's remote backends give).
         trust (bool): load with ``weights_only=False``: only for a file you trust. Also on when
-            the user turned trust on for the process
-            (:func:`~mmdet_dinov2.utils.checkpoint_trust.set_checkpoint_trust`).
+            the caller runs inside :func:`~mmdet_dinov2.checkpoints.trusted_checkpoints`.
         map_location: as :func:`torch.load` (``.safetensors``: a device).
 
     Returns:
@@ -88,15 +90,54 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
     Raises:
         FileNotFoundError, UnsafeCheckpointError, CheckpointError: as :func:`load_state_dict_file`.
     """
+    name = None
+    if is_url(file):
+        url, file = file, fetch_url(file)
+        name = f'{file} (downloaded from {url})'
     if isinstance(file, (str, os.PathLike)):
         path = Path(file)
-        if not path.is_file():
-            raise FileNotFoundError(f'checkpoint file not found: {path}')
+        _check_is_file(path)
         if path.stat().st_size == 0:
-            raise CheckpointError(f'checkpoint file is empty (0 bytes): {path}; download it again')
+            raise CheckpointError(f'checkpoint file is empty (0 bytes): {name or path}; download '
+                                  'it again')
         if path.suffix == '.safetensors':
             return _load_safetensors(path, map_location)
-    return _load_pickle(file, trust or checkpoints_trusted(), map_location)
+    return _load_pickle(file, trust or checkpoints_trusted(), map_location, name)
+
+
+def fetch_url(url, model_dir=None):
+    """The local copy of a checkpoint URL (:func:`~mmdet_dinov2.checkpoints.remote.cached_download`);
+    in a distributed run rank 0 downloads while the others wait."""
+    from mmengine.dist import barrier, get_dist_info
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        path = cached_download(url, model_dir)
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            path = cached_download(url, model_dir)
+    return path
+
+
+def _check_is_file(path):
+    """Raise a precise error when ``path`` is not a regular, readable file."""
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise CheckpointError(f'checkpoint path {path} is a loop of symbolic links; point it '
+                                  'at the real file') from None
+        if path.is_symlink():
+            raise FileNotFoundError(f'checkpoint file not found: {path} is a symbolic link to '
+                                    f'{os.readlink(path)}, which does not exist') from None
+        raise FileNotFoundError(f'checkpoint file not found: {path}') from None
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob('*.pth'))[:5]
+        hint = f' (it holds {", ".join(found)})' if found else ''
+        raise CheckpointError(f'checkpoint path {path} is a directory, not a file{hint}; give '
+                              'the checkpoint file itself')
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint path {path} is not a regular file')
 
 
 def _load_safetensors(path, device='cpu'):
@@ -109,16 +150,21 @@ def _load_safetensors(path, device='cpu'):
             f'cannot read {path} as safetensors (truncated or corrupt?): {err}') from err
 
 
-def _load_pickle(file, trust, map_location='cpu'):
+def _load_pickle(file, trust, map_location='cpu', name=None):
     """``torch.load`` of a path or buffer, weights-only with :func:`safe_globals` unless trusted."""
-    name = file if isinstance(file, (str, os.PathLike)) else getattr(file, 'name', '<buffer>')
+    if name is None:
+        name = file if isinstance(file, (str, os.PathLike)) else getattr(file, 'name', '<buffer>')
     start = None if isinstance(file, (str, os.PathLike)) else file.tell()
     allowed = safe_globals()
     try:
-        with torch.serialization.safe_globals(allowed):
+        with exactly_these_globals(allowed):
             return torch.load(file, map_location=map_location, weights_only=not trust)
     except Exception as err:  # torch raises many types for bad files; each is reported below
         if not trust:
+            message = str(err)
+            if RefusedLookupError.marker in message:
+                detail = message[message.index(RefusedLookupError.marker):].splitlines()[0]
+                raise UnsafeCheckpointError(name, ['builtins.getattr'], detail) from None
             if start is not None:
                 file.seek(start)
             unsafe = _unsafe_globals(file, err, allowed)
@@ -129,38 +175,12 @@ def _load_pickle(file, trust, map_location='cpu'):
             f'checkpoint): {type(err).__name__}: {_first_line(err)}') from err
 
 
-def safe_globals():
-    """What a weights-only load admits beyond torch's defaults: data types only, no callables
-    that could run code.
-
-    mmengine's :func:`get_torch_safe_globals` (``HistoryBuffer``, numpy arrays and the uint32,
-    int64 and float64 scalar types), plus every numeric/bool numpy dtype (an mmdet 2.x meta may
-    hold a float32 score) and the numpy 1.x names of the array/scalar constructors
-    (``numpy.core.multiarray.*``, renamed ``numpy._core`` in numpy 2): files saved before numpy 2,
-    such as the original ViT-Adapter releases, name them so.
-    """
-    import numpy as np
-    allowed = list(get_torch_safe_globals())
-    allowed += [getattr(np.dtypes, name) for name in _NUMPY_DTYPES]
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    allowed += [(multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
-                (multiarray.scalar, 'numpy.core.multiarray.scalar')]
-    return allowed
-
-
-_NUMPY_DTYPES = ('BoolDType', 'Int8DType', 'Int16DType', 'Int32DType', 'Int64DType', 'UInt8DType',
-                 'UInt16DType', 'UInt32DType', 'UInt64DType', 'Float16DType', 'Float32DType',
-                 'Float64DType', 'LongDType', 'ULongDType', 'LongLongDType', 'ULongLongDType',
-                 'ByteDType', 'UByteDType', 'ShortDType', 'UShortDType', 'IntDType', 'UIntDType',
-                 'StrDType', 'BytesDType')
-
-
 def _unsafe_globals(file, err, allowed):
     """The globals that made a weights-only load fail, or [] when it failed for another reason."""
     if 'Weights only load failed' not in str(err):
         return []
     try:  # a zip checkpoint can be scanned statically, without unpickling anything
-        with torch.serialization.safe_globals(allowed):
+        with exactly_these_globals(allowed):
             found = torch.serialization.get_unsafe_globals_in_checkpoint(file)
         if found:
             return sorted(found)

@@ -13,10 +13,10 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.dist import is_distributed
+from mmengine.runner import Runner
 
 from mmdet.registry import RUNNERS
 
-from .runner import SafeLoadRunner
 
 SYNC_BN_TYPES = ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN')
 
@@ -125,17 +125,15 @@ def close_process_group():
 
 
 def build_runner(cfg):
-    """Adapt ``cfg`` to the machine and build its runner (:class:`SafeLoadRunner` by default).
+    """Adapt ``cfg`` to the machine and build its runner, as mmdet's tools do: the config's
+    ``runner_type`` (our base config: ``SafeLoadRunner``), else mmengine's Runner.
 
     Returns:
         mmengine.runner.Runner
     """
     changes = adapt_to_cpu(cfg)
     init_cpu_process_group(cfg)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = SafeLoadRunner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     for change in changes:
         runner.logger.info(f'no CUDA: {change}')
     return runner

@@ -1,66 +1,214 @@
-"""mmengine's Runner, with ``load_from`` read by the project's safe checkpoint loader.
+"""mmengine's Runner with checked checkpoint loading, scoped trust and a locked work dir.
 
-mmengine loads ``load_from`` with ``strict=False`` through a loader that falls back to
-``torch.load(weights_only=False)``: a file from the internet could run code, and a checkpoint of
-another model loads silently with half its keys. Here ``load_from`` (tools/train.py ``--cfg-options
-load_from=...``, tools/test.py CHECKPOINT) goes through
-:func:`mmdet_dinov2.checkpoints.load_state_dict_file` and every missing or unexpected key is logged.
+Chosen by ``runner_type = 'SafeLoadRunner'`` (the base config sets it; mmdet's tools and ours
+build ``RUNNERS.build(cfg)`` when the key is there). Safe *reading* does not depend on it: every
+file mmengine loads goes through :mod:`mmdet_dinov2.checkpoints.mmengine_schemes`. What this
+runner adds, all through public Runner methods:
 
-Resuming (``--resume``) still goes through mmengine's own ``Runner.resume``: it needs the whole
-training state (optimizer, schedulers, message hub), not only the weights. That is the seam where
-a safe full-checkpoint reader plugs in.
+- ``trust_checkpoint`` (config key, set by the tools' ``--trust-checkpoint``): applied around this
+  runner's own ``train``/``val``/``test`` only (:func:`~mmdet_dinov2.checkpoints.trusted_checkpoints`),
+  so it ends with the run, also when the run fails.
+- ``load_from`` and ``resume`` are compared with the model before anything is loaded
+  (:func:`~mmdet_dinov2.checkpoints.compare_state_dict`): tensors of another shape, missing or
+  unexpected tensors and NaN/inf values are refused with the names of the tensors, unless the
+  config says ``partial_load = True`` (fine-tuning onto other classes; then they are counted in
+  the log). A resumed checkpoint must match exactly, its optimizer state too.
+- ``resume = True`` with nothing to resume from stops with an error (a mistyped ``--work-dir``
+  would otherwise train from scratch); ``resume = 'if_exists'`` starts a new run then.
+- ``train`` holds :class:`~mmdet_dinov2.engine.work_dir_lock.WorkDirLock`: a second training in
+  the same work dir is refused while the first runs.
 
 Checkpoints of the original ViT-Adapter (mmdet 2.x Mask R-CNN) load unchanged: the backbone keeps
 the original's parameter names, and mmdet 3.x's FPN, RPN head, Shared2FCBBoxHead and FCNMaskHead
-name their parameters as mmdet 2.x did (mmdet 3.x loads its 2.x model-zoo checkpoints as they are).
+name their parameters as mmdet 2.x did.
 """
+import contextlib
+import os.path as osp
+import re
+
+from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import load_state_dict
+from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
 
 from mmdet.registry import RUNNERS
 
-from ..checkpoints import load_state_dict_file
+from ..checkpoints import compare_state_dict, trusted_checkpoints
+from .work_dir_lock import WorkDirLock
+
+__all__ = ['ResumeError', 'SafeLoadRunner', 'load_detector_weights']
+
+PARTIAL_ADVICE = ('If this is intended (e.g. fine-tuning a COCO detector on other classes), allow '
+                  'it with partial_load = True in the config (--cfg-options partial_load=True): '
+                  'the tensors that fit are loaded and the others keep their initial values.')
 
 
-def load_detector_weights(model, state_dict, logger=None):
-    """Load a detector's state dict into ``model`` and report key mismatches.
+class ResumeError(RuntimeError):
+    """Nothing to resume from, or a checkpoint that another configuration saved."""
+
+
+def load_detector_weights(model, state_dict, source='the checkpoint', partial=False, logger=None):
+    """Load a detector's state dict into ``model``, refusing a checkpoint that does not fit.
 
     Args:
         model (nn.Module): the detector (not wrapped).
-        state_dict (dict[str, Tensor]): e.g. from :func:`load_state_dict_file`.
-        logger (logging.Logger, optional): where mismatches are reported.
+        state_dict (dict[str, Tensor]): names already revised (no ``module.`` prefix).
+        source (str): what to call the checkpoint in messages (its path).
+        partial (bool): load what fits and log the rest instead of refusing a mismatch
+            (NaN/inf values are refused even then).
+        logger (logging.Logger, optional): where the summary goes.
 
     Returns:
-        tuple[list[str], list[str]]: the model's keys the state dict lacks, and the state dict's
-        keys the model lacks. Tensors whose shapes differ are skipped and reported by mmengine's
-        loader.
+        LoadReport: what loaded and what did not.
+
+    Raises:
+        CheckpointMismatchError: tensors of another shape, missing or unexpected tensors (unless
+            ``partial``), or NaN/inf values, each named.
     """
-    model_keys = set(model.state_dict())
-    missing = sorted(model_keys - set(state_dict))
-    unexpected = sorted(set(state_dict) - model_keys)
-    load_state_dict(model, state_dict, strict=False, logger=logger)
+    report = compare_state_dict(model.state_dict(), state_dict)
+    if report.non_finite or (not partial and not report.complete):
+        advice = ('The file is damaged or was saved after training diverged: use an earlier '
+                  'checkpoint.' if report.non_finite else PARTIAL_ADVICE)
+        raise report.error(source, advice)
+    fitting = {name: state_dict[name] for name in report.loaded}
+    load_state_dict(model, fitting, strict=False, logger=logger)
     if logger is not None:
-        logger.info(f'Loaded {len(state_dict) - len(unexpected)} of the model\'s {len(model_keys)} '
-                    f'tensors ({len(missing)} missing, {len(unexpected)} unexpected)')
-    return missing, unexpected
+        logger.info(f'Loaded {source}: {report.summary()}')
+        for line in report.problems():
+            logger.warning(f'partial_load: {line}')
+    return report
 
 
 @RUNNERS.register_module()
 class SafeLoadRunner(Runner):
-    """A :class:`mmengine.runner.Runner` that reads ``load_from`` with the safe loader.
+    """A :class:`mmengine.runner.Runner` that checks what it loads; arguments are Runner's.
 
-    The top-level config key ``trust_checkpoint = True`` lifts the weights-only restriction for
-    a file you trust. Arguments are those of mmengine's Runner.
+    Config keys it reads: ``trust_checkpoint`` (bool), ``partial_load`` (bool), ``resume``
+    (False, True or ``'if_exists'``), ``load_from``.
     """
 
+    _resuming = False
+
+    def train(self):
+        lock = WorkDirLock(self.work_dir, logger=self.logger) if is_main_process() else None
+        with self._trust(), (lock or contextlib.nullcontext()):
+            return super().train()
+
+    def val(self):
+        with self._trust():
+            return super().val()
+
+    def test(self):
+        with self._trust():
+            return super().test()
+
     def load_or_resume(self):
-        if self._has_loaded or self._resume or self._load_from is None:
-            return super().load_or_resume()
-        trust = bool(self.cfg.get('trust_checkpoint', False))
-        checkpoint = dict(state_dict=load_state_dict_file(self._load_from, trust=trust))
+        resume, load_from = self.cfg.get('resume', False), self.cfg.get('load_from')
+        if resume is True and load_from is None:
+            self._check_something_to_resume()
+        elif resume == 'if_exists' and load_from is None and not find_latest_checkpoint(
+                self.work_dir):
+            self.logger.info(f'resume=if_exists: no checkpoint in {self.work_dir}, starting a '
+                             'new run')
+        return super().load_or_resume()
+
+    def resume(self, filename, *args, **kwargs):
+        self._resuming = True
+        try:
+            return super().resume(filename, *args, **kwargs)
+        finally:
+            self._resuming = False
+
+    def load_checkpoint(self, filename, map_location='cpu', strict=False,
+                        revise_keys=[(r'^module.', '')]):  # noqa: B006 (mmengine's signature)
+        """Read ``filename`` safely, check it against the model, then load it (see the module)."""
+        checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location,
+                                                      logger=self.logger)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)  # as mmengine does
         model = self.model.module if is_model_wrapper(self.model) else self.model
-        load_detector_weights(model, checkpoint['state_dict'], logger=self.logger)
-        self.logger.info(f'Load checkpoint from {self._load_from}')
-        self._has_loaded = True
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        for pattern, replacement in revise_keys:
+            state_dict = {re.sub(pattern, replacement, key): value
+                          for key, value in state_dict.items()}
+        partial = self._partial_load() and not (strict or self._resuming)
+        load_detector_weights(model, state_dict, source=str(filename), partial=partial,
+                              logger=self.logger)
+        if self._resuming:
+            self._check_optimizer_state(checkpoint, filename)
+        return checkpoint
+
+    # ------------------------------------------------------------------ helpers
+    def _trust(self):
+        trusted = self.cfg.get('trust_checkpoint', False)
+        if not isinstance(trusted, bool):
+            raise TypeError(f'config key trust_checkpoint must be True or False, got {trusted!r}')
+        if trusted:
+            self.logger.warning(
+                'trust_checkpoint is on: checkpoints that need more than tensors and plain data '
+                'are unpickled with weights_only=False, which can run code hidden in the file')
+        return trusted_checkpoints(trusted)
+
+    def _partial_load(self):
+        partial = self.cfg.get('partial_load', False)
+        if not isinstance(partial, bool):
+            raise TypeError(f'config key partial_load must be True or False, got {partial!r}')
+        return partial
+
+    def _check_something_to_resume(self):
+        pointer = osp.join(self.work_dir, 'last_checkpoint')
+        latest = find_latest_checkpoint(self.work_dir)
+        start_over = ('To start a new run instead, drop --resume (or use resume = '
+                      "'if_exists' to resume only when a checkpoint exists).")
+        if latest is None:
+            raise ResumeError(
+                f'--resume: nothing to resume in {self.work_dir} (no {osp.basename(pointer)} '
+                f'file there). Check --work-dir, or give the checkpoint: --resume PATH. '
+                + start_over)
+        if not latest:
+            raise ResumeError(
+                f'--resume: {pointer} is empty (a save was interrupted?). Give a checkpoint '
+                f'explicitly: --resume PATH{_checkpoints_in(self.work_dir)}. ' + start_over)
+        if '://' not in latest and not osp.isfile(latest):
+            raise ResumeError(
+                f'--resume: {pointer} names {latest}, which does not exist. Give a checkpoint '
+                f'explicitly: --resume PATH{_checkpoints_in(self.work_dir)}.')
+
+    def _check_optimizer_state(self, checkpoint, filename):
+        """Refuse an optimizer state saved for other parameters (another config's checkpoint):
+        torch would otherwise fail inside the optimizer's step, far from the cause."""
+        saved = checkpoint.get('optimizer')
+        wrapper = self.optim_wrapper
+        if not isinstance(saved, dict) or not hasattr(wrapper, 'optimizer'):
+            return
+        groups = wrapper.optimizer.param_groups
+        saved_groups = saved.get('param_groups', [])
+        sizes = [len(group['params']) for group in groups]
+        saved_sizes = [len(group['params']) for group in saved_groups]
+        problem = None
+        if sizes != saved_sizes:
+            problem = (f'{len(saved_sizes)} parameter groups of {sum(saved_sizes)} parameters '
+                       f'in the checkpoint, {len(sizes)} groups of {sum(sizes)} here')
+        else:
+            params = [p for group in groups for p in group['params']]
+            ids = [i for group in saved_groups for i in group['params']]
+            for param, index in zip(params, ids):
+                for key, value in saved.get('state', {}).get(index, {}).items():
+                    if hasattr(value, 'shape') and value.dim() and value.shape != param.shape:
+                        problem = (f'optimizer state {key!r} of parameter #{index} has shape '
+                                   f'{tuple(value.shape)}, the parameter {tuple(param.shape)}')
+                        break
+                if problem:
+                    break
+        if problem:
+            raise ResumeError(
+                f'cannot resume from {filename}: its optimizer state was saved for other '
+                f'parameters ({problem}): a checkpoint of another config (layer decay, frozen '
+                'parts, optimizer)? Resume only from this config\'s checkpoints; to start from '
+                'its weights instead, use load_from (--cfg-options load_from=PATH) without '
+                '--resume.')
+
+
+def _checkpoints_in(work_dir):
+    import glob
+    found = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime)[-3:]
+    return f' (checkpoints there: {", ".join(found)})' if found else ''

@@ -6,7 +6,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-__all__ = ['atomic_open', 'host_name', 'install', 'temp_writer']
+__all__ = ['atomic_open', 'host_name', 'temp_writer']
 
 # .NAME.PID@HOST.RANDOM.tmp: whoever finds a temporary file can tell whether its writer still runs
 _TEMP_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9.-]+)\.[^.]+\.tmp$')
@@ -66,28 +66,6 @@ def temp_writer(filename):
 def host_name():
     """This host's name as temporary file names carry it (only letters, digits, '.' and '-')."""
     return re.sub(r'[^A-Za-z0-9.-]', '-', socket.gethostname())[:64] or 'unknown'
-
-
-def install():
-    """Make mmengine's local file backend write atomically (checkpoints, dumped configs, json).
-
-    ``Runner.save_checkpoint`` ends in ``LocalBackend.put``, which opens the destination with
-    ``'wb'`` and writes in place: a kill or a full disk during the write leaves a truncated
-    checkpoint. After this call ``put`` and ``put_text`` write through :func:`atomic_open`.
-    """
-    from mmengine.fileio.backends import LocalBackend
-    LocalBackend.put = _put
-    LocalBackend.put_text = _put_text
-
-
-def _put(self, obj, filepath):
-    with atomic_open(filepath, 'wb') as f:
-        f.write(obj)
-
-
-def _put_text(self, obj, filepath, encoding='utf-8'):
-    with atomic_open(filepath, 'w', encoding=encoding) as f:
-        f.write(obj)
 
 
 def _umask():

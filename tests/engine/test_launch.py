@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 import mmdet_dinov2  # noqa: F401
 from mmdet.registry import MODELS
@@ -157,19 +158,24 @@ def test_mmdet2_checkpoint_loads_with_every_key(tmp_path):
                     state_dict=state_dict,
                     optimizer=dict(state={}, param_groups=[dict(lr=1e-6, params=[0, 1])])), path)
     target = _tiny_detector(1)
-    missing, unexpected = load_detector_weights(target, load_state_dict_file(path))
-    assert missing == [] and unexpected == []
+    report = load_detector_weights(target, load_state_dict_file(path))
+    assert report.missing == [] and report.unexpected == [] and report.complete
     loaded = target.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state_dict.items())
 
 
 def test_load_from_reports_missing_and_unexpected_keys():
+    from mmdet_dinov2.checkpoints import CheckpointMismatchError
     model = _tiny_detector(0)
     state_dict = dict(model.state_dict())
     state_dict.pop('rpn_head.rpn_cls.weight')
     state_dict['backbone.extra.weight'] = torch.zeros(1)
-    missing, unexpected = load_detector_weights(model, state_dict)
-    assert missing == ['rpn_head.rpn_cls.weight'] and unexpected == ['backbone.extra.weight']
+    with pytest.raises(CheckpointMismatchError, match=r'(?s)rpn_head.rpn_cls.weight.*'
+                       r'backbone.extra.weight.*partial_load = True'):
+        load_detector_weights(model, state_dict, source='x.pth')
+    report = load_detector_weights(model, state_dict, partial=True)
+    assert report.missing == ['rpn_head.rpn_cls.weight']
+    assert report.unexpected == ['backbone.extra.weight']
 
 
 class _Payload:
@@ -181,8 +187,7 @@ def test_runner_load_from_refuses_a_pickle_payload(tmp_path):
     from mmdet_dinov2.engine.runner import SafeLoadRunner
     path = tmp_path / 'evil.pth'
     torch.save(dict(state_dict={}, meta=_Payload()), path)
-    runner = SafeLoadRunner.__new__(SafeLoadRunner)  # only what load_or_resume reads
-    runner._has_loaded, runner._resume, runner._load_from = False, False, str(path)
-    runner.cfg = Config(dict())
+    runner = SafeLoadRunner.__new__(SafeLoadRunner)  # only what load_checkpoint reads first
+    runner.logger = MMLogger.get_current_instance()
     with pytest.raises(UnsafeCheckpointError):
-        runner.load_or_resume()
+        runner.load_checkpoint(str(path))

@@ -1,4 +1,5 @@
 """Helpers of the reliability tests: tiny COCO datasets written on the fly, the tiny config."""
+import contextlib
 import json
 import os
 import sys
@@ -128,8 +129,10 @@ def tiny_config(data_root, work_dir, **options):
 
 
 def build_runner(cfg):
+    """The config's runner, as mmdet's tools build it (``runner_type``, else mmengine's)."""
+    from mmdet.registry import RUNNERS
     from mmengine.runner import Runner
-    return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
 def load_tool(relative_path):
@@ -152,6 +155,28 @@ def run_python(args, cwd=REPO, env=None, timeout=240):
                           capture_output=True, timeout=timeout)
 
 
+@contextlib.contextmanager
+def serve_folder(folder):
+    """An HTTP server on 127.0.0.1 serving ``folder``; yields its base URL (no trailing slash)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(('127.0.0.1', 0),
+                                 functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
     """Four training and two validation images of 64x64 pixels."""
@@ -161,6 +186,18 @@ def tiny_data(tmp_path_factory):
     return root
 
 
+@pytest.fixture(autouse=True, scope='session')
+def _private_torch_home(tmp_path_factory):
+    """Downloads of URL tests go to a temporary torch hub cache, not the user's."""
+    previous = os.environ.get('TORCH_HOME')
+    os.environ['TORCH_HOME'] = str(tmp_path_factory.mktemp('torch_home'))
+    yield
+    if previous is None:
+        os.environ.pop('TORCH_HOME')
+    else:
+        os.environ['TORCH_HOME'] = previous
+
+
 @pytest.fixture(scope='session')
 def h():
     """These helpers, for test modules (importlib import mode cannot import a conftest)."""
@@ -168,11 +205,12 @@ def h():
 
 
 @pytest.fixture(autouse=True)
-def _distrust_checkpoints():
-    """No test leaves checkpoint trust on for the next one."""
+def _no_trust_left_behind():
+    """Trust is scoped to the run or block that asked for it: none is left after a test."""
+    from mmdet_dinov2.checkpoints import checkpoints_trusted
+    assert not checkpoints_trusted()
     yield
-    from mmdet_dinov2.utils import set_checkpoint_trust
-    set_checkpoint_trust(False)
+    assert not checkpoints_trusted(), 'checkpoint trust outlived the test that turned it on'
 
 
 @pytest.fixture(autouse=True, scope='module')

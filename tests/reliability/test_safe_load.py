@@ -90,8 +90,10 @@ def via_auto_resume(h, cfg, path):
 
 
 def via_url(h, cfg, path):
-    from mmengine.runner.checkpoint import load_from_http
-    load_from_http(path.as_uri(), model_dir=str(path.parent / 'hub'))
+    from mmengine.runner import load_checkpoint
+    from mmdet.registry import MODELS
+    with h.serve_folder(path.parent) as url:
+        load_checkpoint(MODELS.build(cfg.model), f'{url}/{path.name}')
 
 
 def via_legacy_format(h, cfg, path):
@@ -130,7 +132,8 @@ def test_every_path_refuses_a_pickle_payload(h, tiny_data, tmp_path, evil, load)
     with pytest.raises((UnsafeCheckpointError, SystemExit)) as error:
         load(h, cfg, path)
     assert 'refusing to load' in str(error.value) and 'posix.system' in str(error.value)
-    assert str(path.parent) in str(error.value)  # names the file
+    named = f'{path.name} (downloaded from http://' if load is via_url else str(path.parent)
+    assert named in str(error.value)  # names the file
     assert not marker.exists(), 'the payload ran'
 
 
@@ -155,7 +158,7 @@ def test_trust_checkpoint_flag_lets_the_test_tool_load_it(h, tiny_data, tmp_path
 def test_trusted_checkpoints_context_lets_the_api_load_it(h, tiny_data, tmp_path, evil):
     from mmengine.runner import load_checkpoint
     from mmdet.registry import MODELS
-    from mmdet_dinov2.utils import checkpoints_trusted, trusted_checkpoints
+    from mmdet_dinov2.checkpoints import checkpoints_trusted, trusted_checkpoints
     path, marker = evil
     with trusted_checkpoints():
         checkpoint = load_checkpoint(MODELS.build(h.tiny_config(tiny_data, tmp_path).model),

@@ -28,13 +28,21 @@ class AtomicCheckpointHook(CheckpointHook):
     writes the checkpoint in place and rewrites the ``last_checkpoint`` pointer in place: a
     ``kill -9`` or a full disk in between leaves a truncated checkpoint, one checkpoint fewer, or
     an empty pointer that ``--resume`` cannot follow. Here the order is: write the new checkpoint
-    (atomically, through :func:`mmdet_dinov2.utils.atomic_file.install`), then replace the pointer
+    (atomically, through the ``atomic_local`` backend of :mod:`mmdet_dinov2.engine.atomic_backend`), then replace the pointer
     atomically, and only then delete the outdated checkpoint. A failed save raises
     :class:`CheckpointSaveError` naming the file, the cause and the last good checkpoint.
     Temporary files left by a killed save are removed when training starts, but only those whose
     writer is provably gone (see :func:`stale_temp`): another run's save in flight survives.
     Arguments are those of mmengine's CheckpointHook.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # checkpoints and last_checkpoint written through the atomic local backend (see
+        # mmdet_dinov2.engine.atomic_backend) unless the config picks a backend itself
+        if self.backend_args is None and self.file_client_args is None and (
+                self.out_dir is None or '://' not in str(self.out_dir)):
+            self.backend_args = dict(backend='atomic_local')
 
     def before_train(self, runner):
         super().before_train(runner)

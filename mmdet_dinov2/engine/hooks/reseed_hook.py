@@ -34,5 +34,5 @@ class ReseedHook(Hook):
     @staticmethod
     def _seed(runner, kind, step):
         seed = int(np.random.SeedSequence([runner.seed, kind, step]).generate_state(1)[0])
-        diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
+        diff_rank_seed = (runner.cfg.get('randomness') or {}).get('diff_rank_seed', False)
         set_random_seed(seed % 2**31, diff_rank_seed=diff_rank_seed)

@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from ..layers.adapter import AdapterGeometry, InteractionBlock, SpatialPriorModule
 from ..layers.linear import linear
 from ..layers.ms_deform_attn import MSDeformAttn
-from .arguments import check_adapter_arguments
-from .vit import ViT
+from .arguments import check_adapter_arguments, positive_int
+from .vit import ViT, _per_block
 
 # The adapter reads the ViT tokens as its stride-16 level and its own levels at strides 8, 16, 32.
 VIT_STRIDE = 16
@@ -109,7 +109,11 @@ class ViTAdapter(ViT):
                              f'patch embeddings are resampled to 16 when loaded)')
         if pretrained is not None and init_cfg is not None:
             raise ValueError(f'give either pretrained={pretrained!r} or init_cfg={init_cfg!r}, not both')
-        # the adapter's arguments are checked before the ViT is built, the ViT's by ViT.__init__
+        # the adapter's arguments are checked before the ViT is built, the ViT's by ViT.__init__;
+        # the per-block lists first, since a changed depth usually leaves them behind
+        positive_int('depth', depth)
+        _per_block('window_attn', window_attn, depth)
+        _per_block('window_size', window_size, depth)
         interaction_indexes, out_indices = check_adapter_arguments(
             embed_dim=embed_dim, depth=depth, conv_inplane=conv_inplane, n_points=n_points,
             deform_num_heads=deform_num_heads, deform_ratio=deform_ratio, with_cffn=with_cffn,
