@@ -52,14 +52,18 @@ class CheckedCocoDataset(CocoDataset):
     error is reported with its line and column, and ids that are not integers or are used twice
     (which pycocotools would merge silently) stop the run before any image is looked at.
     Segmentations that rasterisation cannot handle safely are refused: polygons with non-finite or
-    far-outside coordinates, RLE masks whose runs do not cover their image. In a validation/test
-    file, polygons and missing masks that COCO evaluation would fail on are refused too (the
-    evaluator reads the file itself). An empty dataset is refused.
+    far-outside coordinates, RLE masks whose runs do not cover their image; and so are images cut
+    short (see :func:`~mmdet_dinov2.datasets.coco_checks.check_image`). In a validation/test file,
+    polygons and missing masks that COCO evaluation would fail on are refused too (the evaluator
+    reads the file itself). An empty dataset is refused.
     Images without annotations stay (trained on as negatives) unless ``filter_cfg`` drops them.
 
     Args:
         verify_image_size (bool): open each image's header to compare its size (upright, after
-            its EXIF orientation) with the json's; costs a file open per image.
+            its EXIF orientation) with the json's, and read its last 4 KiB to find files cut
+            short; costs a file open per image.
+        decode_images (bool): with ``verify_image_size``, decode every image in full
+            (milliseconds an image; ``tools/misc/check_dataset.py --decode``).
         max_listed (int): at most this many refused problems in the error message
             (``tools/misc/check_dataset.py`` lists them all).
         *args, **kwargs: as :class:`~mmdet.datasets.CocoDataset`.
@@ -67,8 +71,10 @@ class CheckedCocoDataset(CocoDataset):
 
     COCOAPI = _CheckedCOCO
 
-    def __init__(self, *args, verify_image_size=True, max_listed=50, **kwargs):
+    def __init__(self, *args, verify_image_size=True, decode_images=False, max_listed=50,
+                 **kwargs):
         self.verify_image_size = verify_image_size
+        self.decode_images = decode_images
         self.max_listed = max_listed
         self.problems = []
         super().__init__(*args, **kwargs)
@@ -91,7 +97,8 @@ class CheckedCocoDataset(CocoDataset):
         img_info = dict(raw_data_info['raw_img_info'], id=raw_data_info['raw_img_info']['img_id'])
         img_path = osp.join(self.data_prefix.get('img', ''), str(img_info.get('file_name', '')))
         # remote storage (backend_args): a file check would cost a request per image
-        image_problems = (check_image(img_info, img_path, self.verify_image_size)
+        image_problems = (check_image(img_info, img_path, self.verify_image_size,
+                                      self.decode_images)
                           if not self.backend_args else [])
         self.problems += image_problems
         if any(p.kind == 'bad image entry' for p in image_problems):  # refused in _report

@@ -240,6 +240,52 @@ def test_json_that_is_not_an_object_is_refused(h, tmp_path, capsys):
     refused(h, tmp_path, capsys, f'{path}: holds a JSON list')
 
 
+# ------------------------------------------------------------------ 4. images cut short
+def image_file(tmp_path, name):
+    return tmp_path / 'train' / name
+
+
+@pytest.mark.parametrize('name', ['a.png', 'a.jpg'])
+def test_truncated_images_are_refused_before_training(h, tmp_path, capsys, name):
+    entries = two_images(h)
+    entries[0]['name'] = name
+    write(h, tmp_path, entries)
+    path = image_file(tmp_path, name)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) * 2 // 3])
+    with Image.open(path) as image:  # the header alone still reads
+        assert image.size == (64, 64)
+    kind = 'PNG' if name.endswith('png') else 'JPEG'
+    refused(h, tmp_path, capsys, f'image 1: truncated image: {path} ({len(data) * 2 // 3} bytes) '
+            f'has no {kind} end marker in its last 4096 bytes, and decoding it fails: ',
+            'copy it again, or remove the image')
+
+
+def test_images_with_bytes_after_their_end_are_accepted(h, tmp_path):
+    """Padding after the end marker: found in the last 4 KiB, or decoded when it is longer."""
+    entries = two_images(h)
+    entries[1]['name'] = 'b.jpg'
+    write(h, tmp_path, entries)
+    for name, padding in [('a.png', 100), ('b.jpg', 10000)]:
+        path = image_file(tmp_path, name)
+        path.write_bytes(path.read_bytes() + b'\0' * padding)
+    assert build(h, tmp_path).problems == []
+
+
+def test_damage_inside_an_image_is_found_by_a_full_decode(h, tmp_path, capsys):
+    """Same length, end marker intact: the header and end check cannot see it; --decode does."""
+    write(h, tmp_path, two_images(h))
+    path = image_file(tmp_path, 'a.png')
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(range(64))
+    path.write_bytes(bytes(data))
+    assert len(build(h, tmp_path)) == 2
+    status, listed = check_tool(h, tmp_path, capsys, '--decode')
+    assert status == 1, listed
+    assert f'image 1: unreadable image: {path}: ' in listed
+
+
 # ------------------------------------------------------------------ 5. ids that are not integers
 @pytest.mark.parametrize('edit, expected', [
     (lambda d: d['annotations'][0].update(category_id=True),
