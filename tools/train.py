@@ -1,6 +1,6 @@
 """Train a detector from a config (mmdet 3.x tools/train.py behaviour).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT] | --resume-if-exists] [--amp]
         [--auto-scale-lr] [--trust-checkpoint] [--cfg-options KEY=VALUE ...]
         [--launcher none|pytorch|slurm|mpi]
 
@@ -18,6 +18,8 @@ from mmengine.logging import print_log
 
 from mmdet_dinov2.engine.launch import build_runner, close_process_group, load_config
 from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
+from mmdet_dinov2.engine.runner import ResumeError
+from mmdet_dinov2.engine.work_dir_lock import WorkDirLockedError
 
 
 def parse_args(argv=None):
@@ -28,9 +30,13 @@ def parse_args(argv=None):
                         help='automatic mixed precision (AmpOptimWrapper, dynamic loss scale)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by (total batch size) / auto_scale_lr.base_batch_size')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CHECKPOINT, or without a value from the latest '
-                             'checkpoint in the work dir')
+                             'checkpoint in the work dir (an error when there is none)')
+    resume.add_argument('--resume-if-exists', action='store_true',
+                        help='resume from the latest checkpoint in the work dir if there is one, '
+                             'else start a new run (for jobs that a cluster may requeue)')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='load checkpoints whose pickle needs more than tensors and plain '
                              'data (it may run code): only for files you trust')
@@ -46,7 +52,7 @@ def parse_args(argv=None):
 
 
 def apply_args(cfg, args):
-    """Apply --amp, --auto-scale-lr and --resume to ``cfg``."""
+    """Apply --amp, --auto-scale-lr and --resume / --resume-if-exists to ``cfg``."""
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -61,7 +67,9 @@ def apply_args(cfg, args):
             raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(enable=..., '
                              'base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
+    if args.resume_if_exists:
+        cfg.resume, cfg.load_from = 'if_exists', None
+    elif args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
@@ -78,7 +86,10 @@ def main(argv=None):
     except MissingPretrainedError as err:
         sys.exit(f'error: {err}')
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except (ResumeError, WorkDirLockedError) as err:
+        sys.exit(f'error: {err}')
     close_process_group()
 
 

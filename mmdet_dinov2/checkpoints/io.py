@@ -26,6 +26,10 @@ __all__ = ['CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
 WRAPPER_KEYS = ('state_dict', 'model', 'module')
 # A global named in torch's weights-only refusal: `module.name` (a truncated file gives garbage).
 _GLOBAL_IN_MESSAGE = re.compile(r'GLOBAL ([A-Za-z_][\w.]*\.[A-Za-z_]\w*)')
+# the weights-only unpickler's other refusals: building or calling a type/function not allowed
+_REFUSED_IN_MESSAGE = re.compile(
+    r"(?:Can only (?:build|create new object)[^\n]*but got <class '([\w.]+)'>"
+    r"|unrecognized function <(?:function|built-in function|class) '?([\w.]+))")
 
 
 class CheckpointError(ValueError):
@@ -186,7 +190,9 @@ def _unsafe_globals(file, err, allowed):
             return sorted(found)
     except (ValueError, RuntimeError):  # legacy (non-zip) format or unreadable zip
         pass
-    return sorted(set(_GLOBAL_IN_MESSAGE.findall(str(err))))
+    named = set(_GLOBAL_IN_MESSAGE.findall(str(err)))
+    named |= {name for match in _REFUSED_IN_MESSAGE.findall(str(err)) for name in match if name}
+    return sorted(named)
 
 
 def _first_line(err):

@@ -17,6 +17,8 @@ runner adds, all through public Runner methods:
   would otherwise train from scratch); ``resume = 'if_exists'`` starts a new run then.
 - ``train`` holds :class:`~mmdet_dinov2.engine.work_dir_lock.WorkDirLock`: a second training in
   the same work dir is refused while the first runs.
+- the model config's backbone outputs are checked against the neck's inputs before it is built
+  (:func:`~mmdet_dinov2.models.check_backbone_neck`).
 
 Checkpoints of the original ViT-Adapter (mmdet 2.x Mask R-CNN) load unchanged: the backbone keeps
 the original's parameter names, and mmdet 3.x's FPN, RPN head, Shared2FCBBoxHead and FCNMaskHead
@@ -34,6 +36,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint,
 from mmdet.registry import RUNNERS
 
 from ..checkpoints import compare_state_dict, trusted_checkpoints
+from ..models import check_backbone_neck
 from .work_dir_lock import WorkDirLock
 
 __all__ = ['ResumeError', 'SafeLoadRunner', 'load_detector_weights']
@@ -88,6 +91,11 @@ class SafeLoadRunner(Runner):
     """
 
     _resuming = False
+
+    def build_model(self, model):
+        if isinstance(model, dict):  # mmdet's FPN would only assert on a backbone/neck mismatch
+            check_backbone_neck(model)
+        return super().build_model(model)
 
     def train(self):
         lock = WorkDirLock(self.work_dir, logger=self.logger) if is_main_process() else None

@@ -69,13 +69,17 @@ def exec_gadget(marker):
 
 
 def write(path, pickle_bytes, legacy=False):
-    """A checkpoint file whose object pickle is ``pickle_bytes``."""
+    """A checkpoint file whose object pickle is ``pickle_bytes`` (``path`` may be a BytesIO)."""
     if legacy:
         from torch.serialization import MAGIC_NUMBER, PROTOCOL_VERSION
         info = dict(protocol_version=PROTOCOL_VERSION, little_endian=sys.byteorder == 'little',
                     type_sizes=dict(short=2, int=4, long=4))
         parts = [pickle.dumps(MAGIC_NUMBER, protocol=2), pickle.dumps(PROTOCOL_VERSION, protocol=2),
                  pickle.dumps(info, protocol=2), pickle_bytes, pickle.dumps([], protocol=2)]
+        if isinstance(path, io.BytesIO):
+            path.write(b''.join(parts))
+            path.seek(0)
+            return path
         with open(path, 'wb') as f:
             f.write(b''.join(parts))
         return path

@@ -221,3 +221,35 @@ def test_mmdet2_release_with_numpy1_meta_loads_without_trust(h, tiny_data, tmp_p
     cfg.dump(str(tmp_path / 'cfg.py'))
     metrics = h.load_tool('tools/test.py').main([str(tmp_path / 'cfg.py'), str(path)])
     assert 'coco/bbox_mAP' in metrics
+
+
+# ------------------------------------------------------------------ the getattr gadget, every path
+@pytest.fixture
+def gadget(tmp_path):
+    """A checkpoint whose pickle uses only allow-listed globals to reach eval (issue 11)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        'checkpoint_gadgets', Path(__file__).resolve().parents[1] / 'checkpoints' / 'gadgets.py')
+    gadgets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gadgets)
+    marker = tmp_path / 'PAYLOAD_RAN'
+    return gadgets.write(tmp_path / 'gadget.pth', gadgets.eval_gadget(marker, tensor=True)), marker
+
+
+def via_convert_tool_input(h, cfg, path):
+    h.load_tool('tools/convert_14to16.py').main([str(path), '--out', str(path.with_name('o.pth'))])
+
+
+@pytest.mark.parametrize('load', [
+    via_mmengine_load_checkpoint, via_mmdet_init_detector, via_detector_init_cfg,
+    via_backbone_pretrained, via_backbone_init_cfg, via_load_from, via_resume_from,
+    via_auto_resume, via_url, via_train_tool_resume, via_test_tool, via_convert_tool_input],
+    ids=lambda f: f.__name__[4:])
+def test_every_path_refuses_the_getattr_gadget(h, tiny_data, tmp_path, gadget, load):
+    path, marker = gadget
+    cfg = h.tiny_config(tiny_data, tmp_path / 'work')
+    with pytest.raises((UnsafeCheckpointError, SystemExit)) as error:
+        load(h, cfg, path)
+    assert 'refusing to load' in str(error.value) and 'builtins.getattr' in str(error.value)
+    assert not marker.exists(), 'the payload ran'
