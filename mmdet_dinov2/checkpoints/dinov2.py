@@ -20,10 +20,9 @@ from mmengine.logging import MMLogger
 from .compare import non_finite_tensors
 from .io import CheckpointError, load_state_dict_file
 
-__all__ = ['FORMATS', 'RESAMPLE_METHODS', 'detect_format', 'convert_dinov2', 'strip_prefix',
+__all__ = ['RESAMPLE_METHODS', 'detect_format', 'convert_dinov2', 'strip_prefix',
            'resample_patch_embed_kernel', 'load_backbone_weights']
 
-FORMATS = ('dinov2', 'dinov2_converted', 'vit_adapter_detector', 'vit_adapter_backbone')
 RESAMPLE_METHODS = ('bilinear', 'pinv')
 DETECTOR_PREFIX = 'backbone.'
 PATCH_KERNEL = 'patch_embed.proj.weight'
@@ -61,10 +60,10 @@ def detect_format(state_dict):
     """Name the layout of a state dict.
 
     Returns:
-        str: one of :data:`FORMATS`: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel,
-        ``ls1.gamma``), ``'dinov2_converted'`` (a plain ViT in the ViTAdapter's names, e.g. the
-        output of ``tools/convert_14to16.py``), ``'vit_adapter_detector'`` (a whole detector,
-        backbone under ``backbone.``) or ``'vit_adapter_backbone'`` (ViT + adapter).
+        str: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel, ``ls1.gamma``),
+        ``'dinov2_converted'`` (a plain ViT in the ViTAdapter's names, e.g. the output of
+        ``tools/convert_14to16.py``), ``'vit_adapter_detector'`` (a whole detector, backbone
+        under ``backbone.``) or ``'vit_adapter_backbone'`` (ViT + adapter).
 
     Raises:
         ValueError: the state dict is no DINOv2/ViT-Adapter checkpoint (e.g. a ResNet).
