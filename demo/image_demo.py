@@ -1,0 +1,109 @@
+"""Detect objects in images with mmdet's DetInferencer (mmdet 3.x demo/image_demo.py arguments).
+
+    python demo/image_demo.py INPUTS MODEL [--weights CHECKPOINT] [--out-dir DIR] [--device cpu|cuda]
+        [--pred-score-thr 0.3] [--batch-size N] [--show] [--no-save-vis] [--no-save-pred]
+        [--print-result] [--palette coco|voc|citys|random|none] [--trust-checkpoint]
+
+INPUTS is an image, a folder (its images, not recursive) or a quoted glob ('photos/**/*.jpg').
+MODEL is a config file (or a checkpoint file holding its config, which then counts as --weights).
+For every image, OUT_DIR/vis/NAME is the image with the predictions drawn (scores of at least
+--pred-score-thr) and OUT_DIR/preds/NAME_WITHOUT_SUFFIX.json holds all predictions: ``labels``
+(indices into the model's classes), ``scores``, ``bboxes`` (x1, y1, x2, y2 in image pixels) and
+``masks`` (COCO RLE, ``pycocotools.mask.decode`` turns one into an HxW array).
+
+The checkpoint (a file or a URL) is read with the safe (weights-only) loader; checkpoints of the
+original ViT-Adapter (mmdet 2.x) load as they are. DINOv2 pretrained files are not needed.
+"""
+import argparse
+import glob
+import os.path as osp
+from collections import Counter
+
+from mmengine.logging import print_log
+
+import mmdet_dinov2  # noqa: F401  (registers the models and the safe checkpoint readers)
+from mmdet.apis import DetInferencer
+from mmdet_dinov2.checkpoints import trusted_checkpoints
+
+GLOB_CHARACTERS = '*?['
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Detect objects in images')
+    parser.add_argument('inputs', help='an image, a folder of images or a quoted glob pattern')
+    parser.add_argument('model', help='config file, or a checkpoint file that holds its config')
+    parser.add_argument('--weights', help='checkpoint file or URL')
+    parser.add_argument('--out-dir', default='outputs',
+                        help='where drawn images (vis/) and predictions (preds/) go')
+    parser.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda if available)')
+    parser.add_argument('--pred-score-thr', type=float, default=0.3,
+                        help='draw predictions with at least this score (the JSON holds all)')
+    parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
+    parser.add_argument('--show', action='store_true', help='show each image in a window')
+    parser.add_argument('--no-save-vis', action='store_true', help='do not write drawn images')
+    parser.add_argument('--no-save-pred', action='store_true', help='do not write JSON files')
+    parser.add_argument('--print-result', action='store_true', help='print the predictions')
+    parser.add_argument('--palette', default='none',
+                        choices=['coco', 'voc', 'citys', 'random', 'none'],
+                        help='box colours (none: the config\'s, else random)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load a checkpoint whose pickle needs more than tensors and plain '
+                             'data (it may run code): only for files you trust')
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size {args.batch_size}: give 1 or more')
+    if args.model.endswith('.pth') and args.weights is None:  # as mmdet's demo does
+        args.model, args.weights = None, args.model
+    return args
+
+
+def collect_inputs(inputs):
+    """The images INPUTS names: a file or folder as it is (DetInferencer lists a folder's images),
+    a glob pattern expanded, sorted.
+
+    Raises:
+        FileNotFoundError: nothing by that name, or a pattern that matches no file.
+        ValueError: a pattern matching two images of the same file name (their outputs, named
+            after the file, would overwrite each other).
+    """
+    if osp.exists(inputs) or inputs.startswith(('http://', 'https://')):
+        return inputs
+    if not any(c in inputs for c in GLOB_CHARACTERS):
+        raise FileNotFoundError(f'no image or folder {inputs}')
+    files = sorted(p for p in glob.glob(inputs, recursive=True) if osp.isfile(p))
+    if not files:
+        raise FileNotFoundError(f'the pattern {inputs} matches no file')
+    repeated = [name for name, n in Counter(map(osp.basename, files)).items() if n > 1]
+    if repeated:
+        raise ValueError(f'the pattern {inputs} matches several files named {repeated[0]}: their '
+                         'outputs would overwrite each other; run once per folder instead')
+    return files
+
+
+def build_inferencer(model, weights=None, device=None, palette='none', trust=False):
+    """mmdet's DetInferencer; ``trust`` lets a checkpoint that needs full unpickling load."""
+    with trusted_checkpoints(trust):
+        return DetInferencer(model=model, weights=weights, device=device, palette=palette)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        inputs = collect_inputs(args.inputs)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'error: {err}')
+    inferencer = build_inferencer(args.model, args.weights, args.device, args.palette,
+                                  args.trust_checkpoint)
+    out_dir = '' if args.no_save_vis and args.no_save_pred else args.out_dir
+    results = inferencer(
+        inputs, batch_size=args.batch_size, show=args.show, no_save_vis=args.no_save_vis,
+        no_save_pred=args.no_save_pred, print_result=args.print_result,
+        pred_score_thr=args.pred_score_thr, out_dir=out_dir)
+    count = len(results['predictions'])
+    print_log(f'{count} image(s) done' + (f', results in {out_dir}' if out_dir else ''),
+              logger='current')
+    return results
+
+
+if __name__ == '__main__':
+    main()
