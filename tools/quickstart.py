@@ -68,6 +68,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 
 from mmdet_dinov2.engine.launch import build_runner  # noqa: E402
+from mmdet_dinov2.utils import atomic_open  # noqa: E402
 
 DEFAULT_CONFIG = REPO / 'configs' / 'quickstart' / 'mask-rcnn_vit-adapter-tiny_fpn_shapes.py'
 SETTINGS_FILE = 'quickstart_settings.json'
@@ -156,10 +157,8 @@ def read_json(path):
 
 def write_json(path, obj):
     """Write atomically: a reader never sees half a file."""
-    tmp = Path(f'{path}.tmp')
-    with open(tmp, 'w') as f:
+    with atomic_open(path, 'w') as f:
         json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def prepare_work_dir(work_dir, settings, force):
