@@ -1,22 +1,13 @@
 # ViT-Adapter-B on DINOv2 ViT-B/14, Mask R-CNN + FPN, 3x + multi-scale, COCO.
 # Original result (mmdet 2.22, 8 GPUs x 2 images): 54.1 box AP, 47.8 mask AP.
-# Weights: https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth into
-# pretrained/, then `python tools/convert_14to16.py pretrained/dinov2_vitb14_pretrain.pth`.
-_base_ = '../_base_/mask-rcnn_dinov2-adapter_fpn_3x_coco.py'
+# Heads x backbone x schedule; each concern is one file under configs/_base_/.
+_base_ = [
+    '../_base_/models/mask-rcnn_vit-adapter_fpn.py',
+    '../_base_/models/vit-adapter_dinov2-b.py',
+    '../_base_/datasets/coco_instance_detr-multiscale.py',
+    '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
+    '../_base_/default_runtime.py',
+]
 
-depth = 12
-model = dict(
-    backbone=dict(
-        embed_dim=768,
-        depth=depth,
-        num_heads=12,
-        drop_path_rate=0.3,
-        deform_num_heads=12,
-        deform_ratio=0.5,
-        interaction_indexes=[[0, 2], [3, 5], [6, 8], [9, 11]],
-        # windowed attention (14x14) except in the last block of each interaction
-        window_attn=[True, True, False] * 4,
-        window_size=[14, 14, None] * 4,
-        pretrained='pretrained/dinov2_vitb14_pretrain_14to16.pth'),
-    neck=dict(in_channels=[768] * 4))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=depth, layer_decay_rate=0.60))
+model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
+optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)

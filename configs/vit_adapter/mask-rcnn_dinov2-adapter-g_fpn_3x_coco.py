@@ -1,31 +1,13 @@
 # ViT-Adapter-g on DINOv2 ViT-g/14, Mask R-CNN + FPN, 3x + multi-scale, COCO.
-# Not in the original (it released S/B/L only): no reference result; the choices below extend
-# the S/B/L recipe and are not validated by a COCO run.
-# Weights: https://dl.fbaipublicfiles.com/dinov2/dinov2_vitg14/dinov2_vitg14_pretrain.pth into
-# pretrained/, then `python tools/convert_14to16.py pretrained/dinov2_vitg14_pretrain.pth`.
-_base_ = '../_base_/mask-rcnn_dinov2-adapter_fpn_3x_coco.py'
+# Not in the original (it released S/B/L only): no reference result.
+# Heads x backbone x schedule; each concern is one file under configs/_base_/.
+_base_ = [
+    '../_base_/models/mask-rcnn_vit-adapter_fpn.py',
+    '../_base_/models/vit-adapter_dinov2-g.py',
+    '../_base_/datasets/coco_instance_detr-multiscale.py',
+    '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
+    '../_base_/default_runtime.py',
+]
 
-depth = 40
-model = dict(
-    backbone=dict(
-        embed_dim=1536,
-        depth=depth,
-        num_heads=24,
-        ffn_type='swiglu',  # DINOv2 ViT-g's fused SwiGLU FFN (hidden 4096)
-        drop_path_rate=0.5,  # S 0.2, B 0.3, L 0.4: one more step for the next size
-        deform_num_heads=24,
-        deform_ratio=0.5,  # as B and L
-        interaction_indexes=[[0, 9], [10, 19], [20, 29], [30, 39]],
-        # windowed attention (14x14) except in the last block of each interaction, as S/B/L
-        window_attn=([True] * 9 + [False]) * 4,
-        window_size=([14] * 9 + [None]) * 4,
-        with_cp=True,  # activation checkpointing: 1.1B ViT parameters at up to 1024x1024
-        pretrained='pretrained/dinov2_vitg14_pretrain_14to16.pth'),
-    neck=dict(in_channels=[1536] * 4))
-# layer_decay_rate 0.77: the rate that gives g (40 blocks) the lr profile over relative depth of
-# the released L recipe (24 blocks, 0.65). Block i trains at rate ** (depth + 1 - (i + 1)) x lr;
-# rate_g ** (40 + 1) = 0.65 ** (24 + 1) gives rate_g = 0.65 ** (25 / 41) = 0.769. The patch
-# embedding then starts at the same 2.1e-5 x lr as in L and the middle block at 0.004 x lr
-# (L: 0.0037); with 0.65 the lower half of g would barely move (0.65 ** 21 = 1e-4). The original
-# notes that DINOv2 prefers low rates (S: 0.70 beat 0.75-0.95); a sweep around 0.77 is advised.
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=depth, layer_decay_rate=0.77))
+model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
+optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)

@@ -1,27 +1,20 @@
 # ViT-Adapter-L on DINOv2 ViT-L/14, Mask R-CNN + FPN, 3x + multi-scale, COCO.
 # Original result (mmdet 2.22, 8 GPUs x 2 images): 55.3 box AP, 49.0 mask AP.
-# Weights: https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth into
-# pretrained/, then `python tools/convert_14to16.py pretrained/dinov2_vitl14_pretrain.pth`.
-_base_ = '../_base_/mask-rcnn_dinov2-adapter_fpn_3x_coco.py'
+# Heads x backbone x schedule; each concern is one file under configs/_base_/.
+_base_ = [
+    '../_base_/models/mask-rcnn_vit-adapter_fpn.py',
+    '../_base_/models/vit-adapter_dinov2-l.py',
+    '../_base_/datasets/coco_instance_detr-multiscale.py',
+    '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
+    '../_base_/default_runtime.py',
+]
 
-depth = 24
 model = dict(
     # Normalisation is done in the pipelines below (see there), not here.
     data_preprocessor=dict(mean=None, std=None, bgr_to_rgb=False),
-    backbone=dict(
-        embed_dim=1024,
-        depth=depth,
-        num_heads=16,
-        drop_path_rate=0.4,
-        deform_num_heads=16,
-        deform_ratio=0.5,
-        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
-        # windowed attention (14x14) except in the last block of each interaction
-        window_attn=([True] * 5 + [False]) * 4,
-        window_size=([14] * 5 + [None]) * 4,
-        pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth'),
-    neck=dict(in_channels=[1024] * 4))
-optim_wrapper = dict(paramwise_cfg=dict(num_layers=depth, layer_decay_rate=0.65))
+    backbone=_base_.backbone,
+    neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
+optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
 
 # A quirk of the original L config, kept so that its released checkpoint is evaluated as it was:
 # it set img_norm_cfg = mean 127.5, std 127.5 for its TRAIN pipeline only. Its validation and
