@@ -126,4 +126,3 @@ def _parts(names):
 def _more(items):
     extra = len(items) - _SHOWN
     return f' and {extra} more' if extra > 0 else ''
-

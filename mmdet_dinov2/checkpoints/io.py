@@ -83,7 +83,8 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
 
     Args:
         file (str | PathLike | file-like): a ``.pth``/``.pt``/``.safetensors`` path, an
-            ``http(s)://`` URL (downloaded once, see :func:`fetch_url`), or an open binary buffer holding a ``torch.save`` pickle (what mmengine's remote backends give).
+            ``http(s)://`` URL (downloaded once, see :func:`fetch_url`), or an open binary
+            buffer holding a ``torch.save`` pickle (what mmengine's remote backends give).
         trust (bool): load with ``weights_only=False``: only for a file you trust. Also on when
             the caller runs inside :func:`~mmdet_dinov2.checkpoints.trusted_checkpoints`.
         map_location: as :func:`torch.load` (``.safetensors``: a device).

@@ -5,7 +5,9 @@ globals it names and what it calls: :func:`call` is ``func(*args)`` (REDUCE), :f
 global. :func:`write` stores a pickle as a zip (torch's default) or legacy checkpoint.
 """
 import io
+import os
 import pickle
+import shlex
 import struct
 import sys
 import zipfile
@@ -13,6 +15,16 @@ import zipfile
 import torch
 
 PROTO = b'\x80\x02'
+
+
+class Payload:
+    """Unpickling this runs ``touch MARKER`` (a harmless stand-in for an attacker's command)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f'touch {shlex.quote(self.marker)}',)
 
 
 def glob(module, name):

@@ -15,14 +15,6 @@ from mmdet_dinov2.checkpoints import (CheckpointError, CheckpointMismatchError, 
                                       UnsafeCheckpointError, load_checkpoint_file)
 
 
-class Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
-
-
 @pytest.fixture(scope='module')
 def trained(h, tiny_data, tmp_path_factory):
     """A checkpoint of the tiny detector after one epoch, and its work dir."""
@@ -116,7 +108,8 @@ def test_out_indices_that_disagree_with_the_neck_name_both_keys(h, tiny_data, tm
 def test_trust_ends_with_a_run_that_failed(h, tiny_data, tmp_path):
     """A trusted run that fails after it started leaves no trust behind for a later load."""
     evil = tmp_path / 'evil.pth'
-    torch.save({'meta': Payload(tmp_path / 'RAN')}, evil)
+    torch.save({'meta': h.load_tool('tests/checkpoints/gadgets.py').Payload(tmp_path / 'RAN')},
+               evil)
     cfg = h.tiny_config(tiny_data, tmp_path / 'work', trust_checkpoint=True,
                         **{'train_cfg.max_epochs': 1, 'model.backbone.pretrained':
                            str(tmp_path / 'not_there.pth')})
@@ -223,8 +216,8 @@ def test_resume_with_an_empty_or_dangling_pointer_names_it(h, tiny_data, tmp_pat
         h.build_runner(cfg).train()
 
 
-def test_resuming_another_configs_checkpoint_is_refused_before_training(h, tiny_data, tmp_path,
-                                                                      trained):
+def test_resuming_another_configs_checkpoint_is_refused_before_training(
+        h, tiny_data, tmp_path, trained):
     """Same model, other optimizer grouping (no layer decay): torch would fail inside AdamW."""
     cfg = h.tiny_config(tiny_data, tmp_path / 'work', resume=True, load_from=str(trained), **{
         'train_cfg.max_epochs': 2, 'optim_wrapper.paramwise_cfg': None,

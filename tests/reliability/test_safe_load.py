@@ -1,23 +1,12 @@
 """A checkpoint carrying a pickle payload is refused on every path where the project takes a
 checkpoint (the payload never runs), loads when the user vouches for it; legitimate files load."""
 import os
-import shlex
 import zipfile
 
 import pytest
 import torch
 
 from mmdet_dinov2.checkpoints import UnsafeCheckpointError
-
-
-class Payload:
-    """Unpickling this runs ``touch MARKER`` (a harmless stand-in for an attacker's command)."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f'touch {shlex.quote(self.marker)}',)
 
 
 @pytest.fixture(scope='module')
@@ -29,15 +18,28 @@ def trained(h, tiny_data, tmp_path_factory):
 
 
 @pytest.fixture
-def evil(trained, tmp_path):
+def evil(h, trained, tmp_path):
     """``trained`` with a payload in its meta (zip format), and where the payload would write."""
     from mmdet_dinov2.checkpoints import load_checkpoint_file
     checkpoint = load_checkpoint_file(trained)
     marker = tmp_path / 'PAYLOAD_RAN'
-    checkpoint['meta']['note'] = Payload(marker)
+    checkpoint['meta']['note'] = gadgets(h).Payload(marker)
     path = tmp_path / 'evil.pth'
     torch.save(checkpoint, path)
     return path, marker
+
+
+def gadgets(h):
+    """tests/checkpoints/gadgets.py: the payload class and hand-written gadget pickles."""
+    return h.load_tool('tests/checkpoints/gadgets.py')
+
+
+def refused(h, cfg, load, path, global_name):
+    """Run ``load`` and return the refusal, which must name ``global_name``."""
+    with pytest.raises((UnsafeCheckpointError, SystemExit)) as error:
+        load(h, cfg, path)
+    assert 'refusing to load' in str(error.value) and global_name in str(error.value)
+    return error
 
 
 # ------------------------------------------------------------------ every path refuses the payload
@@ -100,7 +102,7 @@ def via_legacy_format(h, cfg, path):
     from mmengine.runner import load_checkpoint
     from mmdet.registry import MODELS
     legacy = path.with_name('legacy.pth')
-    torch.save({'meta': {'note': Payload(path.parent / 'PAYLOAD_RAN')}}, legacy,
+    torch.save({'meta': {'note': gadgets(h).Payload(path.parent / 'PAYLOAD_RAN')}}, legacy,
                _use_new_zipfile_serialization=False)
     load_checkpoint(MODELS.build(cfg.model), str(legacy))
 
@@ -116,7 +118,7 @@ def via_test_tool(h, cfg, path):
 
 
 def via_convert_tool(h, cfg, path):
-    torch.save(dict(h.dinov2_layout(), payload=Payload(path.parent / 'PAYLOAD_RAN')),
+    torch.save(dict(h.dinov2_layout(), payload=gadgets(h).Payload(path.parent / 'PAYLOAD_RAN')),
                path.with_name('dinov2_vits14_pretrain.pth'))
     h.load_tool('tools/convert_14to16.py').main([str(path.with_name('dinov2_vits14_pretrain.pth'))])
 
@@ -128,10 +130,7 @@ def via_convert_tool(h, cfg, path):
     via_convert_tool], ids=lambda f: f.__name__[4:])
 def test_every_path_refuses_a_pickle_payload(h, tiny_data, tmp_path, evil, load):
     path, marker = evil
-    cfg = h.tiny_config(tiny_data, tmp_path / 'work')
-    with pytest.raises((UnsafeCheckpointError, SystemExit)) as error:
-        load(h, cfg, path)
-    assert 'refusing to load' in str(error.value) and 'posix.system' in str(error.value)
+    error = refused(h, h.tiny_config(tiny_data, tmp_path / 'work'), load, path, 'posix.system')
     named = f'{path.name} (downloaded from http://' if load is via_url else str(path.parent)
     assert named in str(error.value)  # names the file
     assert not marker.exists(), 'the payload ran'
@@ -225,16 +224,11 @@ def test_mmdet2_release_with_numpy1_meta_loads_without_trust(h, tiny_data, tmp_p
 
 # ------------------------------------------------------------------ the getattr gadget, every path
 @pytest.fixture
-def gadget(tmp_path):
+def gadget(h, tmp_path):
     """A checkpoint whose pickle uses only allow-listed globals to reach eval (issue 11)."""
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        'checkpoint_gadgets', Path(__file__).resolve().parents[1] / 'checkpoints' / 'gadgets.py')
-    gadgets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gadgets)
     marker = tmp_path / 'PAYLOAD_RAN'
-    return gadgets.write(tmp_path / 'gadget.pth', gadgets.eval_gadget(marker, tensor=True)), marker
+    payload = gadgets(h).eval_gadget(marker, tensor=True)
+    return gadgets(h).write(tmp_path / 'gadget.pth', payload), marker
 
 
 def via_convert_tool_input(h, cfg, path):
@@ -248,8 +242,5 @@ def via_convert_tool_input(h, cfg, path):
     ids=lambda f: f.__name__[4:])
 def test_every_path_refuses_the_getattr_gadget(h, tiny_data, tmp_path, gadget, load):
     path, marker = gadget
-    cfg = h.tiny_config(tiny_data, tmp_path / 'work')
-    with pytest.raises((UnsafeCheckpointError, SystemExit)) as error:
-        load(h, cfg, path)
-    assert 'refusing to load' in str(error.value) and 'builtins.getattr' in str(error.value)
+    refused(h, h.tiny_config(tiny_data, tmp_path / 'work'), load, path, 'builtins.getattr')
     assert not marker.exists(), 'the payload ran'

@@ -28,8 +28,8 @@ class AtomicCheckpointHook(CheckpointHook):
     writes the checkpoint in place and rewrites the ``last_checkpoint`` pointer in place: a
     ``kill -9`` or a full disk in between leaves a truncated checkpoint, one checkpoint fewer, or
     an empty pointer that ``--resume`` cannot follow. Here the order is: write the new checkpoint
-    (atomically, through the ``atomic_local`` backend of :mod:`mmdet_dinov2.engine.atomic_backend`), then replace the pointer
-    atomically, and only then delete the outdated checkpoint. A failed save raises
+    (atomically, through the ``atomic_local`` backend of :mod:`mmdet_dinov2.engine.atomic_backend`),
+    then replace the pointer atomically, and only then delete the outdated checkpoint. A failed save raises
     :class:`CheckpointSaveError` naming the file, the cause and the last good checkpoint.
     Temporary files left by a killed save are removed when training starts, but only those whose
     writer is provably gone (see :func:`stale_temp`): another run's save in flight survives.
