@@ -13,6 +13,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.dist import is_distributed
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmdet.registry import RUNNERS
@@ -27,7 +28,8 @@ def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
     Args:
         config (str): the config file.
         work_dir (str, optional): overrides the config's; default ``work_dirs/<config name>``.
-        cfg_options (dict, optional): ``--cfg-options`` key=value pairs, merged last.
+        cfg_options (dict, optional): ``--cfg-options`` key=value pairs, merged last;
+            ``data_root=DIR`` moves the loaders' and evaluators' paths (:func:`move_data_root`).
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
 
     Returns:
@@ -38,12 +40,78 @@ def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
     if cfg_options:
+        cfg_options = dict(cfg_options)
+        if 'data_root' in cfg_options:  # first, so that options naming a loader's path win
+            for change in move_data_root(cfg, cfg_options.pop('data_root')):
+                print_log(f'--cfg-options data_root: {change}', logger='current')
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     return cfg
+
+
+DATA_ROOT_USERS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
+                   'test_evaluator')
+
+
+def move_data_root(cfg, new_root):
+    """Apply ``--cfg-options data_root=NEW`` to the paths built from the config's ``data_root``.
+
+    A config's ``data_root`` is a variable: its value was copied into the loaders' ``data_root``
+    and the evaluators' ``ann_file`` when the file was read, so setting the variable alone would
+    change nothing. Every string under the dataloaders and evaluators that is the old root or
+    starts with it (as a folder) is moved to ``new_root``; ``data_root`` itself is set too.
+
+    Returns:
+        list[str]: the changed keys, ``key: old -> new``.
+
+    Raises:
+        ValueError: the config has no ``data_root``, or no loader or evaluator uses it: the message
+            names the keys to set instead.
+    """
+    old_root = cfg.get('data_root')
+    explicit = ('set the paths themselves: --cfg-options '
+                'train_dataloader.dataset.data_root=DIR/ val_dataloader.dataset.data_root=DIR/ '
+                'test_dataloader.dataset.data_root=DIR/ val_evaluator.ann_file=DIR/ANN.json '
+                'test_evaluator.ann_file=DIR/ANN.json')
+    if not isinstance(old_root, str) or not old_root:
+        raise ValueError(f'--cfg-options data_root={new_root}: this config has no data_root '
+                         f'variable to change; {explicit}')
+    old_dir = old_root.rstrip('/') + '/'
+    new_dir = str(new_root).rstrip('/') + '/'
+    changes, seen = [], set()  # a config may share one dict (test_dataloader = val_dataloader)
+
+    def move(node, key):
+        if isinstance(node, (dict, list)):
+            if id(node) in seen:
+                return node
+            seen.add(id(node))
+        if isinstance(node, str):
+            if node.rstrip('/') == old_root.rstrip('/'):
+                moved = new_dir if node.endswith('/') else new_dir.rstrip('/')
+            elif node.startswith(old_dir):
+                moved = new_dir + node[len(old_dir):]
+            else:
+                return node
+            changes.append(f'{key}: {node} -> {moved}')
+            return moved
+        if isinstance(node, dict):
+            for k in list(node):
+                node[k] = move(node[k], f'{key}.{k}')
+        elif isinstance(node, list):
+            node[:] = [move(v, f'{key}[{i}]') for i, v in enumerate(node)]
+        return node
+
+    for name in DATA_ROOT_USERS:
+        if name in cfg:
+            move(cfg[name], name)
+    if not changes:
+        raise ValueError(f'--cfg-options data_root={new_root}: no dataloader or evaluator of this '
+                         f'config uses its data_root ({old_root}); {explicit}')
+    cfg.data_root = new_dir if old_root.endswith('/') else new_dir.rstrip('/')
+    return changes
 
 
 def replace_sync_bn(node):
