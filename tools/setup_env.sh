@@ -17,6 +17,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=tools/lib/build_eta.sh
+source "$ROOT/tools/lib/build_eta.sh"
 VENV="$ROOT/.venv"
 PYTHON=${PYTHON:-python3.11}
 TORCH=${TORCH:-install}
@@ -129,10 +131,15 @@ EOF
     "${PIP[@]}" download $PIP_QUIET --no-deps --no-binary :all: "onedl-mmcv==$MMCV_VERSION" -d "$BUILD/src"
     export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
     [[ "$CUDA_TAG" == cpu ]] && export FORCE_CUDA=0 || export FORCE_CUDA=1
-    echo "    compiling (MAX_JOBS=$MAX_JOBS, FORCE_CUDA=$FORCE_CUDA); about 12 min on 2 cores; log: $CACHE/build-mmcv.log"
-    PATH="$BUILD/bin:$PATH" CXX="$BUILD/bin/c++" "${PIP[@]}" wheel --no-build-isolation --no-deps \
-        -w "$BUILD/wheel" "$BUILD"/src/onedl_mmcv-*.tar.gz >"$CACHE/build-mmcv.log" 2>&1 \
-        || { tail -30 "$CACHE/build-mmcv.log" >&2; false; }
+    echo "    compiling (MAX_JOBS=$MAX_JOBS, FORCE_CUDA=$FORCE_CUDA); progress below; log: $CACHE/build-mmcv.log"
+    # -v: pip passes ninja's "[done/total]" lines through to the log, which watch_build reads
+    PATH="$BUILD/bin:$PATH" CXX="$BUILD/bin/c++" "${PIP[@]}" wheel -v --no-build-isolation --no-deps \
+        -w "$BUILD/wheel" "$BUILD"/src/onedl_mmcv-*.tar.gz >"$CACHE/build-mmcv.log" 2>&1 &
+    build_pid=$!
+    trap 'kill "$build_pid" 2>/dev/null' INT TERM  # Ctrl-C stops the compile too
+    watch_build "$build_pid" "$CACHE/build-mmcv.log" "${BUILD_PROGRESS_INTERVAL:-30}"
+    wait "$build_pid" || { tail -30 "$CACHE/build-mmcv.log" >&2; false; }
+    trap - INT TERM
     # Publish atomically: a killed build never leaves a half wheel in the cache.
     mkdir -p "$(dirname "$WHEEL_DIR")"
     rm -rf "$WHEEL_DIR.tmp" && mv "$BUILD/wheel" "$WHEEL_DIR.tmp" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
