@@ -9,7 +9,6 @@ custom_imports = dict(imports=['mmdet_dinov2'], allow_failed_imports=False)
 # repeat an uninterrupted run exactly. All three are default hooks: a config that inherits this one
 # and sets custom_hooks (a list, which replaces the inherited list as a whole) keeps them, and
 # default_hooks, a dict, merges key by key. Each runs at its class's priority, as custom hooks did.
-# To turn one off, say so: default_hooks = dict(reseed=None).
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     non_finite_loss=dict(type='NonFiniteLossHook'),
