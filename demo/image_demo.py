@@ -1,8 +1,9 @@
 """Detect objects in images with mmdet's DetInferencer (mmdet 3.x demo/image_demo.py arguments).
 
-    python demo/image_demo.py INPUTS MODEL [--weights CHECKPOINT] [--out-dir DIR] [--device cpu|cuda]
-        [--pred-score-thr 0.3] [--batch-size N] [--show] [--no-save-vis] [--no-save-pred]
-        [--print-result] [--palette coco|voc|citys|random|none] [--trust-checkpoint]
+    python demo/image_demo.py INPUTS MODEL [--weights CHECKPOINT] [--out-dir DIR]
+        [--device cpu|cuda] [--pred-score-thr 0.3] [--batch-size N] [--show] [--no-save-vis]
+        [--no-save-pred] [--print-result] [--palette coco|voc|citys|random|none]
+        [--trust-checkpoint]
 
 INPUTS is an image, a folder (its images, not recursive) or a quoted glob ('photos/**/*.jpg').
 MODEL is a config file (or a checkpoint file holding its config, which then counts as --weights).
