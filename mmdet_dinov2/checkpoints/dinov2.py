@@ -1,5 +1,8 @@
 """Official DINOv2 and ViT-Adapter state dicts -> the ViTAdapter backbone's parameter names.
 
+DINOv3 files (official and timm's) are converted by :mod:`.dinov3`; format detection and the
+reporting loader here cover every family.
+
 The pure functions here take and return state dicts (no files); :func:`load_backbone_weights`
 ties them to a file and a model, checks every shape and reports what it did.
 
@@ -18,6 +21,8 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
 from .compare import non_finite_tensors
+from .dinov3 import (DINOV3_FORMATS, UNUSED_REASONS as DINOV3_UNUSED_REASONS, convert_dinov3,
+                     convert_dinov3_timm, dinov3_variant, is_dinov3, is_dinov3_convnext, is_dinov3_timm)
 from .io import CheckpointError, load_state_dict_file
 
 __all__ = ['RESAMPLE_METHODS', 'detect_format', 'convert_dinov2', 'strip_prefix',
@@ -26,8 +31,16 @@ __all__ = ['RESAMPLE_METHODS', 'detect_format', 'convert_dinov2', 'strip_prefix'
 RESAMPLE_METHODS = ('bilinear', 'pinv')
 DETECTOR_PREFIX = 'backbone.'
 PATCH_KERNEL = 'patch_embed.proj.weight'
-# Parameters of the plain ViT: a DINOv2 file must provide all of them.
-VIT_PREFIXES = ('patch_embed.', 'pos_embed', 'blocks.')
+# Parameters of the plain ViT: a DINOv2 / DINOv3 file must provide all those the model has.
+VIT_PREFIXES = ('patch_embed.', 'pos_embed', 'blocks.', 'cls_token', 'register_tokens', 'rope_embed.',
+                'norm.')
+# The detector configs per backbone family and width, named in errors.
+CONFIGS = {'dinov2': ('configs/vit_adapter/mask-rcnn_dinov2-adapter-{}_fpn_3x_coco.py',
+                      {384: 's', 768: 'b', 1024: 'l', 1536: 'g'}),
+           'dinov2_reg4': ('configs/vit_adapter/mask-rcnn_dinov2-reg4-adapter-{}_fpn_3x_coco.py',
+                           {384: 's', 768: 'b', 1024: 'l', 1536: 'g'}),
+           'dinov3': ('configs/vit_adapter/mask-rcnn_dinov3-adapter-{}_fpn_3x_coco.py',
+                      {384: 's', 768: 'b', 1024: 'l'})}
 ADAPTER_PREFIXES = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.',
                     'norm4.')
 VARIANTS = {384: 'ViT-S', 768: 'ViT-B', 1024: 'ViT-L', 1536: 'ViT-g'}
@@ -53,6 +66,7 @@ _UNUSED_REASONS = (
                         'its pretraining'),
     ('mask_token', 'used only by masked-image pretraining'),
     ('head.', 'classification head'),
+    *DINOV3_UNUSED_REASONS[1:],
 )
 
 
@@ -60,21 +74,33 @@ def detect_format(state_dict):
     """Name the layout of a state dict.
 
     Returns:
-        str: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel, ``ls1.gamma``),
-        ``'dinov2_converted'`` (a plain ViT in the ViTAdapter's names, e.g. the output of
-        ``tools/convert_14to16.py``), ``'vit_adapter_detector'`` (a whole detector, backbone
+        str: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel, ``ls1.gamma``), ``'dinov3'``
+        (an official DINOv3 ViT file: ``storage_tokens``, ``rope_embed.periods``), ``'dinov3_timm'``
+        (timm's ``vit_*_patch16_dinov3``), ``'dinov2_converted'`` (a plain ViT in the ViTAdapter's
+        names, e.g. the output of ``tools/convert_14to16.py``), ``'vit_adapter_detector'`` (a whole detector, backbone
         under ``backbone.``) or ``'vit_adapter_backbone'`` (ViT + adapter).
 
     Raises:
-        ValueError: the state dict is no DINOv2/ViT-Adapter checkpoint (e.g. a ResNet).
+        ValueError: the state dict is no DINOv2/DINOv3/ViT-Adapter checkpoint (e.g. a ResNet, or
+            DINOv3's ConvNeXt).
     """
     keys = list(state_dict)
     if any(key.startswith(DETECTOR_PREFIX) for key in keys):
         if DETECTOR_PREFIX + PATCH_KERNEL in state_dict:
             return 'vit_adapter_detector'
         _raise_not_vit(keys, 'its backbone.* ')
+    if is_dinov3_convnext(state_dict):
+        raise ValueError(
+            'this is a ConvNeXt checkpoint (downsample_layers.*, stages.*), e.g. DINOv3\'s '
+            'dinov3_convnext_*_pretrain_*.pth: ViT-Adapter needs a ViT. Use a DINOv3 ViT file '
+            '(dinov3_vit*16_pretrain_*.pth) with configs/vit_adapter/mask-rcnn_dinov3-adapter-'
+            '{s,b,l}_fpn_3x_coco.py')
     if PATCH_KERNEL not in state_dict or not any(key.startswith('blocks.') for key in keys):
         _raise_not_vit(keys)
+    if is_dinov3(state_dict):
+        return 'dinov3'
+    if is_dinov3_timm(state_dict):
+        return 'dinov3_timm'
     if 'mask_token' in state_dict or any(_DINOV2_ONLY.search(key) for key in keys):
         return 'dinov2'
     if any(key.startswith(ADAPTER_PREFIXES) for key in keys):
@@ -86,7 +112,8 @@ def _raise_not_vit(keys, where=''):
     raise ValueError(
         f'this is not a DINOv2/ViT-Adapter checkpoint: {where}keys look like {keys[:6]} '
         f'({len(keys)} in all), with no {PATCH_KERNEL} and blocks.*; use an official DINOv2 file '
-        '(dinov2_vit*14*_pretrain.pth), its _14to16 conversion or a ViT-Adapter checkpoint')
+        '(dinov2_vit*14*_pretrain.pth), its _14to16 conversion, an official DINOv3 ViT file '
+        '(dinov3_vit*16_pretrain_*.pth) or a ViT-Adapter checkpoint')
 
 
 def strip_prefix(state_dict, prefix=DETECTOR_PREFIX):
@@ -209,7 +236,10 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
     """
     logger = logger or MMLogger.get_current_instance()
     state_dict = load_state_dict_file(path, trust=trust)
-    fmt = detect_format(state_dict)
+    try:
+        fmt = detect_format(state_dict)
+    except ValueError as err:
+        raise ValueError(f'{path}: {err}') from None
     notes = []
     if fmt == 'vit_adapter_detector':
         state_dict = strip_prefix(state_dict, DETECTOR_PREFIX)
@@ -218,10 +248,20 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
     if PATCH_KERNEL not in model_state:
         raise ValueError(f'the model has no {PATCH_KERNEL}: load_backbone_weights expects a '
                          f'ViT/ViT-Adapter backbone, got {type(model).__name__}')
+    _check_family(path, fmt, state_dict, model_state)
     patch_size = tuple(model_state[PATCH_KERNEL].shape[-2:])
     if fmt == 'dinov2':
         state_dict, conversion = convert_dinov2(state_dict, patch_size, method)
         notes += conversion
+    elif fmt in DINOV3_FORMATS:
+        official = fmt == 'dinov3'
+        state_dict, conversion = (convert_dinov3 if official else convert_dinov3_timm)(state_dict)
+        notes += [f'{"official" if official else "timm"} DINOv3 {dinov3_variant(state_dict)} file'] + conversion
+        if not official:
+            notes += _fill_from_model(state_dict, model_state)
+        if tuple(state_dict[PATCH_KERNEL].shape[-2:]) != patch_size:
+            raise ValueError(f'{path}: a DINOv3 patch kernel of {tuple(state_dict[PATCH_KERNEL].shape[-2:])} '
+                             f'but the model has patch {patch_size}: DINOv3 ViTs run at patch 16 as trained')
     elif tuple(state_dict[PATCH_KERNEL].shape[-2:]) != patch_size:
         kernel = state_dict[PATCH_KERNEL]
         state_dict[PATCH_KERNEL] = resample_patch_embed_kernel(kernel, patch_size, method)
@@ -243,9 +283,66 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
     model.load_state_dict(loadable, strict=False)
 
     report = dict(path=str(path), format=fmt, notes=notes, loaded=sorted(loadable),
-                  missing=_group_by_prefix(missing), unused=unused)
+                  missing=_group_by_prefix(missing), unused=unused,
+                  dim=int(state_dict[PATCH_KERNEL].shape[0]))
     _log_report(report, len(model_state), logger)
     return report
+
+
+def _config_to_use(family, dim):
+    """The detector config for a backbone family and width, or what to do when there is none."""
+    pattern, sizes = CONFIGS[family]
+    if int(dim) in sizes:
+        return pattern.format(sizes[int(dim)])
+    return (pattern.format('{' + ','.join(sizes.values()) + '}') +
+            f' with the backbone widened to embed_dim={int(dim)} (no config of that width yet)')
+
+
+def _check_family(path, fmt, state_dict, model_state):
+    """A DINOv3 file into a DINOv2 model and back, or a file without registers into a model with
+    them: a ValueError naming the file and the config to use."""
+    dim = state_dict[PATCH_KERNEL].shape[0]
+    file_rope = fmt in DINOV3_FORMATS or 'rope_embed.periods' in state_dict
+    model_rope = 'rope_embed.periods' in model_state
+    if file_rope and not model_rope:
+        what = f'a DINOv3 {dinov3_variant(state_dict)}' if fmt in DINOV3_FORMATS else 'a DINOv3-style'
+        raise ValueError(f'{path} is {what} checkpoint (RoPE positions, class and storage tokens) but the '
+                         f'model is a DINOv2-style ViT (absolute position embedding): use '
+                         f'{_config_to_use("dinov3", dim)}')
+    if model_rope and not file_rope:
+        family = 'dinov2_reg4' if 'register_tokens' in state_dict else 'dinov2'
+        raise ValueError(f'{path} is a DINOv2 checkpoint (absolute position embedding) but the model is '
+                         f'a DINOv3 ViT (RoPE): use {_config_to_use(family, dim)}')
+    has_registers = any(key in state_dict for key in ('register_tokens', 'storage_tokens', 'reg_token'))
+    if 'register_tokens' in model_state and not has_registers:
+        raise ValueError(f'{path} has no register tokens but the model carries '
+                         f'{model_state["register_tokens"].shape[1]} (num_register_tokens): use the '
+                         f'*_reg4 file, or {_config_to_use("dinov2", dim)} for this one')
+
+
+def _fill_from_model(state_dict, model_state):
+    """timm's DINOv3 files lack the RoPE periods, the k-bias masks and (non-qkvb variants) the qkv
+    bias: take the model's own periods and masks (what timm computes) and a zero bias, with notes."""
+    filled = Counter()
+    for key, value in model_state.items():
+        if key in state_dict:
+            continue
+        if key == 'rope_embed.periods' or key.endswith('.attn.qkv.bias_mask'):
+            state_dict[key] = value.clone()
+            filled['periods' if key.startswith('rope') else 'mask'] += 1
+        elif key.endswith('.attn.qkv.bias'):
+            state_dict[key] = value.new_zeros(value.shape)
+            filled['bias'] += 1
+    notes = []
+    if filled['periods']:
+        notes.append("kept the model's rope_embed.periods (timm stores none; it computes the same "
+                     'from base 100)')
+    if filled['mask']:
+        notes.append(f"kept the model's attn.qkv.bias_mask (k bias masked; {filled['mask']} blocks)")
+    if filled['bias']:
+        notes.append(f'set attn.qkv.bias to 0 ({filled["bias"]} blocks): the file has none (timm\'s '
+                     'DINOv3 variant without qkv bias)')
+    return notes
 
 
 def _check_shapes(state_dict, model_state, path):
@@ -321,8 +418,8 @@ def _log_report(report, num_model_tensors, logger):
     lines += [f'  converted: {note}' for note in report['notes']]
     if report['missing']:
         groups = ', '.join(f'{head} ({len(keys)})' for head, keys in report['missing'].items())
-        why = ('expected: the adapter is not part of DINOv2 and keeps its initialisation'
-               if report['format'].startswith('dinov2') else 'they keep their initialisation')
+        why = ('expected: the adapter is not part of DINOv2 / DINOv3 and keeps its initialisation'
+               if report['format'].startswith(('dinov2', 'dinov3')) else 'they keep their initialisation')
         lines.append(f'  missing in the file ({why}): {groups}')
     by_reason = defaultdict(list)
     for key, reason in report['unused'].items():
@@ -333,4 +430,5 @@ def _log_report(report, num_model_tensors, logger):
     logger.info('\n'.join(lines))
     if 'register_tokens' in report['unused']:
         logger.warning(f'{report["path"]}: the checkpoint\'s register tokens are dropped (the '
-                       'model has none); a DINOv2 *_reg4 ViT runs here without its registers')
+                       'model has none); a DINOv2 *_reg4 ViT runs here without its registers. To '
+                       f'carry them use {_config_to_use("dinov2_reg4", report["dim"])}')

@@ -93,3 +93,76 @@ def _randomized(state_dict, seed=0):
         else:
             out[key] = value + torch.randn(value.shape, generator=g) * (0.2 if value.dim() <= 1 else 0.02)
     return out
+
+
+@pytest.fixture(scope='session')
+def dino_naive():
+    """tests/reference/dino_vit_naive.py (official DINOv3 / DINOv2-reg4 ViTs) as a module."""
+    spec = importlib.util.spec_from_file_location('dino_vit_naive',
+                                                  ROOT / 'tests' / 'reference' / 'dino_vit_naive.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# DINOv3 ViTs as facebookresearch/dinov3's hub/backbones.py defines them: embed_dim, depth, heads,
+# ffn_ratio, ffn layer, qkv bias. All: patch 16, RoPE base 100 'separate', 4 storage tokens,
+# LayerScale, LayerNorm eps 1e-5, masked k bias, final norm.
+DINOV3_HUB = {
+    'S': dict(embed_dim=384, depth=12, num_heads=6, ffn_ratio=4, ffn='mlp', qkv_bias=True),
+    'S+': dict(embed_dim=384, depth=12, num_heads=6, ffn_ratio=6, ffn='swiglu', qkv_bias=True),
+    'B': dict(embed_dim=768, depth=12, num_heads=12, ffn_ratio=4, ffn='mlp', qkv_bias=True),
+    'L': dict(embed_dim=1024, depth=24, num_heads=16, ffn_ratio=4, ffn='mlp', qkv_bias=True),
+    'H+': dict(embed_dim=1280, depth=32, num_heads=20, ffn_ratio=6, ffn='swiglu', qkv_bias=True),
+    '7B': dict(embed_dim=4096, depth=40, num_heads=32, ffn_ratio=3, ffn='swiglu64', qkv_bias=False),
+}
+
+
+def dinov3_vit_kwargs(arch, **overrides):
+    """Our ViT's keyword arguments for a DINOv3 hub architecture."""
+    hub = dict(DINOV3_HUB[arch], **overrides)
+    return dict(patch_size=16, embed_dim=hub['embed_dim'], depth=hub['depth'], num_heads=hub['num_heads'],
+                mlp_ratio=hub['ffn_ratio'], ffn_type=hub['ffn'], qkv_bias=hub['qkv_bias'],
+                mask_k_bias=True, pos_embed_type='rope', rope_cfg=dict(base=100.0, rescale_coords=2.0),
+                with_cls_token=True, num_register_tokens=4, final_norm=True, norm_eps=1e-5)
+
+
+def dinov3_naive_kwargs(arch, **overrides):
+    """The naive official model's keyword arguments for a DINOv3 hub architecture."""
+    hub = dict(DINOV3_HUB[arch], **overrides)
+    ffn = hub['ffn']
+    return dict(embed_dim=hub['embed_dim'], depth=hub['depth'], num_heads=hub['num_heads'],
+                ffn_ratio=hub['ffn_ratio'], ffn='mlp' if ffn == 'mlp' else 'swiglu',
+                swiglu_align=64 if ffn == 'swiglu64' else 8, qkv_bias=hub['qkv_bias'],
+                untie_global_and_local_cls_norm=arch == '7B')
+
+
+@pytest.fixture(scope='session')
+def dinov3_archs():
+    """(hub table, our kwargs builder, naive kwargs builder)."""
+    return DINOV3_HUB, dinov3_vit_kwargs, dinov3_naive_kwargs
+
+
+def official_random(state_dict, seed=0):
+    """Random values for an official-layout state dict: LayerNorm weights near 1, tokens and weights
+    random, bias masks and RoPE periods kept."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, value in state_dict.items():
+        if key.endswith(('bias_mask', 'periods')):
+            out[key] = value.clone()
+        elif 'norm' in key and key.endswith('weight'):
+            out[key] = 1 + 0.1 * torch.randn(value.shape, generator=g)
+        elif key.endswith('gamma'):
+            out[key] = 0.5 + 0.2 * torch.randn(value.shape, generator=g)
+        elif value.dim() <= 1 or key.endswith('_token') or key.endswith('_tokens') or key == 'pos_embed':
+            out[key] = 0.2 * torch.randn(value.shape, generator=g)
+        else:
+            fan_in = value[0].numel()
+            out[key] = torch.randn(value.shape, generator=g) / fan_in ** 0.5
+    return out
+
+
+@pytest.fixture(scope='session')
+def official_randomized():
+    return official_random

@@ -30,11 +30,18 @@ def positive_number(name: str, value) -> float:
     return float(value)
 
 
+# SwiGLU hidden widths are rounded up to a multiple of this (DINOv2 and DINOv3: 8; DINOv3 7B: 64)
+SWIGLU_ALIGN = {'swiglu': 8, 'swiglu64': 64}
+
+
 def ffn_hidden_dim(embed_dim: int, mlp_ratio: float, ffn_type: str) -> int:
-    """Hidden width of a ViT block's FFN: int(embed_dim * mlp_ratio); for 'swiglu' (DINOv2's fused
-    SwiGLU) two thirds of that, rounded up to a multiple of 8."""
+    """Hidden width of a ViT block's FFN: int(embed_dim * mlp_ratio); for 'swiglu' / 'swiglu64'
+    (DINOv2's and DINOv3's SwiGLU) two thirds of that, rounded up to a multiple of 8 / 64."""
     hidden = int(embed_dim * mlp_ratio)
-    return (int(hidden * 2 / 3) + 7) // 8 * 8 if ffn_type == 'swiglu' else hidden
+    if ffn_type not in SWIGLU_ALIGN:
+        return hidden
+    gated = int(hidden * 2 / 3)
+    return gated + (-gated % SWIGLU_ALIGN[ffn_type])
 
 
 def check_vit_arguments(pretrain_size: int, patch_size: int, embed_dim: int, depth: int, num_heads: int,

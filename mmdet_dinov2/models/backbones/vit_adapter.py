@@ -1,4 +1,4 @@
-"""ViTAdapter: a DINOv2 ViT plus ViT-Adapter's spatial prior and interactions, as an mmdet backbone.
+"""ViTAdapter: a DINOv2 / DINOv3 ViT plus ViT-Adapter's spatial prior and interactions, as an mmdet backbone.
 
 Chen et al., Vision Transformer Adapter for Dense Predictions (ICLR 2023). Same constructor
 arguments and parameter names as the original (czczup/ViT-Adapter, detection/), so its configs'
@@ -88,6 +88,10 @@ class ViTAdapter(ViT):
         out_indices (sequence[int]): which of the four maps (0 = stride 4) to return.
         freeze_vit (bool): adapter-only training: the ViT's parameters get requires_grad=False and
             its dropout / drop path stay in eval mode.
+        pos_embed_type, rope_cfg, with_cls_token, num_register_tokens, final_norm, norm_eps, qkv_bias,
+            mask_k_bias: the ViT's, see :class:`~.vit.ViT` (DINOv2 reg4 and DINOv3 settings); the
+            class and register tokens run through the blocks but the injectors and extractors see
+            only the patch tokens.
         init_cfg (dict, optional): mmengine init config; type 'Pretrained' with ``checkpoint`` (and an
             optional ``trust``) loads weights like ``pretrained``.
     """
@@ -102,7 +106,10 @@ class ViTAdapter(ViT):
                  window_size: Union[int, None, Sequence[Optional[int]]] = 14, with_cp: bool = False,
                  pretrained: Optional[str] = None, ffn_type: str = 'mlp',
                  norm_cfg: dict = dict(type='SyncBN'), out_indices: Sequence[int] = (0, 1, 2, 3),
-                 freeze_vit: bool = False, init_cfg: Optional[dict] = None):
+                 freeze_vit: bool = False, pos_embed_type: str = 'abs', rope_cfg: Optional[dict] = None,
+                 with_cls_token: bool = False, num_register_tokens: int = 0, final_norm: bool = False,
+                 norm_eps: float = 1e-6, qkv_bias: bool = True, mask_k_bias: bool = False,
+                 init_cfg: Optional[dict] = None):
         if patch_size != VIT_STRIDE:
             raise ValueError(f'patch_size={patch_size}: the adapter reads the ViT tokens as its stride-'
                              f'{VIT_STRIDE} level, so patch_size must be {VIT_STRIDE} (14-pixel DINOv2 '
@@ -121,7 +128,10 @@ class ViTAdapter(ViT):
         super().__init__(pretrain_size=pretrain_size, img_size=img_size, patch_size=patch_size,
                          embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
                          ffn_type=ffn_type, drop_path_rate=drop_path_rate, window_attn=window_attn,
-                         window_size=window_size, with_cp=with_cp, init_cfg=init_cfg)
+                         window_size=window_size, with_cp=with_cp, pos_embed_type=pos_embed_type,
+                         rope_cfg=rope_cfg, with_cls_token=with_cls_token,
+                         num_register_tokens=num_register_tokens, final_norm=final_norm, norm_eps=norm_eps,
+                         qkv_bias=qkv_bias, mask_k_bias=mask_k_bias, init_cfg=init_cfg)
         self.interaction_indexes = interaction_indexes
         self.pretrained = pretrained
         self.add_vit_feature = add_vit_feature
@@ -144,6 +154,10 @@ class ViTAdapter(ViT):
         if freeze_vit:
             for p in self.vit_parameters():
                 p.requires_grad_(False)
+        if self.norm is not None:
+            # the ViT's final norm serves get_intermediate_layers and loads with the file; the adapter
+            # reads the raw block outputs, so it gets no gradient and stays out of the optimizer
+            self.norm.requires_grad_(False)
 
     # ---------------------------------------------------------------- initialization
     @torch.no_grad()
@@ -204,10 +218,17 @@ class ViTAdapter(ViT):
         level_shapes = [tuple(lvl.shape[1:3]) for lvl in levels]
         c = torch.cat([lvl.flatten(1, 2) + e for lvl, e in zip(levels, self.level_embed)], 1)
 
-        x, vit_shape = self.embed(img)  # (B, h * w, C) at stride 16
+        P = self.num_prefix_tokens
+        x, vit_shape = self.tokens(img)  # (B, P + h * w, C): prefix tokens, patch tokens at stride 16
         geometry = AdapterGeometry.create(vit_shape, level_shapes, img.device)
         for interaction, (first, last) in zip(self.interactions, self.interaction_indexes):
-            x, c = interaction(x, c, blocks=self.blocks[first:last + 1], geometry=geometry)
+            if P or self.rope_embed is not None:
+                x, c = interaction(x, c, blocks=self.blocks[first:last + 1], geometry=geometry,
+                                   rope=self.rope_embed, num_prefix=P)
+            else:
+                x, c = interaction(x, c, blocks=self.blocks[first:last + 1], geometry=geometry)
+        if P:
+            x = x[:, P:]
 
         # the four maps as (B, h, w, C) tensors
         levels = c.split([h * w for h, w in level_shapes], 1)

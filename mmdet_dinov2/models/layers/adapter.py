@@ -5,7 +5,7 @@ into the ViT tokens (stride 16) with deformable cross-attention, extractors read
 into them. Token sequences are (B, N, C); the adapter's three levels are concatenated along N in the
 order stride 8, 16, 32, and their (H, W) are passed explicitly as ``shapes``.
 """
-from typing import List, NamedTuple, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -246,13 +246,22 @@ class InteractionBlock(nn.Module):
         self.extractor = extractor()
         self.extra_extractors = nn.ModuleList([extractor(), extractor()]) if extra_extractor else None
 
-    def forward(self, x: Tensor, c: Tensor, blocks: Sequence[nn.Module],
-                geometry: AdapterGeometry) -> Tuple[Tensor, Tensor]:
-        """x (B, N_vit, C) ViT tokens, c (B, N_levels, C) adapter tokens -> both updated."""
-        x = self.injector(x, c, geometry)
-        for block in blocks:
-            x = block(x, geometry.vit_shape)
-        c = self.extractor(c, x, geometry)
+    def forward(self, x: Tensor, c: Tensor, blocks: Sequence[nn.Module], geometry: AdapterGeometry,
+                rope: Optional[nn.Module] = None, num_prefix: int = 0) -> Tuple[Tensor, Tensor]:
+        """x (B, P + N_vit, C) ViT tokens (num_prefix = P class / register tokens first, which the
+        injector and extractors neither write nor read), c (B, N_levels, C) adapter tokens -> both
+        updated; rope: the ViT's RoPE module, passed to the blocks."""
+        if not num_prefix and rope is None:  # DINOv2 as the original ViT-Adapter runs it
+            x = self.injector(x, c, geometry)
+            for block in blocks:
+                x = block(x, geometry.vit_shape)
+            patches = x
+        else:
+            x = torch.cat([x[:, :num_prefix], self.injector(x[:, num_prefix:], c, geometry)], 1)
+            for block in blocks:
+                x = block(x, geometry.vit_shape, rope, num_prefix)
+            patches = x[:, num_prefix:]
+        c = self.extractor(c, patches, geometry)
         for extractor in self.extra_extractors or ():
-            c = extractor(c, x, geometry)
+            c = extractor(c, patches, geometry)
         return x, c

@@ -1,0 +1,161 @@
+"""Official DINOv3 ViT state dicts (and timm's ``vit_*_patch16_dinov3``) -> the ViT's parameter names.
+
+Pure functions: state dict in, state dict and notes out. :func:`~.dinov2.load_backbone_weights`
+detects the format and calls them.
+
+Official hub files (``dinov3_vit{s16, s16plus, b16, l16, h16plus, 7b16}_pretrain_*.pth``) hold
+``cls_token`` (1, 1, D), ``storage_tokens`` (1, 4, D), ``mask_token`` (1, D), ``rope_embed.periods``
+(D / heads / 4), ``patch_embed.proj`` (16x16 kernel), ``blocks.N.{norm1, attn.qkv.{weight, bias,
+bias_mask}, attn.proj, ls1.gamma, norm2, mlp.fc1/fc2 | mlp.w1/w2/w3 (SwiGLU), ls2.gamma}``, the final
+``norm`` and, for 7B and the satellite ViT-L, ``local_cls_norm`` (pretraining's local crops only).
+The 7B has no qkv bias (and so no ``bias_mask``).
+
+timm's files name the storage tokens ``reg_token``, layer scale ``gamma_1/gamma_2``, the SwiGLU
+inputs ``mlp.fc1_g`` (gate, DINOv3's w1) and ``mlp.fc1_x`` (w2), split the qkv bias into ``attn.q_bias``
+and ``attn.v_bias`` (or drop it) and store neither the RoPE periods nor the bias mask.
+"""
+import re
+from collections import Counter
+
+import torch
+
+__all__ = ['DINOV3_FORMATS', 'DINOV3_VARIANTS', 'is_dinov3', 'is_dinov3_timm', 'is_dinov3_convnext',
+           'convert_dinov3', 'convert_dinov3_timm', 'dinov3_variant']
+
+DINOV3_FORMATS = ('dinov3', 'dinov3_timm')
+# embed_dim -> official name (S and S+ share 384: the FFN tells them apart)
+DINOV3_VARIANTS = {384: 'ViT-S/16 or S+/16', 768: 'ViT-B/16', 1024: 'ViT-L/16', 1280: 'ViT-H+/16',
+                   4096: 'ViT-7B/16'}
+# Entries of official files the backbone has no parameter for, and why (see load_backbone_weights).
+UNUSED_REASONS = (
+    ('mask_token', "masked-image pretraining only (DINOv3 adds 0 * mask_token to the class token: "
+                   'no effect on the output)'),
+    ('local_cls_norm.', 'normalises the class / storage tokens of local crops in pretraining only; '
+                        'never used in eval'),
+    ('cls_norm.', 'normalises class / storage tokens only; the adapter reads patch tokens'),
+)
+
+_SWIGLU = re.compile(r'^(blocks\.\d+\.mlp\.)w([123])\.(weight|bias)$')
+_TIMM_SWIGLU = re.compile(r'^(blocks\.\d+\.mlp\.)fc1_([gx])\.(weight|bias)$')
+_TIMM_QV_BIAS = re.compile(r'^(blocks\.\d+\.attn\.)([qv])_bias$')
+
+
+def is_dinov3(state_dict) -> bool:
+    """An official DINOv3 ViT state dict: storage tokens, or RoPE periods beside DINOv3's ls1.gamma."""
+    return 'storage_tokens' in state_dict or (
+        'rope_embed.periods' in state_dict and any(key.endswith('.ls1.gamma') for key in state_dict))
+
+
+def is_dinov3_timm(state_dict) -> bool:
+    """timm's DINOv3 layout: ``reg_token`` and EVA's ``gamma_1``, no absolute position embedding."""
+    return ('reg_token' in state_dict and 'pos_embed' not in state_dict
+            and any(key.endswith('.gamma_1') for key in state_dict))
+
+
+def is_dinov3_convnext(state_dict) -> bool:
+    """A DINOv3 (or any) ConvNeXt: ``downsample_layers`` and ``stages``, no patch embedding."""
+    return (any(key.startswith('downsample_layers.') for key in state_dict)
+            and any(key.startswith('stages.') for key in state_dict))
+
+
+def dinov3_variant(state_dict) -> str:
+    """'ViT-B/16', ... from the class token's width (S vs S+ from the FFN)."""
+    dim = int(state_dict['cls_token'].shape[-1])
+    if dim == 384:
+        swiglu = any('.mlp.w1.' in key or '.mlp.fc1_g.' in key for key in state_dict)
+        return 'ViT-S+/16' if swiglu else 'ViT-S/16'
+    return DINOV3_VARIANTS.get(dim, f'ViT with dim {dim}')
+
+
+def convert_dinov3(state_dict):
+    """Convert an official DINOv3 ViT state dict to the ViT's names.
+
+    ``storage_tokens`` -> ``register_tokens``; ``ls1/ls2.gamma`` -> ``gamma1/gamma2``; SwiGLU
+    ``mlp.w1`` and ``mlp.w2`` stacked into ``mlp.fc1`` (its output halves are the gate and the value),
+    ``mlp.w3`` -> ``mlp.fc2``; ``mask_token`` dropped; ``rope_embed.periods``, ``attn.qkv.bias_mask``,
+    ``norm`` kept under their own names; ``local_cls_norm`` kept for the load report to explain.
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+    """
+    if not is_dinov3(state_dict):
+        raise ValueError('convert_dinov3 expects an official DINOv3 ViT state dict (storage_tokens, '
+                         f'rope_embed.periods, ls1.gamma); keys look like {list(state_dict)[:6]}')
+    converted, counts, swiglu = {}, Counter(), {}
+    for key, value in state_dict.items():
+        if key == 'mask_token':
+            counts['mask_token'] += 1
+            continue
+        m = _SWIGLU.match(key)
+        if m:
+            swiglu[(m.group(1), m.group(2), m.group(3))] = value
+            continue
+        new_key = key.replace('.ls1.gamma', '.gamma1').replace('.ls2.gamma', '.gamma2')
+        if key == 'storage_tokens':
+            new_key = 'register_tokens'
+        counts['ls'] += new_key != key and key != 'storage_tokens'
+        converted[new_key] = value
+    for (prefix, index, kind), value in swiglu.items():
+        if index == '1':
+            converted[f'{prefix}fc1.{kind}'] = torch.cat([value, swiglu[(prefix, '2', kind)]], 0)
+            counts['w12'] += 1
+        elif index == '3':
+            converted[f'{prefix}fc2.{kind}'] = value
+    notes = []
+    if 'register_tokens' in converted:
+        notes.append(f'renamed storage_tokens -> register_tokens {tuple(converted["register_tokens"].shape)}')
+    if counts['ls']:
+        notes.append(f'renamed blocks.*.ls1/ls2.gamma -> blocks.*.gamma1/gamma2 (layer scale; '
+                     f'{counts["ls"]} tensors)')
+    if counts['w12']:
+        notes.append(f'stacked blocks.*.mlp.w1 and mlp.w2 into mlp.fc1, renamed mlp.w3 -> mlp.fc2 '
+                     f'(SwiGLU: fc1\'s first half is the gate; {counts["w12"]} tensors)')
+    if counts['mask_token']:
+        notes.append('dropped mask_token (masked-image pretraining only)')
+    return converted, notes
+
+
+def convert_dinov3_timm(state_dict):
+    """Convert timm's ``vit_*_patch16_dinov3`` state dict to the ViT's names.
+
+    ``reg_token`` -> ``register_tokens``; ``gamma_1/gamma_2`` -> ``gamma1/gamma2``; ``mlp.fc1_g`` and
+    ``mlp.fc1_x`` stacked into ``mlp.fc1``; ``attn.q_bias`` and ``attn.v_bias`` put back into
+    ``attn.qkv.bias`` with a zero k third (DINOv3 masks the k bias). The RoPE periods and the bias
+    mask are not in timm's files: the model keeps its own (base 100, k masked), which is what timm
+    computes; :func:`~.dinov2.load_backbone_weights` reports them.
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+    """
+    if not is_dinov3_timm(state_dict):
+        raise ValueError("convert_dinov3_timm expects timm's DINOv3 layout (reg_token, gamma_1, no "
+                         f'pos_embed); keys look like {list(state_dict)[:6]}')
+    converted, counts, glu, qv = {}, Counter(), {}, {}
+    for key, value in state_dict.items():
+        if m := _TIMM_SWIGLU.match(key):
+            glu[(m.group(1), m.group(2), m.group(3))] = value
+            continue
+        if m := _TIMM_QV_BIAS.match(key):
+            qv[(m.group(1), m.group(2))] = value
+            continue
+        new_key = 'register_tokens' if key == 'reg_token' else (
+            key.replace('.gamma_1', '.gamma1').replace('.gamma_2', '.gamma2'))
+        counts['gamma'] += new_key != key and key != 'reg_token'
+        converted[new_key] = value
+    for (prefix, part, kind), value in glu.items():
+        if part == 'g':
+            converted[f'{prefix}fc1.{kind}'] = torch.cat([value, glu[(prefix, 'x', kind)]], 0)
+            counts['glu'] += 1
+    for (prefix, part), value in qv.items():
+        if part == 'q':
+            converted[f'{prefix}qkv.bias'] = torch.cat([value, torch.zeros_like(value), qv[(prefix, 'v')]])
+            counts['qv'] += 1
+    notes = ['renamed reg_token -> register_tokens'] if 'register_tokens' in converted else []
+    if counts['gamma']:
+        notes.append(f'renamed blocks.*.gamma_1/gamma_2 -> blocks.*.gamma1/gamma2 ({counts["gamma"]} tensors)')
+    if counts['glu']:
+        notes.append(f'stacked blocks.*.mlp.fc1_g and fc1_x into mlp.fc1 ({counts["glu"]} blocks)')
+    if counts['qv']:
+        notes.append(f'joined blocks.*.attn.q_bias, a zero k bias and v_bias into attn.qkv.bias '
+                     f'({counts["qv"]} blocks)')
+    return converted, notes

@@ -1,0 +1,180 @@
+"""DINOv3 ViTs (and DINOv2 with registers) against naive official-layout references.
+
+Each official architecture is built at its real width with 2 blocks (the 7B at a reduced width that
+keeps its head width 128, its lack of qkv bias and its 64-aligned SwiGLU, plus the full 7B on the
+meta device for names and shapes); random tensors in the official layout go through the project's
+loader, and ``get_intermediate_layers`` is compared with the reference's.
+"""
+import math
+
+import pytest
+import torch
+
+from mmdet_dinov2.checkpoints import load_backbone_weights
+from mmdet_dinov2.checkpoints.dinov3 import convert_dinov3
+from mmdet_dinov2.models.backbones import ViT, ViTAdapter
+from mmdet_dinov2.models.backbones.vit import Attention
+from mmdet_dinov2.models.layers.rope import RopePositionEmbedding, apply_rope
+
+TOL = 1e-4
+# small widths for 7B: head width 128 as the real one (4096 / 32), no qkv bias, swiglu64
+SMALL_7B = dict(embed_dim=512, num_heads=4)
+
+
+def _pair(arch, dino_naive, dinov3_archs, official_randomized, tmp_path, depth=2, seed=0, **width):
+    _, ours_kwargs, naive_kwargs = dinov3_archs
+    torch.manual_seed(seed)
+    ref = dino_naive.NaiveDinov3ViT(**naive_kwargs(arch, depth=depth, **width)).eval()
+    state = official_randomized(ref.state_dict(), seed)
+    ref.load_state_dict(state, strict=True)
+    path = tmp_path / f'dinov3_{arch}.pth'
+    torch.save(state, path)
+    ours = ViT(**ours_kwargs(arch, depth=depth, **width)).eval()
+    report = load_backbone_weights(ours, path)
+    return ours, ref, report
+
+
+@pytest.mark.parametrize('arch', ['S', 'S+', 'B', 'L', 'H+', '7B'])
+def test_intermediate_layers_equal_the_official_model(arch, dino_naive, dinov3_archs, official_randomized,
+                                                      tmp_path):
+    width = SMALL_7B if arch == '7B' else {}
+    ours, ref, report = _pair(arch, dino_naive, dinov3_archs, official_randomized, tmp_path, **width)
+    # every tensor of the file is used or explained; every model tensor comes from the file
+    assert report['missing'] == {}
+    assert set(report['unused']) <= {'local_cls_norm.weight', 'local_cls_norm.bias'}
+    img = torch.randn(2, 3, 64, 112, generator=torch.Generator().manual_seed(1))
+    worst = 0.0
+    with torch.no_grad():
+        for n, norm in ((1, True), ([0, 1], True), (2, False)):
+            got = ours.get_intermediate_layers(img, n=n, norm=norm)
+            want = ref.get_intermediate_layers(img, n=n, reshape=True, norm=norm)
+            assert len(got) == len(want)
+            for a, b in zip(got, want):
+                assert a.shape == b.shape == (2, ours.embed_dim, 4, 7)
+                worst = max(worst, (a - b).abs().max().item())
+                assert b.abs().max() > 0.5
+    print(f'DINOv3 {arch}: max |ours - official| = {worst:.2e}')
+    assert worst <= TOL, (arch, worst)
+
+
+def test_7b_names_and_shapes_on_meta(dino_naive, dinov3_archs):
+    """The full 7B: our model takes every converted official tensor with its shape."""
+    _, ours_kwargs, naive_kwargs = dinov3_archs
+    with torch.device('meta'):
+        official = dino_naive.NaiveDinov3ViT(**naive_kwargs('7B')).state_dict()
+        ours = ViT(**ours_kwargs('7B')).state_dict()
+    converted, _ = convert_dinov3(official)
+    unused = set(converted) - set(ours)
+    assert unused == {'local_cls_norm.weight', 'local_cls_norm.bias'}
+    assert set(ours) == set(converted) - unused
+    assert all(ours[k].shape == converted[k].shape for k in ours)
+    assert 'blocks.0.attn.qkv.bias' not in ours and 'blocks.39.mlp.fc1.weight' in ours
+    assert ours['blocks.0.mlp.fc1.weight'].shape == (2 * 8192, 4096)
+
+
+def test_adapter_with_dinov3_vit_runs_and_trains_the_tokens(dinov3_archs):
+    _, ours_kwargs, _ = dinov3_archs
+    vit = ours_kwargs('S', embed_dim=64, num_heads=4, depth=4)
+    model = ViTAdapter(**vit, conv_inplane=8, deform_num_heads=4, n_points=2,
+                       interaction_indexes=[[0, 0], [1, 1], [2, 2], [3, 3]], norm_cfg=dict(type='BN'),
+                       window_attn=[True, False, True, False], window_size=[3, None, 3, None])
+    outs = model(torch.randn(1, 3, 96, 64))
+    assert [o.shape[-2:] for o in outs] == [(24, 16), (12, 8), (6, 4), (3, 2)]
+    sum(o.sum() for o in outs).backward()
+    assert model.cls_token.grad.abs().sum() > 0 and model.register_tokens.grad.abs().sum() > 0
+    assert not model.norm.weight.requires_grad  # final norm: only for get_intermediate_layers
+
+
+def test_rope_is_off_in_eval_and_perturbed_in_training():
+    rope = RopePositionEmbedding(64, 4, base=100.0, rescale_coords=2.0, jitter_coords=None)
+    rope.eval()
+    a, b = rope(3, 5), rope(3, 5)
+    assert torch.equal(a[0], b[0])
+    rope.train()
+    torch.manual_seed(0)
+    assert not torch.equal(rope(3, 5)[0], a[0])
+
+
+def _naive_windowed_attention(attn, x, hw, sincos, P, ws):
+    """Explicit loops: rotate q, k on the whole grid, pad q, k, v with zeros, each window's queries
+    see its ws*ws keys (padding included) and the P prefix keys; prefix queries see all real tokens."""
+    B, N, C = x.shape
+    H, W = hw
+    heads, d = attn.num_heads, C // attn.num_heads
+    qkv = attn.qkv(x).view(B, N, 3, heads, d)
+    q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # (B, heads, N, d)
+    sin, cos = sincos
+    q = torch.cat([q[:, :, :P], apply_rope(q[:, :, P:], sin, cos)], 2)
+    k = torch.cat([k[:, :, :P], apply_rope(k[:, :, P:], sin, cos)], 2)
+
+    def softmax_attend(q_, k_, v_):
+        w = torch.softmax(q_ @ k_.transpose(-2, -1) / math.sqrt(d), -1)
+        return w @ v_
+
+    out = torch.zeros(B, heads, N, d)
+    out[:, :, :P] = softmax_attend(q[:, :, :P], k, v)
+    Hp, Wp = -(-H // ws) * ws, -(-W // ws) * ws
+
+    def grid(t):
+        g = torch.zeros(B, heads, Hp, Wp, d)
+        g[:, :, :H, :W] = t[:, :, P:].reshape(B, heads, H, W, d)
+        return g
+    qg, kg, vg = grid(q), grid(k), grid(v)
+    og = torch.zeros(B, heads, Hp, Wp, d)
+    for top in range(0, Hp, ws):
+        for left in range(0, Wp, ws):
+            win = (slice(None), slice(None), slice(top, top + ws), slice(left, left + ws))
+            qw, kw, vw = (t[win].reshape(B, heads, ws * ws, d) for t in (qg, kg, vg))
+            kw, vw = torch.cat([kw, k[:, :, :P]], 2), torch.cat([vw, v[:, :, :P]], 2)
+            og[win] = softmax_attend(qw, kw, vw).reshape(B, heads, ws, ws, d)
+    out[:, :, P:] = og[:, :, :H, :W].reshape(B, heads, H * W, d)
+    return attn.proj(out.transpose(1, 2).reshape(B, N, C))
+
+
+@pytest.mark.parametrize('hw', [(6, 6), (5, 7)])
+def test_windowed_attention_with_prefix_tokens_and_global_rope(hw):
+    """Windows keep global RoPE coordinates; prefix tokens: see module docstring of vit.py."""
+    torch.manual_seed(0)
+    attn = Attention(32, 4, window_size=3, mask_k_bias=True)
+    rope = RopePositionEmbedding(32, 4).eval()
+    P = 5
+    x = torch.randn(2, P + hw[0] * hw[1], 32)
+    sincos = rope(*hw)
+    with torch.no_grad():
+        got = attn(x, hw, sincos, P)
+        want = _naive_windowed_attention(attn, x, hw, sincos, P, 3)
+    assert (got - want).abs().max() <= 1e-5
+
+
+def test_reg4_patch_tokens_equal_official_dinov2_reg4(dino_naive, official_randomized, tmp_path):
+    """At patch 14 on the 37x37 pre-training grid (518 px), where neither model resizes the position
+    embedding: the class token with its position slot, the 4 registers and the patch tokens go
+    through the blocks as in DINOv2. The 14 -> 16 conversion changes only the patch kernel (tested in
+    tests/checkpoints), so the ViT-Adapter at patch 16 runs these same blocks and tokens."""
+    torch.manual_seed(0)
+    ref = dino_naive.NaiveDinov2RegViT(embed_dim=64, depth=2, num_heads=4).eval()
+    state = official_randomized(ref.state_dict())
+    ref.load_state_dict(state, strict=True)
+    path = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
+    torch.save(state, path)
+    ours = ViT(pretrain_size=518, patch_size=14, embed_dim=64, depth=2, num_heads=4, with_cls_token=True,
+               num_register_tokens=4, final_norm=True).eval()
+    report = load_backbone_weights(ours, path)
+    assert report['missing'] == {} and report['unused'] == {}
+    assert any('dropped mask_token' in note for note in report['notes'])
+    img = torch.randn(1, 3, 518, 518, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        for n, norm in ((1, True), ([0, 1], False)):
+            got = ours.get_intermediate_layers(img, n=n, norm=norm)
+            want = ref.get_intermediate_layers(img, n=n, norm=norm)
+            for a, b in zip(got, want):
+                assert a.shape == b.shape == (1, 64, 37, 37)
+                assert (a - b).abs().max() <= TOL, (a - b).abs().max().item()
+
+
+def test_get_intermediate_layers_refuses_bad_requests():
+    vit = ViT(embed_dim=32, depth=2, num_heads=4)
+    with pytest.raises(ValueError, match='block indices'):
+        vit.get_intermediate_layers(torch.randn(1, 3, 32, 32), n=[2])
+    with pytest.raises(ValueError, match='final_norm=True'):
+        vit.get_intermediate_layers(torch.randn(1, 3, 32, 32), n=1, norm=True)

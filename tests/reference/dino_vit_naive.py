@@ -1,0 +1,221 @@
+"""Naive re-implementations of the official DINOv3 and DINOv2-with-registers ViTs, for tests only.
+
+Written for obviousness from a reading of facebookresearch/dinov3 (models/vision_transformer.py,
+layers/{attention, block, ffn_layers, rope_position_encoding}.py) and facebookresearch/dinov2
+(models/vision_transformer.py), independently of ``mmdet_dinov2``: explicit softmax attention, the
+RoPE rotation written plane by plane, eval-mode forward only. Module and parameter names are the
+official ones, so the official checkpoints' layout (``cls_token``, ``storage_tokens``,
+``mask_token``, ``rope_embed.periods``, ``blocks.N.attn.qkv.bias_mask``, ``ls1.gamma``,
+``mlp.w1/w2/w3``, ``register_tokens``, ``mlp.w12``...) is what ``state_dict()`` gives.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def naive_softmax_attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v over the last two dims."""
+    logits = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    weights = torch.exp(logits - logits.max(-1, keepdim=True).values)
+    return (weights / weights.sum(-1, keepdim=True)) @ v
+
+
+class NaiveLayerScale(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-5))
+
+
+class NaiveQKV(nn.Linear):
+    """nn.Linear plus, when masked, the bias_mask buffer the official LinearKMaskedBias stores."""
+
+    def __init__(self, dim, bias, masked):
+        super().__init__(dim, 3 * dim, bias=bias)
+        self.masked = masked and bias
+        if self.masked:
+            mask = torch.ones(3 * dim)
+            mask[dim:2 * dim] = 0.0
+            self.register_buffer('bias_mask', mask)
+
+    def forward(self, x):
+        bias = self.bias
+        if self.masked:
+            bias = bias * self.bias_mask
+        return F.linear(x, self.weight, bias)
+
+
+class NaiveSwiGLU(nn.Module):
+    """DINOv3's unfused SwiGLU (w1, w2, w3) or DINOv2's fused one (w12, w3)."""
+
+    def __init__(self, dim, hidden, fused):
+        super().__init__()
+        self.fused = fused
+        if fused:
+            self.w12 = nn.Linear(dim, 2 * hidden)
+        else:
+            self.w1 = nn.Linear(dim, hidden)
+            self.w2 = nn.Linear(dim, hidden)
+        self.w3 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        if self.fused:
+            a, b = self.w12(x).chunk(2, dim=-1)
+        else:
+            a, b = self.w1(x), self.w2(x)
+        return self.w3(a * torch.sigmoid(a) * b)
+
+
+class NaiveMlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(0.5 * h * (1.0 + torch.erf(h / math.sqrt(2.0))))
+
+
+def rotate_planes(x, angles):
+    """Rotate x (..., n, d) in the d/2 planes (i, i + d/2) by angles (n, d/2)."""
+    half = x.shape[-1] // 2
+    a, b = x[..., :half], x[..., half:]
+    c, s = torch.cos(angles), torch.sin(angles)
+    return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
+
+
+class NaiveAttention(nn.Module):
+    def __init__(self, dim, heads, qkv_bias, mask_k_bias):
+        super().__init__()
+        self.heads = heads
+        self.qkv = NaiveQKV(dim, qkv_bias, mask_k_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, angles=None):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads)
+        q, k, v = [qkv[:, :, i].transpose(1, 2) for i in range(3)]  # (B, heads, N, d)
+        if angles is not None:  # the last angles.shape[0] tokens are the patches
+            p = N - angles.shape[0]
+            q = torch.cat([q[:, :, :p], rotate_planes(q[:, :, p:], angles)], dim=2)
+            k = torch.cat([k[:, :, :p], rotate_planes(k[:, :, p:], angles)], dim=2)
+        out = naive_softmax_attention(q, k, v).transpose(1, 2).reshape(B, N, C)
+        return self.proj(out)
+
+
+class NaiveBlock(nn.Module):
+    def __init__(self, dim, heads, ffn, hidden, eps, qkv_bias, mask_k_bias):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = NaiveAttention(dim, heads, qkv_bias, mask_k_bias)
+        self.ls1 = NaiveLayerScale(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        if ffn == 'mlp':
+            self.mlp = NaiveMlp(dim, hidden)
+        else:
+            self.mlp = NaiveSwiGLU(dim, hidden, fused=ffn == 'swiglu_fused')
+        self.ls2 = NaiveLayerScale(dim)
+
+    def forward(self, x, angles=None):
+        x = x + self.ls1.gamma * self.attn(self.norm1(x), angles)
+        return x + self.ls2.gamma * self.mlp(self.norm2(x))
+
+
+class NaiveRope(nn.Module):
+    def __init__(self, head_dim, base=100.0):
+        super().__init__()
+        n = head_dim // 4
+        self.register_buffer('periods', torch.tensor([base ** (4.0 * i / head_dim) for i in range(n)]))
+
+    def angles(self, H, W):
+        """(H * W, d/2): per patch, d/4 angles from its row then d/4 from its column coordinate."""
+        rows = torch.tensor([2.0 * (i + 0.5) / H - 1.0 for i in range(H)])
+        cols = torch.tensor([2.0 * (j + 0.5) / W - 1.0 for j in range(W)])
+        out = []
+        for i in range(H):
+            for j in range(W):
+                out.append(torch.cat([2 * math.pi * rows[i] / self.periods,
+                                      2 * math.pi * cols[j] / self.periods]))
+        return torch.stack(out)
+
+
+def swiglu_hidden(dim, ratio, align):
+    d = int(int(dim * ratio) * 2 / 3)
+    return int(math.ceil(d / align) * align)
+
+
+class NaiveDinov3ViT(nn.Module):
+    """DinoVisionTransformer of the DINOv3 hub in eval mode (RoPE coordinates unperturbed)."""
+
+    def __init__(self, embed_dim=384, depth=12, num_heads=6, ffn_ratio=4.0, ffn='mlp', swiglu_align=8,
+                 qkv_bias=True, n_storage_tokens=4, untie_global_and_local_cls_norm=False, patch_size=16):
+        super().__init__()
+        self.patch_size, self.n_storage = patch_size, n_storage_tokens
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(3, embed_dim, patch_size, patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.storage_tokens = nn.Parameter(torch.zeros(1, n_storage_tokens, embed_dim))
+        self.rope_embed = NaiveRope(embed_dim // num_heads)
+        hidden = int(embed_dim * ffn_ratio) if ffn == 'mlp' else swiglu_hidden(embed_dim, ffn_ratio, swiglu_align)
+        self.blocks = nn.ModuleList([NaiveBlock(embed_dim, num_heads, ffn, hidden, 1e-5, qkv_bias, True)
+                                     for _ in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-5)
+        if untie_global_and_local_cls_norm:
+            self.local_cls_norm = nn.LayerNorm(embed_dim, eps=1e-5)
+        self.mask_token = nn.Parameter(torch.zeros(1, embed_dim))
+
+    def get_intermediate_layers(self, x, n=1, reshape=True, norm=True):
+        B, _, h, w = x.shape
+        x = self.patch_embed.proj(x)
+        H, W = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(B, -1, -1), self.storage_tokens.expand(B, -1, -1), x], dim=1)
+        take = list(range(len(self.blocks) - n, len(self.blocks))) if isinstance(n, int) else list(n)
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, self.rope_embed.angles(H, W))
+            if i in take:
+                outs.append(self.norm(x) if norm else x)
+        outs = [o[:, 1 + self.n_storage:] for o in outs]
+        if reshape:
+            outs = [o.reshape(B, h // self.patch_size, w // self.patch_size, -1).permute(0, 3, 1, 2) for o in outs]
+        return tuple(outs)
+
+
+class NaiveDinov2RegViT(nn.Module):
+    """DINOv2 DinoVisionTransformer with register tokens, eval mode, at its pre-training grid only."""
+
+    def __init__(self, embed_dim=384, depth=12, num_heads=6, ffn='mlp', patch_size=14, grid=37,
+                 num_register_tokens=4):
+        super().__init__()
+        self.patch_size, self.grid, self.n_reg = patch_size, grid, num_register_tokens
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, embed_dim))
+        self.register_tokens = nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim))
+        self.mask_token = nn.Parameter(torch.zeros(1, embed_dim))
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(3, embed_dim, patch_size, patch_size)
+        hidden = 4 * embed_dim if ffn == 'mlp' else swiglu_hidden(embed_dim, 4, 8)
+        self.blocks = nn.ModuleList([NaiveBlock(embed_dim, num_heads, 'mlp' if ffn == 'mlp' else 'swiglu_fused',
+                                                hidden, 1e-6, True, False) for _ in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+
+    def get_intermediate_layers(self, x, n=1, reshape=True, norm=True):
+        B, _, h, w = x.shape
+        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        if x.shape[1] != self.grid * self.grid:
+            raise NotImplementedError('the naive reference runs at the pre-training grid only')
+        x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1) + self.pos_embed
+        x = torch.cat([x[:, :1], self.register_tokens.expand(B, -1, -1), x[:, 1:]], dim=1)
+        take = list(range(len(self.blocks) - n, len(self.blocks))) if isinstance(n, int) else list(n)
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)
+            if i in take:
+                outs.append(self.norm(x) if norm else x)
+        outs = [o[:, 1 + self.n_reg:] for o in outs]
+        if reshape:
+            outs = [o.reshape(B, h // self.patch_size, w // self.patch_size, -1).permute(0, 3, 1, 2) for o in outs]
+        return tuple(outs)
