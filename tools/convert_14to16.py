@@ -3,7 +3,9 @@
     python tools/convert_14to16.py pretrained/dinov2_vits14_pretrain.pth
     # -> pretrained/dinov2_vits14_pretrain_14to16.pth
 
-Works for ViT-S/B/L/g and their _reg4 variants. The file is read with torch's weights-only loader;
+Works for ViT-S/B/L/g and their _reg4 variants (the register tokens are kept; the reg4 configs
+carry them). DINOv3 files need no conversion (patch 16 already): the tool says so and names the
+config. The file is read with torch's weights-only loader;
 ``--trust-checkpoint`` lifts that for a file you trust. The output is written atomically.
 """
 import argparse
@@ -12,7 +14,8 @@ from pathlib import Path
 
 from mmdet_dinov2.checkpoints import (CheckpointError, convert_dinov2, detect_format,
                                       load_state_dict_file, save_state_dict_file)
-from mmdet_dinov2.checkpoints.dinov2 import RESAMPLE_METHODS
+from mmdet_dinov2.checkpoints.dinov2 import RESAMPLE_METHODS, config_to_use
+from mmdet_dinov2.checkpoints.dinov3 import DINOV3_FORMATS, dinov3_variant
 
 SUFFIX = '_14to16'
 
@@ -43,6 +46,11 @@ def main(argv=None):
     try:
         state_dict = load_state_dict_file(args.checkpoint, trust=args.trust_checkpoint)
         fmt = detect_format(state_dict)
+        if fmt in DINOV3_FORMATS:
+            sys.exit(f'error: {args.checkpoint} is a {"timm " if fmt == "dinov3_timm" else "official "}'
+                     f'DINOv3 {dinov3_variant(state_dict)} file: its patch is 16 already, nothing to '
+                     f'convert; give it to the backbone as it is (init_cfg / pretrained of '
+                     f'{config_to_use("dinov3", state_dict["cls_token"].shape[-1])})')
         if fmt != 'dinov2':
             what = ('is already converted' if fmt == 'dinov2_converted'
                     else f'is a {fmt} checkpoint, not an official DINOv2 file')
@@ -54,6 +62,11 @@ def main(argv=None):
     print(f'{args.checkpoint} -> {out} ({len(state_dict)} -> {len(converted)} tensors)')
     for note in notes:
         print(f'  {note}')
+    dim = converted['patch_embed.proj.weight'].shape[0]
+    if 'register_tokens' in converted:
+        print(f'  a DINOv2 reg4 file: use {config_to_use("dinov2_reg4", dim)} to carry its register tokens')
+    else:
+        print(f'  use {config_to_use("dinov2", dim)}')
     return out
 
 

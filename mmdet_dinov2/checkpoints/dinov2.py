@@ -25,7 +25,7 @@ from .dinov3 import (DINOV3_FORMATS, UNUSED_REASONS as DINOV3_UNUSED_REASONS, co
                      convert_dinov3_timm, dinov3_variant, is_dinov3, is_dinov3_convnext, is_dinov3_timm)
 from .io import CheckpointError, load_state_dict_file
 
-__all__ = ['RESAMPLE_METHODS', 'detect_format', 'convert_dinov2', 'strip_prefix',
+__all__ = ['RESAMPLE_METHODS', 'config_to_use', 'detect_format', 'convert_dinov2', 'strip_prefix',
            'resample_patch_embed_kernel', 'load_backbone_weights']
 
 RESAMPLE_METHODS = ('bilinear', 'pinv')
@@ -289,7 +289,7 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
     return report
 
 
-def _config_to_use(family, dim):
+def config_to_use(family, dim):
     """The detector config for a backbone family and width, or what to do when there is none."""
     pattern, sizes = CONFIGS[family]
     if int(dim) in sizes:
@@ -308,16 +308,16 @@ def _check_family(path, fmt, state_dict, model_state):
         what = f'a DINOv3 {dinov3_variant(state_dict)}' if fmt in DINOV3_FORMATS else 'a DINOv3-style'
         raise ValueError(f'{path} is {what} checkpoint (RoPE positions, class and storage tokens) but the '
                          f'model is a DINOv2-style ViT (absolute position embedding): use '
-                         f'{_config_to_use("dinov3", dim)}')
+                         f'{config_to_use("dinov3", dim)}')
     if model_rope and not file_rope:
         family = 'dinov2_reg4' if 'register_tokens' in state_dict else 'dinov2'
         raise ValueError(f'{path} is a DINOv2 checkpoint (absolute position embedding) but the model is '
-                         f'a DINOv3 ViT (RoPE): use {_config_to_use(family, dim)}')
+                         f'a DINOv3 ViT (RoPE): use {config_to_use(family, dim)}')
     has_registers = any(key in state_dict for key in ('register_tokens', 'storage_tokens', 'reg_token'))
     if 'register_tokens' in model_state and not has_registers:
         raise ValueError(f'{path} has no register tokens but the model carries '
                          f'{model_state["register_tokens"].shape[1]} (num_register_tokens): use the '
-                         f'*_reg4 file, or {_config_to_use("dinov2", dim)} for this one')
+                         f'*_reg4 file, or {config_to_use("dinov2", dim)} for this one')
 
 
 def _fill_from_model(state_dict, model_state):
@@ -431,4 +431,4 @@ def _log_report(report, num_model_tensors, logger):
     if 'register_tokens' in report['unused']:
         logger.warning(f'{report["path"]}: the checkpoint\'s register tokens are dropped (the '
                        'model has none); a DINOv2 *_reg4 ViT runs here without its registers. To '
-                       f'carry them use {_config_to_use("dinov2_reg4", report["dim"])}')
+                       f'carry them use {config_to_use("dinov2_reg4", report["dim"])}')
