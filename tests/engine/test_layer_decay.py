@@ -245,13 +245,13 @@ def test_the_rule_can_name_a_nested_vit():
 def test_an_unknown_backbone_parameter_is_refused():
     """It would have trained at the full lr like the adapter, silently."""
     model = TinyViTDetector()
-    model.backbone.register_tokens = nn.Parameter(torch.zeros(1, 4, 4))
+    model.backbone.prompt_tokens = nn.Parameter(torch.zeros(1, 4, 4))
     message = _refusal(model, num_layers=2, layer_decay_rate=0.7)
-    assert '1 backbone parameters' in message and 'backbone.register_tokens' in message, message
+    assert '1 backbone parameters' in message and 'backbone.prompt_tokens' in message, message
     # named as an embedding, it is layer 0
     groups = group_of(build_optimizer_with(model, num_layers=2, layer_decay_rate=0.7, embedding_names=[
-        'backbone.pos_embed', 'backbone.patch_embed', 'backbone.register_tokens']))
-    assert groups[id(model.backbone.register_tokens)]['layer_id'] == 0
+        'backbone.pos_embed', 'backbone.patch_embed', 'backbone.prompt_tokens']))
+    assert groups[id(model.backbone.prompt_tokens)]['layer_id'] == 0
 
 
 @pytest.mark.parametrize('num_layers', [1, 3])
@@ -297,3 +297,44 @@ def test_bad_rule_keys_are_refused(paramwise, error):
                paramwise_cfg=dict(num_layers=2, layer_decay_rate=0.7, **paramwise))
     with pytest.raises(error, match=next(iter(paramwise))), DefaultScope.overwrite_default_scope('mmdet'):
         build_optim_wrapper(TinyViTDetector(), cfg)
+
+
+# layer 0 of each new backbone: its embeddings and tokens (DINOv3's RoPE periods are a buffer)
+NEW_BACKBONES = {
+    'dinov3-adapter-s': (12, ['cls_token', 'patch_embed.proj.bias', 'patch_embed.proj.weight', 'register_tokens']),
+    'dinov3-adapter-b': (12, ['cls_token', 'patch_embed.proj.bias', 'patch_embed.proj.weight', 'register_tokens']),
+    'dinov3-adapter-l': (24, ['cls_token', 'patch_embed.proj.bias', 'patch_embed.proj.weight', 'register_tokens']),
+    'dinov2-reg4-adapter-s': (12, ['cls_token', 'patch_embed.proj.bias', 'patch_embed.proj.weight', 'pos_embed',
+                                   'register_tokens']),
+    'dinov2-reg4-adapter-g': (40, ['cls_token', 'patch_embed.proj.bias', 'patch_embed.proj.weight', 'pos_embed',
+                                   'register_tokens']),
+}
+
+
+@pytest.mark.parametrize('name', NEW_BACKBONES)
+def test_groups_of_the_dinov3_and_reg4_backbones(name):
+    """Layer 0: patch embedding, position embedding (reg4), class and register tokens; block i: layer
+    i + 1; the adapter, neck and heads: the top layer; the ViT's final norm is frozen (unused by the
+    adapter's forward) and in no group."""
+    depth, layer0 = NEW_BACKBONES[name]
+    cfg = Config.fromfile(f'configs/vit_adapter/mask-rcnn_{name}_fpn_3x_coco.py')
+    cfg.model.backbone.update(pretrained=None)
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    paramwise = cfg.optim_wrapper.paramwise_cfg
+    assert paramwise.num_layers == depth
+    groups = group_of(build_optimizer(model, paramwise.num_layers, paramwise.layer_decay_rate))
+    named = dict(model.named_parameters())
+    by_layer = {}
+    for full_name, param in named.items():
+        if not param.requires_grad:
+            assert id(param) not in groups
+            continue
+        by_layer.setdefault(groups[id(param)]['layer_id'], []).append(full_name)
+    assert sorted(n[len('backbone.'):] for n in by_layer[0]) == layer0
+    for i in range(depth):
+        assert by_layer[i + 1] and all(n.startswith(f'backbone.blocks.{i}.') for n in by_layer[i + 1])
+    assert sorted(by_layer) == list(range(depth + 2))
+    frozen = sorted(n for n, p in named.items() if not p.requires_grad)
+    assert frozen == ['backbone.norm.bias', 'backbone.norm.weight']
+    assert 'backbone.rope_embed.periods' not in named  # a buffer: no group, loaded with the weights

@@ -178,3 +178,33 @@ def test_get_intermediate_layers_refuses_bad_requests():
         vit.get_intermediate_layers(torch.randn(1, 3, 32, 32), n=[2])
     with pytest.raises(ValueError, match='final_norm=True'):
         vit.get_intermediate_layers(torch.randn(1, 3, 32, 32), n=1, norm=True)
+
+
+@pytest.mark.parametrize('size, arch', [('s', 'S'), ('b', 'B'), ('l', 'L')])
+def test_dinov3_configs_build_the_hub_vit(size, arch, dinov3_archs):
+    """The config's ViT is the hub's: every ViT argument equals the hub table's."""
+    import inspect
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov3-adapter-{size}_fpn_3x_coco.py')
+    defaults = {k: p.default for k, p in inspect.signature(ViTAdapter).parameters.items()}
+    backbone = dict(defaults, **cfg.model.backbone)
+    for key, value in dinov3_archs[1](arch).items():
+        if key == 'rope_cfg':
+            assert {k: backbone[key][k] for k in value} == value
+        else:
+            assert backbone[key] == value, key
+    with torch.device('meta'):
+        model = ViTAdapter(**{k: v for k, v in cfg.model.backbone.items() if k not in ('type', 'pretrained')})
+    head_dim = model.embed_dim // backbone['num_heads']
+    assert model.num_prefix_tokens == 5 and model.rope_embed.periods.shape == (head_dim // 4,)
+
+
+@pytest.mark.parametrize('size', ['s', 'b', 'l', 'g'])
+def test_reg4_configs_carry_the_registers(size):
+    from mmengine.config import Config
+    reg4 = Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov2-reg4-adapter-{size}_fpn_3x_coco.py').model.backbone
+    plain = Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov2-adapter-{size}_fpn_3x_coco.py').model.backbone
+    changed = {k for k in reg4 if reg4[k] != plain.get(k)}
+    assert changed == {'with_cls_token', 'num_register_tokens', 'final_norm', 'pretrained'}
+    assert reg4.num_register_tokens == 4 and f'vit{size}14_reg4' in reg4.pretrained

@@ -41,19 +41,24 @@ class LayerRule:
     ViT-Adapter's grouping.
 
     Args:
-        embedding_names (sequence[str]): layer 0 (patch and position embeddings, tokens).
+        embedding_names (sequence[str]): layer 0 (patch and position embeddings, the class token and
+            DINOv2 reg4's / DINOv3's register tokens; DINOv3's RoPE periods are a buffer, named so
+            that a RoPE made trainable would land here too).
         block_prefix (str): the ViT's block list: ``{block_prefix}.{i}.*`` is layer i + 1.
         adapter_names (sequence[str]): backbone parts outside the ViT, at layer num_layers + 1 with
-            the neck and heads (the base lr).
+            the neck and heads (the base lr); also the ViT's final ``norm`` (after the last block;
+            frozen in ViTAdapter, whose forward does not use it).
     """
 
     def __init__(self,
                  embedding_names: Sequence[str] = ('backbone.cls_token', 'backbone.mask_token',
-                                                   'backbone.pos_embed', 'backbone.patch_embed'),
+                                                   'backbone.pos_embed', 'backbone.patch_embed',
+                                                   'backbone.register_tokens', 'backbone.rope_embed'),
                  block_prefix: str = 'backbone.blocks',
                  adapter_names: Sequence[str] = ('backbone.level_embed', 'backbone.spm',
                                                  'backbone.interactions', 'backbone.up', 'backbone.norm1',
-                                                 'backbone.norm2', 'backbone.norm3', 'backbone.norm4')):
+                                                 'backbone.norm2', 'backbone.norm3', 'backbone.norm4',
+                                                 'backbone.norm')):
         for key, value in (('embedding_names', embedding_names), ('adapter_names', adapter_names)):
             if isinstance(value, str) or not all(isinstance(n, str) for n in value):
                 raise TypeError(f'LayerRule: {key}={value!r} must be a list of parameter or module names')
