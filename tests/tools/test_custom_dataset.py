@@ -129,8 +129,8 @@ def test_custom_config_fine_tunes_on_another_number_of_classes(tiny_config, tool
 
 
 def test_data_root_option_moves_every_path(tmp_path):
-    cfg = load_config(CUSTOM, cfg_options={'data_root': '/data/mine',
-                                          'test_evaluator.ann_file': '/elsewhere/test.json'})
+    options = {'data_root': '/data/mine', 'test_evaluator.ann_file': '/elsewhere/test.json'}
+    cfg = load_config(CUSTOM, cfg_options=options)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[loader].dataset.data_root == '/data/mine/'
     assert cfg.val_evaluator.ann_file == '/data/mine/annotations/val.json'

@@ -39,7 +39,7 @@ def trained(tmp_path_factory, tiny_config, tiny_coco, tool):
 
 
 def test_image_demo_gives_the_detections_of_the_test_tool(trained, tiny_config, tiny_coco, tool,
-                                                           tmp_path):
+                                                          tmp_path):
     pkl = tmp_path / 'predictions.pkl'
     tool('test.py', tiny_config, trained, '--work-dir', tmp_path / 'test', '--out', pkl,
          data=tiny_coco)
