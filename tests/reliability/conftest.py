@@ -1,6 +1,5 @@
 """Helpers of the reliability tests: tiny COCO datasets written on the fly, the tiny config."""
 import contextlib
-import json
 import os
 import sys
 import uuid
@@ -9,12 +8,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TINY_CONFIG = HERE / 'tiny_config.py'
-CLASSES = ('circle', 'triangle', 'rectangle', 'star')  # the tiny config's
+
+
+def load_tool(relative_path):
+    """Import a script under tools/ (not a package) as a module, to call its ``main(argv)``; also
+    loads test helper modules (importlib import mode cannot import them by name)."""
+    import importlib.util
+    name = 'reliability_tool_' + Path(relative_path).stem
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+coco = load_tool('tests/coco_data.py')
+CLASSES, write_split = coco.CLASSES, coco.write_split  # the tiny config's classes
 
 
 def rect_ann(ann_id, category_id, box):
@@ -22,46 +36,6 @@ def rect_ann(ann_id, category_id, box):
     x, y, w, h = box
     return dict(id=ann_id, category_id=category_id, bbox=list(box), area=float(w * h),
                 iscrowd=0, segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]])
-
-
-def draw(width, height, boxes, seed):
-    """An RGB image with a noisy background and a filled rectangle per box."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
-    for i, (x, y, w, h) in enumerate(boxes):
-        colour = (200, 60, 60) if i % 2 == 0 else (60, 200, 60)
-        pixels[int(y):int(y + h), int(x):int(x + w)] = colour
-    return Image.fromarray(pixels)
-
-
-def write_split(root, split, entries):
-    """Write ``root/split/*.png`` and ``root/annotations/instances_split.json``.
-
-    Args:
-        entries (list[dict]): per image ``name``, ``size`` (w, h), ``anns`` (annotation dicts
-            without image_id), optional ``image`` (a PIL image to save instead of a drawn one) and
-            ``json_size`` (w, h written to the json instead of ``size``).
-    """
-    root = Path(root)
-    (root / split).mkdir(parents=True, exist_ok=True)
-    (root / 'annotations').mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
-    for img_id, entry in enumerate(entries, start=1):
-        width, height = entry['size']
-        image = entry.get('image')
-        if image is None:
-            boxes = [a['bbox'] for a in entry['anns'] if len(a['bbox']) == 4
-                     and all(isinstance(v, (int, float)) for v in a['bbox'])]
-            image = draw(width, height, boxes, seed=img_id)
-        if image is not False:
-            image.save(root / split / entry['name'], exif=entry.get('exif', b''))
-        json_w, json_h = entry.get('json_size', (width, height))
-        images.append(dict(id=img_id, file_name=entry['name'], width=json_w, height=json_h))
-        annotations += [dict(ann, image_id=img_id) for ann in entry['anns']]
-    categories = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
-    with open(root / 'annotations' / f'instances_{split}.json', 'w') as f:
-        json.dump(dict(images=images, annotations=annotations, categories=categories), f)
-    return root
 
 
 def simple_entries(num, size=64, seed=0, prefix='img'):
@@ -133,18 +107,6 @@ def build_runner(cfg):
     from mmdet.registry import RUNNERS
     from mmengine.runner import Runner
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-
-
-def load_tool(relative_path):
-    """Import a script under tools/ (not a package) as a module, to call its ``main(argv)``."""
-    import importlib.util
-    name = 'reliability_tool_' + Path(relative_path).stem
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def run_python(args, cwd=REPO, env=None, timeout=240):

@@ -1,6 +1,6 @@
 """Fixtures for the tool tests: a tiny COCO-format dataset and the command-line options that point
 tests/tools/tiny_config.py at it."""
-import json
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,8 +13,13 @@ from pycocotools import mask as mask_utils
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = str(ROOT / 'tests' / 'tools' / 'tiny_config.py')
-CLASSES = ('circle', 'triangle', 'rectangle', 'star')
 IMG_SIZE = 96
+
+# importlib import mode cannot import tests/coco_data.py by name: loaded from its path
+_spec = importlib.util.spec_from_file_location('tools_tests_coco_data',
+                                               ROOT / 'tests' / 'coco_data.py')
+coco = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(coco)
 
 
 def _big_shape_image(rng, category_id):
@@ -45,19 +50,13 @@ def _big_shape_image(rng, category_id):
 def write_tiny_coco(root, splits=(('train', 8), ('val', 4)), seed=0):
     """Write ``root/annotations/instances_{split}.json`` and ``root/{split}/*.png``."""
     rng = np.random.default_rng(seed)
-    categories = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
     for split, count in splits:
-        (root / split).mkdir(parents=True, exist_ok=True)
-        images, annotations = [], []
+        entries = []
         for i in range(count):
             img, ann = _big_shape_image(rng, category_id=1 + i % 3)
-            name = f'{i:06d}.png'
-            img.save(root / split / name)
-            images.append(dict(id=i + 1, file_name=name, width=IMG_SIZE, height=IMG_SIZE))
-            annotations.append(dict(ann, id=i + 1, image_id=i + 1))
-        (root / 'annotations').mkdir(exist_ok=True)
-        (root / 'annotations' / f'instances_{split}.json').write_text(json.dumps(
-            dict(images=images, annotations=annotations, categories=categories)))
+            entries.append(dict(name=f'{i:06d}.png', size=(IMG_SIZE, IMG_SIZE), image=img,
+                                anns=[dict(ann, id=i + 1)]))
+        coco.write_split(root, split, entries)
     return root
 
 
@@ -101,3 +100,9 @@ def tool():
 @pytest.fixture(scope='session')
 def tiny_config():
     return TINY_CONFIG
+
+
+@pytest.fixture(scope='session')
+def classes():
+    """The shapes classes: the tiny config's, label index -> name."""
+    return coco.CLASSES

@@ -84,7 +84,7 @@ def _cocoeval(ann_file, predictions, classes, iou_type):
     return evaluator.stats[:6]
 
 
-def test_test_tool_ap_equals_cocoeval_on_its_dump(dist_run, tiny_config, tiny_coco, tool,
+def test_test_tool_ap_equals_cocoeval_on_its_dump(dist_run, tiny_config, tiny_coco, tool, classes,
                                                    tmp_path):
     train_dir, _ = dist_run
     pkl = tmp_path / 'predictions.pkl'
@@ -97,7 +97,6 @@ def test_test_tool_ap_equals_cocoeval_on_its_dump(dist_run, tiny_config, tiny_co
     reported = _logged_metrics(tmp_path)
     predictions = pickle.loads(pkl.read_bytes())
     assert len(predictions) == 4 and len(list((tmp_path / 'vis').glob('*.png'))) == 4
-    classes = ('circle', 'triangle', 'rectangle', 'star')
     ann_file = tiny_coco / 'annotations' / 'instances_val.json'
     for kind in ('bbox', 'segm'):
         stats = _cocoeval(ann_file, predictions, classes, kind)

@@ -168,12 +168,27 @@ def make_split(root, split, num_images, img_size, seed):
                 segmentation=dict(size=rle['size'], counts=rle['counts'].decode('ascii')),
                 area=int(visible.sum()), bbox=[float(v) for v in mask_utils.toBbox(rle)],
                 iscrowd=0))
+    write_annotations(root, split, images, annotations,
+                      info=dict(description=f'{GENERATOR}, seed {seed}'))
+
+
+def write_annotations(root, split, images, annotations, **fields):
+    """Write ROOT/annotations/instances_<split>.json with CLASSES as its categories (ids from 1).
+
+    The tests write their COCO-format datasets with it too, so that every dataset of this
+    project's tests and demo has the same classes and layout.
+
+    Args:
+        root (Path): dataset root.
+        split (str): 'train' or 'val'.
+        images (list[dict]): COCO image records (id, file_name, width, height).
+        annotations (list[dict]): COCO annotation records.
+        fields: further top-level keys, written before the others (e.g. ``info``).
+    """
     categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(CLASSES)]
-    coco = dict(info=dict(description=f'{GENERATOR}, seed {seed}'), images=images,
-                annotations=annotations, categories=categories)
-    (root / 'annotations').mkdir(exist_ok=True)
+    (root / 'annotations').mkdir(parents=True, exist_ok=True)
     with open(root / 'annotations' / f'instances_{split}.json', 'w') as f:
-        json.dump(coco, f)
+        json.dump(dict(fields, images=images, annotations=annotations, categories=categories), f)
 
 
 def read_meta(out):

@@ -1,0 +1,59 @@
+"""COCO-format datasets for the tests, with the classes and the file layout of the shapes dataset.
+
+The class list and the annotation file writer are those of ``tools/misc/make_shapes_dataset.py``
+(``CLASSES``, ``write_annotations``), so the tests, the tiny config and the demo share them. The
+tests run in pytest's importlib mode, where a folder's conftest cannot import this file by name:
+the conftests load it from its path and hand it on (``h.write_split``, the ``tiny_coco`` fixture).
+"""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+_spec = importlib.util.spec_from_file_location(
+    'tests_coco_data_shapes', REPO / 'tools' / 'misc' / 'make_shapes_dataset.py')
+shapes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shapes)
+CLASSES = shapes.CLASSES
+
+
+def draw(width, height, boxes, seed):
+    """An RGB image with a noisy background and a filled rectangle per box."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    for i, (x, y, w, h) in enumerate(boxes):
+        colour = (200, 60, 60) if i % 2 == 0 else (60, 200, 60)
+        pixels[int(y):int(y + h), int(x):int(x + w)] = colour
+    return Image.fromarray(pixels)
+
+
+def write_split(root, split, entries):
+    """Write ``root/split/*.png`` and ``root/annotations/instances_split.json``; image ids count
+    from 1 in the order of ``entries``.
+
+    Args:
+        entries (list[dict]): per image ``name``, ``size`` (w, h), ``anns`` (annotation dicts
+            without image_id), optional ``image`` (a PIL image to save instead of a drawn one, or
+            False to write no file), ``exif`` (bytes saved with the image) and ``json_size``
+            (w, h written to the json instead of ``size``).
+    """
+    root = Path(root)
+    (root / split).mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for img_id, entry in enumerate(entries, start=1):
+        width, height = entry['size']
+        image = entry.get('image')
+        if image is None:
+            boxes = [a['bbox'] for a in entry['anns'] if len(a['bbox']) == 4
+                     and all(isinstance(v, (int, float)) for v in a['bbox'])]
+            image = draw(width, height, boxes, seed=img_id)
+        if image is not False:
+            image.save(root / split / entry['name'], exif=entry.get('exif', b''))
+        json_w, json_h = entry.get('json_size', (width, height))
+        images.append(dict(id=img_id, file_name=entry['name'], width=json_w, height=json_h))
+        annotations += [dict(ann, image_id=img_id) for ann in entry['anns']]
+    shapes.write_annotations(root, split, images, annotations)
+    return root
