@@ -11,7 +11,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-TINY_CONFIG = HERE / 'tiny_config.py'
+TINY_CONFIG = REPO / 'tests' / 'tools' / 'tiny_config.py'
 
 
 def load_tool(relative_path):

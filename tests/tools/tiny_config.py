@@ -1,6 +1,7 @@
 # The ViT-Adapter-S config shrunk so that tools/train.py and tools/test.py run in seconds on a CPU:
 # the same code path (ViTAdapter with interactions, FPN, Mask R-CNN, layer-decay AdamW, CocoMetric),
-# tiny widths, 96-pixel images. Tests set the data paths and the work dir with --cfg-options.
+# tiny widths, 96-pixel images. The tools, reliability and engine tests share it; they set the data
+# paths and the work dir with --cfg-options.
 # `classes`: the CLASSES of tools/misc/make_shapes_dataset.py (tests/tools/test_tiny_config.py).
 _base_ = '../../configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
 
@@ -36,16 +37,17 @@ train_pipeline = [
 # the base test pipeline, at the images' own 96 pixels instead of 1333x800
 test_pipeline = [{**t, 'scale': (96, 96)} if t['type'] == 'Resize' else t
                  for t in _base_.test_pipeline]
+# serialize_data=False saves a gc.collect() per dataset (seconds in a long test process)
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
-                 pipeline=train_pipeline))
+                 pipeline=train_pipeline, serialize_data=False))
 val_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
-                 pipeline=test_pipeline))
+                 pipeline=test_pipeline, serialize_data=False))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
