@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo test clean-venv offline-check
 
 # .venv is (re)built when missing or older than what defines it.
 setup: $(STAMP)
@@ -17,6 +17,12 @@ demo: $(STAMP)
 # The whole test suite.
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Not part of `test`: tools/gpu/'s offline install, end to end on this CPU (wheelhouse, a node-like venv,
+# install with pip --no-index, check.sh --cpu). The first run compiles mmcv's CPU ops (minutes); the
+# built wheel is cached. OFFLINE_CHECK_FRESH=1 compiles again.
+offline-check: $(STAMP)
+	nice -n 10 bash tools/gpu/offline_check.sh
 
 clean-venv:
 	rm -rf $(VENV)

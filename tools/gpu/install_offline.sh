@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Install this project, with no network, into a Python that already holds torch (>= 2.8; a CUDA
+# build on a GPU node), from a folder made by tools/gpu/make_wheelhouse.sh:
+#   1. check the wheelhouse against its MANIFEST (sha256);
+#   2. pip install --no-index its wheels, --no-deps so torch is never replaced (a requirement on
+#      opencv-python is met by the node's opencv-python-headless: same cv2);
+#   3. build onedl-mmcv's compiled ops from its source archive, CUDA ops for the local GPU's
+#      architecture only (TORCH_CUDA_ARCH_LIST from torch.cuda.get_device_capability()), MAX_JOBS =
+#      cores; the wheel is cached, keyed by torch, Python, CUDA and architecture, so a second
+#      install compiles nothing;
+#   4. install this package (editable, --no-deps) and check that mmcv.ops imports and runs its
+#      ops on the GPU (with --cpu or without CUDA: on the CPU).
+#
+# usage: tools/gpu/install_offline.sh WHEELHOUSE [--python PY] [--cpu] [--cache DIR] [--jobs N]
+#                                     [--dry-run]
+#   --python PY   the interpreter to install into (default: python3 on PATH)
+#   --cpu         build mmcv's CPU ops only (automatic when torch sees no CUDA device)
+#   --cache DIR   built-wheel cache (default ${MMDET_DINOV2_CACHE:-~/.cache/mmdet-dinov2}/wheels,
+#                 the cache tools/setup_env.sh uses too)
+#   --dry-run     print the plan (cache key, build settings, packages) and change nothing
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+WH=""
+PY=python3
+MODE=auto
+CACHE=${MMDET_DINOV2_CACHE:-$HOME/.cache/mmdet-dinov2}/wheels
+JOBS=$(nproc)
+DRY_RUN=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --python) PY=$2; shift 2 ;;
+        --cpu) MODE=cpu; shift ;;
+        --cache) CACHE=$2; shift 2 ;;
+        --jobs) JOBS=$2; shift 2 ;;
+        --dry-run) DRY_RUN=1; shift ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "!! unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) [[ -z "$WH" ]] || { echo "!! one WHEELHOUSE only (got '$WH' and '$1')" >&2; exit 2; }
+           WH=$1; shift ;;
+    esac
+done
+[[ -n "$WH" ]] || { echo "usage: $0 WHEELHOUSE [--python PY] [--cpu] [--cache DIR] [--jobs N] [--dry-run]" >&2; exit 2; }
+[[ -d "$WH" ]] || { echo "!! no folder $WH (make it with tools/gpu/make_wheelhouse.sh)" >&2; exit 2; }
+WH=$(cd "$WH" && pwd)
+[[ -f "$WH/MANIFEST" ]] || { echo "!! $WH has no MANIFEST: make it with tools/gpu/make_wheelhouse.sh" >&2; exit 2; }
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "!! --jobs takes a positive number (got '$JOBS')" >&2; exit 2; }
+
+T0=$(date +%s)
+STEP_T0=$T0
+step() { STEP_T0=$(date +%s); echo "==> [install] $*"; }
+done_step() { echo "    done in $(($(date +%s) - STEP_T0)) s"; }
+
+step "the target Python and its torch"
+command -v "$PY" >/dev/null || { echo "!! no interpreter '$PY' (--python)" >&2; exit 2; }
+# torch version, Python tag, CUDA tag, architecture (e.g. 9.0 / sm90), pip's site
+read -r TORCH_VER PY_TAG CUDA_TAG ARCH SM < <("$PY" - "$MODE" 2>/dev/null <<'PYEOF' || echo "FAIL"
+import sys
+try:
+    import torch
+except ImportError:
+    print('MISSING'); sys.exit()
+from torch.utils.cpp_extension import CUDA_HOME
+version = torch.__version__.split('+')[0]
+major, minor = (int(x) for x in version.split('.')[:2])
+if (major, minor) < (2, 8):
+    print('OLD', torch.__version__); sys.exit()
+cuda = 'cpu'
+arch = sm = '-'
+if sys.argv[1] != 'cpu' and torch.version.cuda and CUDA_HOME and torch.cuda.is_available():
+    cuda = 'cu' + torch.version.cuda.replace('.', '')
+    cap = torch.cuda.get_device_capability()
+    arch, sm = f'{cap[0]}.{cap[1]}', f'sm{cap[0]}{cap[1]}'
+print(torch.__version__.replace('+', '_'), f'cp{sys.version_info.major}{sys.version_info.minor}',
+      cuda, arch, sm)
+PYEOF
+)
+case "$TORCH_VER" in
+    MISSING) echo "!! $PY has no torch: install the node's CUDA build of torch (>= 2.8) first; this script never installs torch" >&2; exit 1 ;;
+    OLD) echo "!! $PY has torch $PY_TAG; >= 2.8 is needed (this script never replaces torch)" >&2; exit 1 ;;
+    FAIL|"") echo "!! could not inspect torch in $PY" >&2; exit 1 ;;
+esac
+WH_PY=$(sed -n 's/^# python \([0-9.]*\).*/\1/p' "$WH/MANIFEST")
+if [[ -n "$WH_PY" && "cp${WH_PY/./}" != "$PY_TAG" ]]; then
+    echo "!! $WH was made for Python $WH_PY; $PY is $PY_TAG: tools/gpu/make_wheelhouse.sh --python ${PY_TAG:2:1}.${PY_TAG:3}" >&2
+    exit 1
+fi
+KEY=torch-$TORCH_VER-$PY_TAG-$CUDA_TAG
+[[ "$CUDA_TAG" != cpu ]] && KEY=$KEY-$SM
+WHEEL_DIR=$CACHE/onedl-mmcv-2.3.6/$KEY
+SDIST=$(ls "$WH"/onedl_mmcv-*.tar.gz 2>/dev/null | head -1)
+[[ -n "$SDIST" ]] || { echo "!! $WH has no onedl_mmcv-*.tar.gz" >&2; exit 1; }
+MMCV_VERSION=$(basename "$SDIST" .tar.gz); MMCV_VERSION=${MMCV_VERSION#onedl_mmcv-}
+WHEEL_DIR=$CACHE/onedl-mmcv-$MMCV_VERSION/$KEY
+mapfile -t WHEELS < <(ls "$WH"/*.whl)
+echo "    python $("$PY" -c 'import sys; print(sys.executable)') ($PY_TAG), torch $TORCH_VER, ops: $CUDA_TAG${ARCH/-/}"
+echo "    mmcv $MMCV_VERSION wheel cache: $WHEEL_DIR ($(compgen -G "$WHEEL_DIR/*.whl" >/dev/null && echo 'hit: nothing to compile' || echo 'miss: compile'))"
+echo "    build: MAX_JOBS=$JOBS$([[ "$CUDA_TAG" != cpu ]] && echo " FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$ARCH" || echo ' FORCE_CUDA=0 (CPU ops)')"
+echo "    wheels (${#WHEELS[@]}): $(for w in "${WHEELS[@]}"; do basename "$w"; done | tr '\n' ' ')"
+if [[ "$DRY_RUN" == 1 ]]; then
+    echo "    dry run: nothing installed"
+    exit 0
+fi
+done_step
+
+# --isolated: no pip configuration (no index mirror, no find-links) reaches this install.
+PIP=("$PY" -m pip --isolated --disable-pip-version-check)
+
+step "verify the wheelhouse against its MANIFEST"
+"$PY" "$HERE/wheelhouse.py" verify "$WH"
+done_step
+
+step "install the wheelhouse (no index, no dependencies: torch stays $TORCH_VER)"
+"${PIP[@]}" install -q --no-index --no-deps --find-links "$WH" "${WHEELS[@]}"
+# pip check, less the one requirement the headless OpenCV meets under another name; only the
+# wheelhouse's own packages count (the node's other packages are not ours to judge).
+if "${PIP[@]}" check 2>&1 | grep -v 'requires opencv-python,' \
+        | awk -v names="$(awk '!/^#/{print $1}' "$WH/MANIFEST")" '
+            BEGIN { split(names, a, " "); for (i in a) ours[a[i]] = 1 }
+            { k = tolower($1); gsub(/[_.]/, "-", k); if (k in ours) { print; bad = 1 } }
+            END { exit !bad }' >&2; then
+    echo "!! a wheelhouse package lacks a requirement (above): add it to tools/gpu/wheelhouse.txt" >&2; exit 1
+fi
+"$PY" -c 'import cv2' 2>/dev/null || { echo "!! no cv2 in $PY: the node should have opencv-python-headless" >&2; exit 1; }
+done_step
+
+step "onedl-mmcv $MMCV_VERSION with compiled ops ($KEY)"
+if compgen -G "$WHEEL_DIR/*.whl" >/dev/null; then
+    echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
+else
+    mkdir -p "$CACHE"
+    BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
+    trap 'rm -rf "$BUILD"' EXIT
+    # onedl-mmcv's setup.py hard-codes -std=c++17 for its C++ units; recent torch headers need
+    # C++20. Debug info is dropped (-g makes each unit 2.5x slower). nvcc's host compiler is left
+    # alone in a CUDA build: only ninja's `c++` is wrapped there.
+    mkdir -p "$BUILD/bin"
+    wrapped=(c++)
+    [[ "$CUDA_TAG" == cpu ]] && wrapped+=(g++)
+    for cc in "${wrapped[@]}"; do
+        cat > "$BUILD/bin/$cc" <<WRAP
+#!/usr/bin/env bash
+args=()
+for a in "\$@"; do
+    case "\$a" in
+        -std=c++17) args+=(-std=c++20) ;;
+        -g|-g[0-9]|-ggdb*) ;;
+        *) args+=("\$a") ;;
+    esac
+done
+exec $(command -v "$cc") "\${args[@]}"
+WRAP
+        chmod +x "$BUILD/bin/$cc"
+    done
+    export MMCV_WITH_OPS=1 MAX_JOBS=$JOBS
+    if [[ "$CUDA_TAG" == cpu ]]; then
+        export FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=""   # CPU ops even where a GPU exists (--cpu)
+    else
+        export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$ARCH
+    fi
+    LOG=$BUILD/build-mmcv.log
+    echo "    compiling (MAX_JOBS=$MAX_JOBS, FORCE_CUDA=$FORCE_CUDA${TORCH_CUDA_ARCH_LIST:+, TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST}); log: $CACHE/build-mmcv-$KEY.log"
+    # shellcheck source=tools/lib/build_eta.sh
+    source "$ROOT/tools/lib/build_eta.sh"
+    # its own process group (setsid), so that a failure or Ctrl-C here stops every compiler too
+    PATH="$BUILD/bin:$PATH" CXX="$BUILD/bin/c++" setsid "${PIP[@]}" wheel -v --no-index \
+        --no-build-isolation --no-deps -w "$BUILD/wheel" "$SDIST" >"$LOG" 2>&1 &
+    build_pid=$!
+    trap 'kill -- -"$build_pid" 2>/dev/null; rm -rf "$BUILD"' EXIT
+    trap 'exit 130' INT TERM
+    watch_build "$build_pid" "$LOG" "${BUILD_PROGRESS_INTERVAL:-30}" || true
+    if ! wait "$build_pid"; then
+        cp "$LOG" "$CACHE/build-mmcv-$KEY.log"; tail -30 "$LOG" >&2
+        echo "!! mmcv build failed; whole log: $CACHE/build-mmcv-$KEY.log" >&2; exit 1
+    fi
+    cp "$LOG" "$CACHE/build-mmcv-$KEY.log"
+    # Publish atomically: a killed build never leaves a half wheel in the cache.
+    mkdir -p "$(dirname "$WHEEL_DIR")"
+    rm -rf "$WHEEL_DIR.tmp" && mv "$BUILD/wheel" "$WHEEL_DIR.tmp" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
+    echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
+fi
+"${PIP[@]}" install -q --no-index --no-deps --force-reinstall "$WHEEL_DIR"/*.whl
+done_step
+
+step "install mmdet_dinov2 (editable, no dependencies)"
+"${PIP[@]}" install -q --no-index --no-deps --no-build-isolation -e "$ROOT"
+done_step
+
+step "check: mmcv.ops runs$([[ "$CUDA_TAG" != cpu ]] && echo ' on the GPU' || echo ' on the CPU')"
+"$PY" - "$CUDA_TAG" "$TORCH_VER" <<'PYEOF' 2>&1 | grep -v 'Could not import OneDL'
+import sys
+import torch
+import mmcv, mmengine, mmdet, mmdet_dinov2  # noqa: F401
+from mmcv.ops import nms, roi_align
+assert torch.__version__.replace('+', '_') == sys.argv[2], f'torch changed: {torch.__version__}'
+device = 'cpu' if sys.argv[1] == 'cpu' else 'cuda'
+boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.], [50., 50., 60., 60.]], device=device)
+scores = torch.tensor([0.9, 0.8, 0.7], device=device)
+_, keep = nms(boxes, scores, iou_threshold=0.5)
+assert keep.tolist() == [0, 2], keep
+feat = torch.arange(64., device=device).reshape(1, 1, 8, 8)
+rois = torch.tensor([[0., 0., 0., 7., 7.]], device=device)
+out = roi_align(feat, rois, (2, 2), 1.0, 2, 'avg', True)
+assert out.shape == (1, 1, 2, 2) and torch.isfinite(out).all()
+msg = f'nms and roi_align ran on {device}'
+if device == 'cuda':
+    from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttnFunction,
+                                                  multi_scale_deformable_attn_pytorch)
+    shapes = torch.tensor([[8, 8], [4, 4]], device=device)
+    start = torch.cat((shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]))
+    g = torch.Generator(device).manual_seed(0)
+    value = torch.rand(1, 80, 2, 8, device=device, generator=g)
+    loc = torch.rand(1, 5, 2, 2, 4, 2, device=device, generator=g)
+    attn = torch.rand(1, 5, 2, 2, 4, device=device, generator=g).softmax(-1)
+    got = MultiScaleDeformableAttnFunction.apply(value, shapes, start, loc, attn, 64)
+    ref = multi_scale_deformable_attn_pytorch(value, shapes, loc, attn)
+    assert torch.allclose(got, ref, atol=1e-5), (got - ref).abs().max()
+    msg += ', multi-scale deformable attention matches its PyTorch form'
+print(f'    mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, '
+      f'torch {torch.__version__}: {msg}')
+PYEOF
+done_step
+echo "==> [install] finished in $(($(date +%s) - T0)) s"
