@@ -261,3 +261,16 @@ def test_benchmark_table_shows_numbers_oom_and_errors():
     assert lines[-2].startswith('| g | bf16 | on | 2 | OOM |')
     assert 'not run' in lines[-1]
     assert all(line.count('|') == lines[2].count('|') for line in lines[2:])
+
+
+def test_needed_skips_what_is_installed_at_that_version_or_newer(tmp_path):
+    import pytest as installed
+    (tmp_path / 'MANIFEST').write_text(
+        '# python 3.12\n'
+        f'pytest 0.1 {"0" * 64} pytest-0.1-py3-none-any.whl\n'          # older than ours: kept
+        f'pytest 999.0 {"0" * 64} pytest-999.0-py3-none-any.whl\n'      # newer: installed
+        f'tinybeta 2.1 {"0" * 64} tinybeta-2.1-py3-none-any.whl\n'      # absent: installed
+        f'onedl-mmcv 2.3.6 {"0" * 64} onedl_mmcv-2.3.6.tar.gz\n')       # built, not pip-installed
+    assert installed.__version__ < '999'
+    assert [Path(p).name for p in wheelhouse.needed(tmp_path)] == ['pytest-999.0-py3-none-any.whl',
+                                                                   'tinybeta-2.1-py3-none-any.whl']

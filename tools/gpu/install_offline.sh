@@ -112,7 +112,14 @@ step "verify the wheelhouse against its MANIFEST"
 done_step
 
 step "install the wheelhouse (no index, no dependencies: torch stays $TORCH_VER)"
-"${PIP[@]}" install -q --no-index --no-deps --find-links "$WH" "${WHEELS[@]}"
+# only what the interpreter lacks or has older: a node's newer setuptools or platformdirs stays
+mapfile -t NEEDED < <("$PY" "$HERE/wheelhouse.py" needed "$WH")
+if [[ ${#NEEDED[@]} -gt 0 && -n "${NEEDED[0]}" ]]; then
+    echo "    ${#NEEDED[@]} of ${#WHEELS[@]} wheels to install"
+    "${PIP[@]}" install -q --no-index --no-deps --find-links "$WH" "${NEEDED[@]}"
+else
+    echo "    all ${#WHEELS[@]} already installed"
+fi
 # pip check, less the one requirement the headless OpenCV meets under another name; only the
 # wheelhouse's own packages count (the node's other packages are not ours to judge).
 if "${PIP[@]}" check 2>&1 | grep -v 'requires opencv-python,' \

@@ -5,6 +5,8 @@
     python wheelhouse.py closure WHEELHOUSE --python 3.12 --node-packages FILE
                                                       fail when a wheel needs a package that is
                                                       neither in the wheelhouse nor on the node
+    PY wheelhouse.py needed WHEELHOUSE                the wheels PY lacks (not installed, or older):
+                                                      a node's newer setuptools is not downgraded
 
 Standard library only (plus `packaging` for closure, which pip itself vendors), so it runs on the
 GPU node before anything is installed.
@@ -115,9 +117,34 @@ def closure(wheelhouse, python, node_packages):
     return missing
 
 
+def _version_class():
+    try:
+        from packaging.version import Version
+    except ImportError:  # the node's pip always carries it
+        from pip._vendor.packaging.version import Version
+    return Version
+
+
+def needed(wheelhouse):
+    """The wheels of the wheelhouse this interpreter lacks or has at an older version."""
+    from importlib import metadata
+    Version = _version_class()
+    paths = []
+    for name, version, _, filename in read_manifest(wheelhouse):
+        if not filename.endswith('.whl'):
+            continue
+        try:
+            if Version(metadata.version(name)) >= Version(version):
+                continue
+        except metadata.PackageNotFoundError:
+            pass
+        paths.append(str(Path(wheelhouse) / filename))
+    return paths
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('command', choices=['manifest', 'verify', 'closure'])
+    parser.add_argument('command', choices=['manifest', 'verify', 'closure', 'needed'])
     parser.add_argument('wheelhouse')
     parser.add_argument('--python', default='3.12', help='target Python: MANIFEST header, markers (closure)')
     parser.add_argument('--node-packages', help='list of packages the target already has (closure)')
@@ -126,6 +153,9 @@ def main(argv=None):
         for line in write_manifest(args.wheelhouse, args.python):
             name, version, digest, filename = line.split()
             print(f'    {name:28s} {version:12s} {digest[:16]}…  {filename}')
+        return 0
+    if args.command == 'needed':
+        print('\n'.join(needed(args.wheelhouse)))
         return 0
     if args.command == 'verify':
         problems = verify(args.wheelhouse)
