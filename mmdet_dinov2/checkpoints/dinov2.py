@@ -22,7 +22,8 @@ from mmengine.logging import MMLogger
 
 from .compare import non_finite_tensors
 from .dinov3 import (DINOV3_FORMATS, UNUSED_REASONS as DINOV3_UNUSED_REASONS, convert_dinov3,
-                     convert_dinov3_timm, dinov3_variant, is_dinov3, is_dinov3_convnext, is_dinov3_timm)
+                     convert_dinov3_adapter, convert_dinov3_timm, dinov3_variant, is_dinov3,
+                     is_dinov3_adapter, is_dinov3_convnext, is_dinov3_timm)
 from .io import CheckpointError, load_state_dict_file
 
 __all__ = ['RESAMPLE_METHODS', 'config_to_use', 'detect_format', 'convert_dinov2', 'strip_prefix',
@@ -76,7 +77,8 @@ def detect_format(state_dict):
     Returns:
         str: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel, ``ls1.gamma``), ``'dinov3'``
         (an official DINOv3 ViT file: ``storage_tokens``, ``rope_embed.periods``), ``'dinov3_timm'``
-        (timm's ``vit_*_patch16_dinov3``), ``'dinov2_converted'`` (a plain ViT in the ViTAdapter's
+        (timm's ``vit_*_patch16_dinov3``), ``'dinov3_adapter'`` (the official DINOv3_Adapter:
+        ViT under ``backbone.``, adapter beside it), ``'dinov2_converted'`` (a plain ViT in the ViTAdapter's
         names, e.g. the output of ``tools/convert_14to16.py``), ``'vit_adapter_detector'`` (a whole detector, backbone
         under ``backbone.``) or ``'vit_adapter_backbone'`` (ViT + adapter).
 
@@ -85,6 +87,8 @@ def detect_format(state_dict):
             DINOv3's ConvNeXt).
     """
     keys = list(state_dict)
+    if is_dinov3_adapter(state_dict):
+        return 'dinov3_adapter'
     if any(key.startswith(DETECTOR_PREFIX) for key in keys):
         if DETECTOR_PREFIX + PATCH_KERNEL in state_dict:
             return 'vit_adapter_detector'
@@ -254,10 +258,14 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
         state_dict, conversion = convert_dinov2(state_dict, patch_size, method)
         notes += conversion
     elif fmt in DINOV3_FORMATS:
-        official = fmt == 'dinov3'
-        state_dict, conversion = (convert_dinov3 if official else convert_dinov3_timm)(state_dict)
-        notes += [f'{"official" if official else "timm"} DINOv3 {dinov3_variant(state_dict)} file'] + conversion
-        if not official:
+        convert = dict(dinov3=convert_dinov3, dinov3_timm=convert_dinov3_timm,
+                       dinov3_adapter=convert_dinov3_adapter)[fmt]
+        what = dict(dinov3='official DINOv3', dinov3_timm="timm's DINOv3",
+                    dinov3_adapter='official DINOv3_Adapter with a DINOv3')[fmt]
+        notes.append(f'{what} {dinov3_variant(state_dict)} file')
+        state_dict, conversion = convert(state_dict)
+        notes += conversion
+        if fmt == 'dinov3_timm':
             notes += _fill_from_model(state_dict, model_state)
         if tuple(state_dict[PATCH_KERNEL].shape[-2:]) != patch_size:
             raise ValueError(f'{path}: a DINOv3 patch kernel of {tuple(state_dict[PATCH_KERNEL].shape[-2:])} '
@@ -301,7 +309,8 @@ def config_to_use(family, dim):
 def _check_family(path, fmt, state_dict, model_state):
     """A DINOv3 file into a DINOv2 model and back, or a file without registers into a model with
     them: a ValueError naming the file and the config to use."""
-    dim = state_dict[PATCH_KERNEL].shape[0]
+    dim = (state_dict.get(PATCH_KERNEL) if PATCH_KERNEL in state_dict
+           else state_dict['backbone.' + PATCH_KERNEL]).shape[0]
     file_rope = fmt in DINOV3_FORMATS or 'rope_embed.periods' in state_dict
     model_rope = 'rope_embed.periods' in model_state
     if file_rope and not model_rope:
@@ -313,7 +322,8 @@ def _check_family(path, fmt, state_dict, model_state):
         family = 'dinov2_reg4' if 'register_tokens' in state_dict else 'dinov2'
         raise ValueError(f'{path} is a DINOv2 checkpoint (absolute position embedding) but the model is '
                          f'a DINOv3 ViT (RoPE): use {config_to_use(family, dim)}')
-    has_registers = any(key in state_dict for key in ('register_tokens', 'storage_tokens', 'reg_token'))
+    has_registers = any(key in state_dict for key in ('register_tokens', 'storage_tokens', 'reg_token',
+                                                      'backbone.storage_tokens'))
     if 'register_tokens' in model_state and not has_registers:
         raise ValueError(f'{path} has no register tokens but the model carries '
                          f'{model_state["register_tokens"].shape[1]} (num_register_tokens): use the '

@@ -20,9 +20,11 @@ from collections import Counter
 import torch
 
 __all__ = ['DINOV3_FORMATS', 'DINOV3_VARIANTS', 'is_dinov3', 'is_dinov3_timm', 'is_dinov3_convnext',
-           'convert_dinov3', 'convert_dinov3_timm', 'dinov3_variant']
+           'is_dinov3_adapter', 'convert_dinov3', 'convert_dinov3_timm', 'convert_dinov3_adapter',
+           'dinov3_variant']
 
-DINOV3_FORMATS = ('dinov3', 'dinov3_timm')
+DINOV3_FORMATS = ('dinov3', 'dinov3_timm', 'dinov3_adapter')
+ADAPTER_BACKBONE = 'backbone.'  # the official DINOv3_Adapter keeps its ViT as .backbone
 # embed_dim -> official name (S and S+ share 384: the FFN tells them apart)
 DINOV3_VARIANTS = {384: 'ViT-S/16 or S+/16', 768: 'ViT-B/16', 1024: 'ViT-L/16', 1280: 'ViT-H+/16',
                    4096: 'ViT-7B/16'}
@@ -52,6 +54,12 @@ def is_dinov3_timm(state_dict) -> bool:
             and any(key.endswith('.gamma_1') for key in state_dict))
 
 
+def is_dinov3_adapter(state_dict) -> bool:
+    """The official DINOv3_Adapter's state dict: a DINOv3 ViT under ``backbone.``, ``spm.*`` beside it."""
+    vit = {key[len(ADAPTER_BACKBONE):] for key in state_dict if key.startswith(ADAPTER_BACKBONE)}
+    return bool(vit) and is_dinov3(dict.fromkeys(vit)) and any(key.startswith('spm.') for key in state_dict)
+
+
 def is_dinov3_convnext(state_dict) -> bool:
     """A DINOv3 (or any) ConvNeXt: ``downsample_layers`` and ``stages``, no patch embedding."""
     return (any(key.startswith('downsample_layers.') for key in state_dict)
@@ -60,7 +68,8 @@ def is_dinov3_convnext(state_dict) -> bool:
 
 def dinov3_variant(state_dict) -> str:
     """'ViT-B/16', ... from the class token's width (S vs S+ from the FFN)."""
-    dim = int(state_dict['cls_token'].shape[-1])
+    cls = state_dict['cls_token'] if 'cls_token' in state_dict else state_dict[ADAPTER_BACKBONE + 'cls_token']
+    dim = int(cls.shape[-1])
     if dim == 384:
         swiglu = any('.mlp.w1.' in key or '.mlp.fc1_g.' in key for key in state_dict)
         return 'ViT-S+/16' if swiglu else 'ViT-S/16'
@@ -158,4 +167,30 @@ def convert_dinov3_timm(state_dict):
     if counts['qv']:
         notes.append(f'joined blocks.*.attn.q_bias, a zero k bias and v_bias into attn.qkv.bias '
                      f'({counts["qv"]} blocks)')
+    return converted, notes
+
+
+def convert_dinov3_adapter(state_dict, drop_unused=False):
+    """Convert the official DINOv3_Adapter's state dict to :class:`DINOv3Adapter`'s names.
+
+    Its ``backbone.*`` ViT goes through :func:`convert_dinov3` (names without ``backbone.``); the
+    adapter's own keys (``spm``, ``interactions``, ``up``, ``norm1..4``, ``level_embed``) are already
+    ours. ``drop_unused`` also drops ``local_cls_norm`` / ``cls_norm`` (for a strict load).
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+    """
+    if not is_dinov3_adapter(state_dict):
+        raise ValueError('convert_dinov3_adapter expects the official DINOv3_Adapter state dict '
+                         f'(backbone.storage_tokens, spm.*); keys look like {list(state_dict)[:6]}')
+    vit = {k[len(ADAPTER_BACKBONE):]: v for k, v in state_dict.items() if k.startswith(ADAPTER_BACKBONE)}
+    converted, notes = convert_dinov3(vit)
+    notes = ["took the ViT from the official DINOv3_Adapter's backbone.*"] + notes
+    if drop_unused:
+        dropped = [k for k in converted if k.startswith(('local_cls_norm.', 'cls_norm.'))]
+        for key in dropped:
+            del converted[key]
+        if dropped:
+            notes.append(f'dropped {", ".join(dropped)} (pretraining only)')
+    converted.update({k: v for k, v in state_dict.items() if not k.startswith(ADAPTER_BACKBONE)})
     return converted, notes

@@ -185,3 +185,36 @@ def test_convert_tool_names_dinov3_and_reg4_files(tmp_path, make_dinov2, capsys)
     tool.main([str(reg4)])
     out = capsys.readouterr().out
     assert 'dinov2_vits14_reg4_pretrain.pth ->' in out and 'mask-rcnn_dinov2-reg4-adapter-s_fpn_3x_coco.py' in out
+
+
+def _frozen_adapter(depth=4):
+    from mmdet_dinov2.models.backbones import DINOv3Adapter
+    return DINOv3Adapter(embed_dim=DIM, depth=depth, num_heads=HEADS, interaction_indexes=[0, 1, 2, 3],
+                         conv_inplane=8, n_points=2, deform_num_heads=4, norm_cfg=dict(type='BN'))
+
+
+def test_official_dinov3_adapter_file_loads_with_a_report(tmp_path, caplog):
+    """The official DINOv3_Adapter's state dict: its ViT under backbone.* in DINOv3's names."""
+    source = _frozen_adapter()
+    official = {'backbone.' + k: v for k, v in official_dinov3(depth=4, local_cls_norm=True).items()}
+    official.update({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in source.state_dict().items()
+                     if k.startswith(('spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.', 'norm4.',
+                                      'level_embed'))})
+    assert detect_format(official) == 'dinov3_adapter'
+    model = _frozen_adapter()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        report = _load(model, _save(official, tmp_path / 'dinov3_adapter_ade20k.pth'))
+    assert report['format'] == 'dinov3_adapter' and report['missing'] == {}
+    assert set(report['unused']) == {'local_cls_norm.weight', 'local_cls_norm.bias'}
+    assert torch.equal(model.blocks[3].gamma1, official['backbone.blocks.3.ls1.gamma'])
+    assert torch.equal(model.interactions[3].extra_extractors[0].ffn.fc1.weight,
+                       official['interactions.3.extra_extractors.0.ffn.fc1.weight'])
+    assert "official DINOv3_Adapter" in caplog.text
+
+
+def test_official_vit_file_into_the_frozen_adapter_leaves_the_adapter_initialised(tmp_path):
+    model = _frozen_adapter()
+    report = _load(model, _save(official_dinov3(depth=4), tmp_path / 'dinov3_vits16_pretrain.pth'))
+    assert report['format'] == 'dinov3' and report['unused'] == {}
+    assert set(report['missing']) == {'level_embed', 'spm', 'interactions', 'up', 'norm1', 'norm2', 'norm3',
+                                      'norm4'}

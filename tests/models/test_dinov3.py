@@ -12,7 +12,7 @@ import torch
 
 from mmdet_dinov2.checkpoints import load_backbone_weights
 from mmdet_dinov2.checkpoints.dinov3 import convert_dinov3
-from mmdet_dinov2.models.backbones import ViT, ViTAdapter
+from mmdet_dinov2.models.backbones import DINOv3Adapter, ViT, ViTAdapter
 from mmdet_dinov2.models.backbones.vit import Attention
 from mmdet_dinov2.models.layers.rope import RopePositionEmbedding, apply_rope
 
@@ -208,3 +208,78 @@ def test_reg4_configs_carry_the_registers(size):
     changed = {k for k in reg4 if reg4[k] != plain.get(k)}
     assert changed == {'with_cls_token', 'num_register_tokens', 'final_norm', 'pretrained'}
     assert reg4.num_register_tokens == 4 and f'vit{size}14_reg4' in reg4.pretrained
+
+
+def _frozen_pair(dino_naive, dinov3_archs, official_randomized, arch='S', **width):
+    """Ours in frozen-adapter mode and the naive official DINOv3_Adapter, same official weights."""
+    _, _, naive_kwargs = dinov3_archs
+    torch.manual_seed(0)
+    vit = dino_naive.NaiveDinov3ViT(**naive_kwargs(arch, depth=4, **width))
+    ref = dino_naive.NaiveDinov3Adapter(vit, interaction_indexes=[0, 1, 2, 3], conv_inplane=8, n_points=2,
+                                        deform_num_heads=4, deform_ratio=0.5).eval()
+    state = official_randomized(ref.state_dict(), seed=3)
+    for key in state:
+        if key.endswith('running_var'):
+            state[key] = state[key].abs() + 0.5
+    ref.load_state_dict(state, strict=True)
+    hub = dinov3_archs[0][arch]
+    ours = DINOv3Adapter(embed_dim=width.get('embed_dim', hub['embed_dim']),
+                         num_heads=width.get('num_heads', hub['num_heads']), depth=4, mlp_ratio=hub['ffn_ratio'],
+                         ffn_type=hub['ffn'], qkv_bias=hub['qkv_bias'], interaction_indexes=[0, 1, 2, 3],
+                         conv_inplane=8, n_points=2, deform_num_heads=4, deform_ratio=0.5,
+                         norm_cfg=dict(type='BN'))
+    return ours, ref, state
+
+
+@pytest.mark.parametrize('arch', ['S', '7B'])
+def test_frozen_adapter_equals_the_official_dinov3_adapter(arch, dino_naive, dinov3_archs, official_randomized):
+    width = dict(embed_dim=64, num_heads=4) if arch == 'S' else dict(embed_dim=256, num_heads=2)
+    ours, ref, state = _frozen_pair(dino_naive, dinov3_archs, official_randomized, arch, **width)
+    result = ours.load_state_dict(dict(state), strict=True)  # the official keys, strictly
+    assert not result.missing_keys and not result.unexpected_keys
+    ours.eval()
+    img = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        got, want = ours(img), ref(img)
+    worst = max((a - b).abs().max().item() for a, b in zip(got, want))
+    print(f'DINOv3Adapter ({arch} layout): max |ours - official| = {worst:.2e}')
+    assert all(a.shape == b.shape for a, b in zip(got, want)) and worst <= TOL
+
+
+def test_frozen_adapter_trains_only_the_adapter(dino_naive, dinov3_archs, official_randomized):
+    ours, _, state = _frozen_pair(dino_naive, dinov3_archs, official_randomized, embed_dim=64, num_heads=4)
+    ours.load_state_dict(state)
+    ours.train()
+    assert not ours.blocks.training and not ours.rope_embed.training and ours.spm.training
+    frozen = {n for n, p in ours.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in ours.named_parameters() if n.startswith(
+        ('patch_embed.', 'blocks.', 'cls_token', 'register_tokens', 'norm.'))}
+    outs = ours(torch.randn(1, 3, 64, 64))
+    sum(o.sum() for o in outs).backward()
+    assert all(p.grad is None for n, p in ours.named_parameters() if n in frozen)
+    assert ours.level_embed.grad is not None and ours.interactions[3].extra_extractors[1].attn.value_proj.weight.grad \
+        is not None
+
+
+@pytest.mark.parametrize('size', ['s', 'l', '7b'])
+def test_frozen_adapter_configs_build_on_meta_with_only_the_adapter_trainable(size):
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(f'configs/dinov3_adapter/mask-rcnn_dinov3-frozen-adapter-{size}_fpn_3x_coco.py')
+    cfg.model.backbone.update(pretrained=None)
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    backbone = model.backbone
+    assert backbone.vit_dtype == 'bfloat16' and all(b.extractor.with_cp for b in backbone.interactions)
+    vit = sum(p.numel() for p in backbone.vit_parameters())
+    assert all(not p.requires_grad for p in backbone.vit_parameters())
+    if size == '7b':
+        assert 6.5e9 < vit < 7.0e9, vit  # the 7B's ~6.7 billion parameters
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        optimizer = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
+    in_optimizer = {id(p) for g in optimizer.param_groups for p in g['params']}
+    assert not any(id(p) in in_optimizer for p in backbone.vit_parameters())
+    assert all(g['lr'] == cfg.optim_wrapper.optimizer.lr for g in optimizer.param_groups)

@@ -219,3 +219,71 @@ class NaiveDinov2RegViT(nn.Module):
         if reshape:
             outs = [o.reshape(B, h // self.patch_size, w // self.patch_size, -1).permute(0, 3, 1, 2) for o in outs]
         return tuple(outs)
+
+
+def _vit_adapter_naive():
+    """The sibling naive ViT-Adapter module (its extractor, spatial prior module, centres)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location('vit_adapter_naive_for_dinov3',
+                                                  Path(__file__).with_name('vit_adapter_naive.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class NaiveDinov3Adapter(nn.Module):
+    """The official DINOv3_Adapter (eval/segmentation/models/backbone/dinov3_adapter.py), BN norms:
+    frozen ViT read at interaction_indexes (final-normed), one extractor per read block (two extra
+    after the last), no injector, the four read maps added to the four outputs."""
+
+    def __init__(self, backbone, interaction_indexes=(2, 5, 8, 11), conv_inplane=64, n_points=4,
+                 deform_num_heads=16, deform_ratio=0.5, cffn_ratio=0.25):
+        super().__init__()
+        naive = _vit_adapter_naive()
+        self._centres = naive._centres
+        self.backbone = backbone
+        self.interaction_indexes = list(interaction_indexes)
+        dim = backbone.cls_token.shape[-1]
+        self.level_embed = nn.Parameter(torch.zeros(3, dim))
+        self.spm = naive.NaiveSPM(conv_inplane, dim)
+        args = (dim, deform_num_heads, n_points, deform_ratio, cffn_ratio)
+        self.interactions = nn.ModuleList()
+        for i in range(4):
+            inter = nn.Module()
+            inter.extractor = naive.NaiveExtractor(*args)
+            inter.extra_extractors = nn.ModuleList([naive.NaiveExtractor(*args) for _ in range(2)]) if i == 3 else None
+            self.interactions.append(inter)
+        self.up = nn.ConvTranspose2d(dim, dim, 2, 2)
+        for i in range(1, 5):
+            self.add_module(f'norm{i}', nn.BatchNorm2d(dim))
+
+    def forward(self, img):
+        B, _, h, w = img.shape
+        spm = self.spm
+        c1 = spm.stem(img)
+        c2 = spm.conv2(c1)
+        c3 = spm.conv3(c2)
+        c4 = spm.conv4(c3)
+        c1, c2, c3, c4 = spm.fc1(c1), spm.fc2(c2), spm.fc3(c3), spm.fc4(c4)
+        dim = c1.shape[1]
+        seq = [c.flatten(2).transpose(1, 2) + self.level_embed[i] for i, c in enumerate((c2, c3, c4))]
+        n2, n3 = seq[0].shape[1], seq[1].shape[1]
+        c = torch.cat(seq, 1)
+        H, W = h // 16, w // 16
+        with torch.no_grad():
+            maps = self.backbone.get_intermediate_layers(img, n=self.interaction_indexes, reshape=True, norm=True)
+        level_ref = self._centres([(h // 8, w // 8), (h // 16, w // 16), (h // 32, w // 32)])
+        vit_shape = torch.tensor([(H, W)])
+        for inter, m in zip(self.interactions, maps):
+            x = m.flatten(2).transpose(1, 2)
+            for ext in [inter.extractor, *(inter.extra_extractors or [])]:
+                c = ext(c, x, level_ref, vit_shape, H, W)
+        c2 = c[:, :n2].transpose(1, 2).reshape(B, dim, 2 * H, 2 * W)
+        c3 = c[:, n2:n2 + n3].transpose(1, 2).reshape(B, dim, H, W)
+        c4 = c[:, n2 + n3:].transpose(1, 2).reshape(B, dim, H // 2, W // 2)
+        c1 = self.up(c2) + c1
+        outs = [c1, c2, c3, c4]
+        outs = [o + F.interpolate(m, size=o.shape[-2:], mode='bilinear', align_corners=False)
+                for o, m in zip(outs, maps)]
+        return [self.norm1(outs[0]), self.norm2(outs[1]), self.norm3(outs[2]), self.norm4(outs[3])]

@@ -1,4 +1,5 @@
+from .dinov3_adapter import DINOv3Adapter
 from .vit import ViT
 from .vit_adapter import ViTAdapter
 
-__all__ = ['ViT', 'ViTAdapter']
+__all__ = ['DINOv3Adapter', 'ViT', 'ViTAdapter']
