@@ -68,6 +68,8 @@ if (major, minor) < (2, 8):
     print('OLD', torch.__version__); sys.exit()
 cuda = 'cpu'
 arch = sm = '-'
+if sys.argv[1] != 'cpu' and torch.version.cuda and torch.cuda.is_available() and not CUDA_HOME:
+    print('NOCUDAHOME', torch.__version__); sys.exit()
 if sys.argv[1] != 'cpu' and torch.version.cuda and CUDA_HOME and torch.cuda.is_available():
     cuda = 'cu' + torch.version.cuda.replace('.', '')
     cap = torch.cuda.get_device_capability()
@@ -79,6 +81,7 @@ PYEOF
 case "$TORCH_VER" in
     MISSING) echo "!! $PY has no torch: install the node's CUDA build of torch (>= 2.8) first; this script never installs torch" >&2; exit 1 ;;
     OLD) echo "!! $PY has torch $PY_TAG; >= 2.8 is needed (this script never replaces torch)" >&2; exit 1 ;;
+    NOCUDAHOME) echo "!! torch $PY_TAG sees a GPU but no CUDA toolkit (nvcc): set CUDA_HOME (e.g. /usr/local/cuda), or --cpu for CPU ops only" >&2; exit 1 ;;
     FAIL|"") echo "!! could not inspect torch in $PY" >&2; exit 1 ;;
 esac
 WH_PY=$(sed -n 's/^# python \([0-9.]*\).*/\1/p' "$WH/MANIFEST")
@@ -166,6 +169,10 @@ WRAP
     else
         export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$ARCH
     fi
+    # ninja parallelises the build (without it every unit compiles in turn): the interpreter's own
+    # bin folder (a pip-installed ninja) first, then the PATH
+    PATH="$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))'):$PATH"
+    command -v ninja >/dev/null || echo "!! no ninja on PATH: the build runs serially (pip install ninja, or apt install ninja-build)" >&2
     LOG=$BUILD/build-mmcv.log
     echo "    compiling (MAX_JOBS=$MAX_JOBS, FORCE_CUDA=$FORCE_CUDA${TORCH_CUDA_ARCH_LIST:+, TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST}); log: $CACHE/build-mmcv-$KEY.log"
     # shellcheck source=tools/lib/build_eta.sh
