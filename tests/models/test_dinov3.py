@@ -283,3 +283,30 @@ def test_frozen_adapter_configs_build_on_meta_with_only_the_adapter_trainable(si
     in_optimizer = {id(p) for g in optimizer.param_groups for p in g['params']}
     assert not any(id(p) in in_optimizer for p in backbone.vit_parameters())
     assert all(g['lr'] == cfg.optim_wrapper.optimizer.lr for g in optimizer.param_groups)
+
+
+def test_gradients_equal_the_official_model(dino_naive, dinov3_archs, official_randomized, tmp_path):
+    """float64, S+ layout (SwiGLU) at width 64: gradients of the input, the class and storage tokens,
+    a qkv projection (with its masked bias) and the stacked SwiGLU input weights (eval mode: the
+    official model perturbs RoPE coordinates in training, at random)."""
+    ours, ref, _ = _pair('S+', dino_naive, dinov3_archs, official_randomized, tmp_path, embed_dim=64, num_heads=4)
+    ours.double(), ref.double()
+    img = torch.randn(1, 3, 48, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    grads = []
+    for model, params in ((ours, [ours.cls_token, ours.register_tokens, ours.blocks[1].attn.qkv.weight,
+                                  ours.blocks[1].attn.qkv.bias, ours.blocks[0].mlp.fc1.weight]),
+                          (ref, [ref.cls_token, ref.storage_tokens, ref.blocks[1].attn.qkv.weight,
+                                 ref.blocks[1].attn.qkv.bias, ref.blocks[0].mlp.w1.weight,
+                                 ref.blocks[0].mlp.w2.weight])):
+        x = img.clone().requires_grad_(True)
+        out = model.get_intermediate_layers(x, n=[0, 1], norm=True)
+        probe = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in out)
+        grads.append(torch.autograd.grad(probe, [x, *params]))
+    got, want = grads
+    want = [*want[:5], torch.cat(want[5:])]  # w1 and w2 stacked as our fc1
+    # order: image, class token, register / storage tokens, qkv weight, qkv bias, fc1 / w1+w2
+    # 1e-6, not 1e-12: RoPE runs in float32 in both official and ours (the naive one in float64)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and (a - b).abs().max() <= 1e-6 * max(1.0, b.abs().max().item())
+    assert (got[5] != 0).any()
+    assert (got[4][64:128] == 0).all() and (got[4][:64] != 0).any()  # the masked k bias gets no gradient
