@@ -53,8 +53,8 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.mismatched or self.non_finite)
 
     def summary(self):
-        return (f'{len(self.loaded)} of the model\'s {self.total} tensors load; '
-                f'{len(self.missing)} missing, {len(self.unexpected)} unexpected, '
+        return (f'{len(self.loaded)} of the model\'s {self.total} tensors '
+                f'({len(self.missing)} missing, {len(self.unexpected)} unexpected); '
                 f'{len(self.mismatched)} of another shape, {len(self.non_finite)} with NaN/inf')
 
     def problems(self):

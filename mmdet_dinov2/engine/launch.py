@@ -199,6 +199,7 @@ def build_runner(cfg):
     Returns:
         mmengine.runner.Runner
     """
+    cfg.setdefault('launcher', 'none')  # configs built without load_config (the quickstart)
     changes = adapt_to_cpu(cfg)
     init_cpu_process_group(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

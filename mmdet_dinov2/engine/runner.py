@@ -76,7 +76,7 @@ def load_detector_weights(model, state_dict, source='the checkpoint', partial=Fa
     fitting = {name: state_dict[name] for name in report.loaded}
     load_state_dict(model, fitting, strict=False, logger=logger)
     if logger is not None:
-        logger.info(f'Loaded {source}: {report.summary()}')
+        logger.info(f'Loaded {report.summary()} (from {source})')
         for line in report.problems():
             logger.warning(f'partial_load: {line}')
     return report
