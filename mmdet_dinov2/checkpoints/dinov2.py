@@ -322,6 +322,11 @@ def _check_family(path, fmt, state_dict, model_state):
         family = 'dinov2_reg4' if 'register_tokens' in state_dict else 'dinov2'
         raise ValueError(f'{path} is a DINOv2 checkpoint (absolute position embedding) but the model is '
                          f'a DINOv3 ViT (RoPE): use {config_to_use(family, dim)}')
+    masked = [key for key in state_dict if key.endswith('attn.qkv.bias_mask')]
+    if masked and masked[0].replace('backbone.', '', 1) not in model_state:
+        raise ValueError(f'{path} masks the k bias of its qkv projections ({masked[0]}) but the model does '
+                         'not: its k bias would be added unmasked. Build the ViT with mask_k_bias=True '
+                         f'(as {config_to_use("dinov3", dim)} does)')
     has_registers = any(key in state_dict for key in ('register_tokens', 'storage_tokens', 'reg_token',
                                                       'backbone.storage_tokens'))
     if 'register_tokens' in model_state and not has_registers:

@@ -218,3 +218,11 @@ def test_official_vit_file_into_the_frozen_adapter_leaves_the_adapter_initialise
     assert report['format'] == 'dinov3' and report['unused'] == {}
     assert set(report['missing']) == {'level_embed', 'spm', 'interactions', 'up', 'norm1', 'norm2', 'norm3',
                                       'norm4'}
+
+
+def test_masked_k_bias_file_into_a_model_without_the_mask_is_refused(tmp_path):
+    model = ViT(
+        embed_dim=DIM, depth=2, num_heads=HEADS, pos_embed_type='rope', with_cls_token=True, num_register_tokens=4,
+        final_norm=True, norm_eps=1e-5)
+    with pytest.raises(ValueError, match=r'masks the k bias.*mask_k_bias=True'):
+        _load(model, _save(official_dinov3(), tmp_path / 'dinov3_vits16_pretrain.pth'))
