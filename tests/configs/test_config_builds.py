@@ -105,7 +105,8 @@ def test_dino_layer_decay_groups():
 
 @pytest.mark.parametrize('size, embed_dim', [('s', 384), ('b', 768), ('l', 1024)])
 def test_cascade_follows_the_original_cascade_heads(size, embed_dim):
-    cfg = Config.fromfile(str(ROOT / f'configs/vit_adapter/cascade-mask-rcnn_dinov2-adapter-{size}_fpn_3x_coco.py'))
+    cfg = Config.fromfile(str(ROOT / 'configs/vit_adapter' /
+                              f'cascade-mask-rcnn_dinov2-adapter-{size}_fpn_3x_coco.py'))
     mask_rcnn = Config.fromfile(str(ROOT / f'configs/vit_adapter/mask-rcnn_dinov2-adapter-{size}_fpn_3x_coco.py'))
     assert cfg.model.type == 'CascadeRCNN' and cfg.model.roi_head.num_stages == 3
     stds = [head.bbox_coder.target_stds for head in cfg.model.roi_head.bbox_head]
@@ -127,7 +128,8 @@ def test_cascade_follows_the_original_cascade_heads(size, embed_dim):
 def test_layer_decay_refuses_the_resnet_example_parameters():
     """Why the ResNet example switches constructors: the layer rule covers a ViT's names only."""
     cfg = Config.fromfile(str(ROOT / RESNET_EXAMPLE))
-    cfg.optim_wrapper = Config.fromfile(str(ROOT / 'configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py')).optim_wrapper
+    s_config = ROOT / 'configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
+    cfg.optim_wrapper = Config.fromfile(str(s_config)).optim_wrapper
     with pytest.raises(ValueError, match=r'fit no name of the layer rule.*backbone\.conv1\.weight'):
         build_on_meta(cfg)
 

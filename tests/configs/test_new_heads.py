@@ -3,7 +3,6 @@ layer decay included) and one inference on the CPU, with the configs shrunk to t
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
