@@ -310,3 +310,31 @@ def test_gradients_equal_the_official_model(dino_naive, dinov3_archs, official_r
         assert a.shape == b.shape and (a - b).abs().max() <= 1e-6 * max(1.0, b.abs().max().item())
     assert (got[5] != 0).any()
     assert (got[4][64:128] == 0).all() and (got[4][:64] != 0).any()  # the masked k bias gets no gradient
+
+
+def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dino_naive, dinov3_archs, official_randomized):
+    """ViT-Adapter (injectors, extractors) around a DINOv3 ViT with windowed blocks: the class and
+    storage tokens follow the rule of vit.py's docstring, written there as one masked softmax over a
+    zero-padded grid; windows of 4 on a 6x8 grid need padding."""
+    _, ours_kwargs, naive_kwargs = dinov3_archs
+    windows = [4, None, 4, None]
+    idx = [[0, 0], [1, 1], [2, 2], [3, 3]]
+    torch.manual_seed(0)
+    ref = dino_naive.NaiveDinov3ViTAdapter(naive_kwargs('S+', depth=4, embed_dim=64, num_heads=4), windows, idx)
+    state = official_randomized(ref.state_dict(), seed=6)
+    for key in state:
+        if key.endswith('running_var'):
+            state[key] = state[key].abs() + 0.5
+    ref.load_state_dict(state, strict=True)
+    ours = ViTAdapter(**ours_kwargs('S+', depth=4, embed_dim=64, num_heads=4), conv_inplane=8, n_points=2,
+                      deform_num_heads=4, interaction_indexes=idx, window_attn=[w is not None for w in windows],
+                      window_size=windows, norm_cfg=dict(type='BN'))
+    ours.load_state_dict(convert_dinov3(state)[0], strict=True)
+    ours.eval(), ref.eval()
+    img = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        got, want = ours(img), ref(img)
+    worst = max((a - b).abs().max().item() for a, b in zip(got, want))
+    print(f'ViTAdapter on DINOv3 (S+ layout, windows): max |ours - naive| = {worst:.2e}')
+    assert all(a.shape == b.shape for a, b in zip(got, want)) and worst <= TOL
+    assert max(b.abs().max().item() for b in want) > 1.0

@@ -93,7 +93,9 @@ class NaiveAttention(nn.Module):
         self.qkv = NaiveQKV(dim, qkv_bias, mask_k_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x, angles=None):
+    def forward(self, x, angles=None, window=None):
+        """window: None, or (ws, H, W, P): this project's windowed rule (not in DINOv2/DINOv3), see
+        :func:`windowed_attention`."""
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads)
         q, k, v = [qkv[:, :, i].transpose(1, 2) for i in range(3)]  # (B, heads, N, d)
@@ -101,8 +103,36 @@ class NaiveAttention(nn.Module):
             p = N - angles.shape[0]
             q = torch.cat([q[:, :, :p], rotate_planes(q[:, :, p:], angles)], dim=2)
             k = torch.cat([k[:, :, :p], rotate_planes(k[:, :, p:], angles)], dim=2)
-        out = naive_softmax_attention(q, k, v).transpose(1, 2).reshape(B, N, C)
-        return self.proj(out)
+        if window is not None:
+            out = windowed_attention(q, k, v, *window)
+        else:
+            out = naive_softmax_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+
+
+def windowed_attention(q, k, v, ws, H, W, P):
+    """One masked softmax over [P prefix tokens, the zero-padded (Hp, Wp) grid]: a patch query sees the
+    ws x ws window it lies in (padding included: zero q, k, v, as the original ViT-Adapter pads) and
+    the prefix tokens; a prefix query sees the prefix tokens and every real patch."""
+    B, nh, N, d = q.shape
+    Hp, Wp = math.ceil(H / ws) * ws, math.ceil(W / ws) * ws
+
+    def padded(t):
+        grid = t[:, :, P:].reshape(B, nh, H, W, d)
+        return torch.cat([t[:, :, :P], F.pad(grid, (0, 0, 0, Wp - W, 0, Hp - H)).reshape(B, nh, Hp * Wp, d)], 2)
+    qa, ka, va = padded(q), padded(k), padded(v)
+    window_id = torch.tensor([(i // ws) * (Wp // ws) + j // ws for i in range(Hp) for j in range(Wp)])
+    real = torch.tensor([i < H and j < W for i in range(Hp) for j in range(Wp)])
+    M = P + Hp * Wp
+    allowed = torch.zeros(M, M, dtype=torch.bool)
+    allowed[:P, :P] = True
+    allowed[:P, P:] = real[None]
+    allowed[P:, :P] = True
+    allowed[P:, P:] = window_id[:, None] == window_id[None, :]
+    logits = (qa @ ka.transpose(-2, -1) / math.sqrt(d)).masked_fill(~allowed, float('-inf'))
+    out = torch.softmax(logits, -1) @ va
+    grid = out[:, :, P:].reshape(B, nh, Hp, Wp, d)[:, :, :H, :W].reshape(B, nh, H * W, d)
+    return torch.cat([out[:, :, :P], grid], 2)
 
 
 class NaiveBlock(nn.Module):
@@ -118,8 +148,8 @@ class NaiveBlock(nn.Module):
             self.mlp = NaiveSwiGLU(dim, hidden, fused=ffn == 'swiglu_fused')
         self.ls2 = NaiveLayerScale(dim)
 
-    def forward(self, x, angles=None):
-        x = x + self.ls1.gamma * self.attn(self.norm1(x), angles)
+    def forward(self, x, angles=None, window=None):
+        x = x + self.ls1.gamma * self.attn(self.norm1(x), angles, window)
         return x + self.ls2.gamma * self.mlp(self.norm2(x))
 
 
@@ -286,4 +316,74 @@ class NaiveDinov3Adapter(nn.Module):
         outs = [c1, c2, c3, c4]
         outs = [o + F.interpolate(m, size=o.shape[-2:], mode='bilinear', align_corners=False)
                 for o, m in zip(outs, maps)]
+        return [self.norm1(outs[0]), self.norm2(outs[1]), self.norm3(outs[2]), self.norm4(outs[3])]
+
+
+class NaiveDinov3ViTAdapter(NaiveDinov3ViT):
+    """The trainable ViT-Adapter (injectors, extractors) around a DINOv3 ViT, with this project's rule
+    for the class and storage tokens: they run through the blocks, the injectors and extractors see
+    only the patch tokens; windowed blocks follow :func:`windowed_attention`. DINOv3 names for the
+    ViT, the original ViT-Adapter's for the adapter."""
+
+    def __init__(self, vit_kwargs, windows, interaction_indexes, conv_inplane=8, n_points=2,
+                 deform_num_heads=4, deform_ratio=1.0, cffn_ratio=0.25):
+        super().__init__(**vit_kwargs)
+        naive = _vit_adapter_naive()
+        self._centres = naive._centres
+        self.windows, self.idx = windows, interaction_indexes
+        dim = self.cls_token.shape[-1]
+        self.level_embed = nn.Parameter(torch.zeros(3, dim))
+        self.spm = naive.NaiveSPM(conv_inplane, dim)
+        args = (dim, deform_num_heads, n_points, deform_ratio)
+        self.interactions = nn.ModuleList()
+        for i in range(len(interaction_indexes)):
+            inter = nn.Module()
+            inter.injector = naive.NaiveInjector(*args)
+            inter.extractor = naive.NaiveExtractor(*args, cffn_ratio)
+            last = i == len(interaction_indexes) - 1
+            inter.extra_extractors = nn.ModuleList([naive.NaiveExtractor(*args, cffn_ratio) for _ in range(2)]) \
+                if last else None
+            self.interactions.append(inter)
+        self.up = nn.ConvTranspose2d(dim, dim, 2, 2)
+        for i in range(1, 5):
+            self.add_module(f'norm{i}', nn.BatchNorm2d(dim))
+
+    def forward(self, img):
+        B, _, h, w = img.shape
+        spm = self.spm
+        c1 = spm.stem(img)
+        c2 = spm.conv2(c1)
+        c3 = spm.conv3(c2)
+        c4 = spm.conv4(c3)
+        c1, c2, c3, c4 = spm.fc1(c1), spm.fc2(c2), spm.fc3(c3), spm.fc4(c4)
+        dim = c1.shape[1]
+        seq = [c.flatten(2).transpose(1, 2) + self.level_embed[i] for i, c in enumerate((c2, c3, c4))]
+        n2, n3 = seq[0].shape[1], seq[1].shape[1]
+        c = torch.cat(seq, 1)
+        x = self.patch_embed.proj(img)
+        H, W = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)
+        prefix = torch.cat([self.cls_token.expand(B, -1, -1), self.storage_tokens.expand(B, -1, -1)], 1)
+        P = prefix.shape[1]
+        angles = self.rope_embed.angles(H, W)
+        level_shapes = torch.tensor([(h // 8, w // 8), (h // 16, w // 16), (h // 32, w // 32)])
+        vit_shape = torch.tensor([(H, W)])
+        vit_ref, level_ref = self._centres([(H, W)]), self._centres(level_shapes.tolist())
+        for inter, (first, last) in zip(self.interactions, self.idx):
+            x = inter.injector(x, c, vit_ref, level_shapes)
+            tokens = torch.cat([prefix, x], 1)
+            for i in range(first, last + 1):
+                window = (self.windows[i], H, W, P) if self.windows[i] else None
+                tokens = self.blocks[i](tokens, angles, window)
+            prefix, x = tokens[:, :P], tokens[:, P:]
+            for ext in [inter.extractor, *(inter.extra_extractors or [])]:
+                c = ext(c, x, level_ref, vit_shape, H, W)
+        c2 = c[:, :n2].transpose(1, 2).reshape(B, dim, 2 * H, 2 * W)
+        c3 = c[:, n2:n2 + n3].transpose(1, 2).reshape(B, dim, H, W)
+        c4 = c[:, n2 + n3:].transpose(1, 2).reshape(B, dim, H // 2, W // 2)
+        c1 = self.up(c2) + c1
+        x3 = x.transpose(1, 2).reshape(B, dim, H, W)
+        outs = [c1 + F.interpolate(x3, scale_factor=4, mode='bilinear', align_corners=False),
+                c2 + F.interpolate(x3, scale_factor=2, mode='bilinear', align_corners=False),
+                c3 + x3, c4 + F.interpolate(x3, scale_factor=0.5, mode='bilinear', align_corners=False)]
         return [self.norm1(outs[0]), self.norm2(outs[1]), self.norm3(outs[2]), self.norm4(outs[3])]
