@@ -146,9 +146,10 @@ def adapt_to_cpu(cfg):
     if dist_cfg.get('backend', 'nccl') != 'gloo':
         changes.append(f'env_cfg.dist_cfg.backend: {dist_cfg.get("backend", "nccl")} -> gloo')
         dist_cfg['backend'] = 'gloo'
-    replaced = replace_sync_bn(cfg.model)
+    # the whole config: base files also keep the backbone dict as a top-level variable
+    replaced = sum(replace_sync_bn(cfg[key]) for key in list(cfg.keys()))
     if replaced:
-        changes.append(f'model: {replaced} SyncBN norm config(s) -> BN')
+        changes.append(f'{replaced} SyncBN norm config(s) -> BN')
     if cfg.launcher != 'none':
         # mmengine's default DDP wrapper passes device_ids=[LOCAL_RANK]: a CUDA device
         wrapper = cfg.get('model_wrapper_cfg') or dict(
