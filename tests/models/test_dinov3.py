@@ -338,3 +338,26 @@ def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dino_naive, dino
     print(f'ViTAdapter on DINOv3 (S+ layout, windows): max |ours - naive| = {worst:.2e}')
     assert all(a.shape == b.shape for a, b in zip(got, want)) and worst <= TOL
     assert max(b.abs().max().item() for b in want) > 1.0
+
+
+def test_adapter_backbone_gives_the_official_intermediate_layers(dino_naive, dinov3_archs,
+                                                                 official_randomized, tmp_path):
+    """get_intermediate_layers on the ViTAdapter backbone itself (global attention), after loading the
+    official file through init_weights."""
+    _, ours_kwargs, naive_kwargs = dinov3_archs
+    ref = dino_naive.NaiveDinov3ViT(**naive_kwargs('B', depth=2, embed_dim=96, num_heads=4)).eval()
+    state = official_randomized(ref.state_dict(), seed=8)
+    ref.load_state_dict(state)
+    path = tmp_path / 'dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth'
+    torch.save(state, path)
+    backbone = ViTAdapter(**ours_kwargs('B', depth=2, embed_dim=96, num_heads=4), conv_inplane=8, n_points=2,
+                          deform_num_heads=4, interaction_indexes=[[0, 0], [1, 1]], norm_cfg=dict(type='BN'),
+                          pretrained=str(path))
+    backbone.init_weights()
+    backbone.eval()
+    img = torch.randn(1, 3, 80, 48)
+    with torch.no_grad():
+        got = backbone.get_intermediate_layers(img, n=1, norm=True)
+        want = ref.get_intermediate_layers(img, n=1, reshape=True, norm=True)
+    assert got[0].shape == want[0].shape == (1, 96, 5, 3)
+    assert (got[0] - want[0]).abs().max() <= TOL
