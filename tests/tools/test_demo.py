@@ -113,3 +113,27 @@ def test_video_demo_draws_every_frame(trained, tiny_config, tiny_coco, tmp_path)
     ok, first = drawn.read()
     assert ok and first.shape == frame.shape
     drawn.release()
+
+
+def test_image_demo_trust_checkpoint(trained, tiny_config, tmp_path):
+    """A checkpoint whose pickle needs more than tensors and plain data is refused, unless the
+    user vouches for it (--trust-checkpoint); trust ends with the load."""
+    import argparse
+
+    import torch
+
+    from mmdet_dinov2.checkpoints import UnsafeCheckpointError, checkpoints_trusted
+    sys.path.insert(0, str(ROOT / 'demo'))
+    try:
+        from image_demo import build_inferencer
+    finally:
+        sys.path.remove(str(ROOT / 'demo'))
+    checkpoint = torch.load(trained, map_location='cpu', weights_only=False)
+    checkpoint['meta']['options'] = argparse.Namespace(lr=0.1)  # not on the allow-list
+    unusual = tmp_path / 'unusual.pth'
+    torch.save(checkpoint, unusual)
+    with pytest.raises(UnsafeCheckpointError):
+        build_inferencer(tiny_config, str(unusual), device='cpu')
+    inferencer = build_inferencer(tiny_config, str(unusual), device='cpu', trust=True)
+    assert not checkpoints_trusted()
+    assert inferencer.model.dataset_meta['classes'] == ('circle', 'triangle', 'rectangle', 'star')
