@@ -146,19 +146,20 @@ def test_windowed_attention_with_prefix_tokens_and_global_rope(hw):
     assert (got - want).abs().max() <= 1e-5
 
 
-def test_reg4_patch_tokens_equal_official_dinov2_reg4(dino_naive, official_randomized, tmp_path):
+@pytest.mark.parametrize('ffn', ['mlp', 'swiglu'])  # ViT-S/B/L, ViT-g (fused SwiGLU w12/w3)
+def test_reg4_patch_tokens_equal_official_dinov2_reg4(ffn, dino_naive, official_randomized, tmp_path):
     """At patch 14 on the 37x37 pre-training grid (518 px), where neither model resizes the position
     embedding: the class token with its position slot, the 4 registers and the patch tokens go
     through the blocks as in DINOv2. The 14 -> 16 conversion changes only the patch kernel (tested in
     tests/checkpoints), so the ViT-Adapter at patch 16 runs these same blocks and tokens."""
     torch.manual_seed(0)
-    ref = dino_naive.NaiveDinov2RegViT(embed_dim=64, depth=2, num_heads=4).eval()
+    ref = dino_naive.NaiveDinov2RegViT(embed_dim=64, depth=2, num_heads=4, ffn=ffn).eval()
     state = official_randomized(ref.state_dict())
     ref.load_state_dict(state, strict=True)
     path = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
     torch.save(state, path)
-    ours = ViT(pretrain_size=518, patch_size=14, embed_dim=64, depth=2, num_heads=4, with_cls_token=True,
-               num_register_tokens=4, final_norm=True).eval()
+    ours = ViT(pretrain_size=518, patch_size=14, embed_dim=64, depth=2, num_heads=4, ffn_type=ffn,
+               with_cls_token=True, num_register_tokens=4, final_norm=True).eval()
     report = load_backbone_weights(ours, path)
     assert report['missing'] == {} and report['unused'] == {}
     assert any('dropped mask_token' in note for note in report['notes'])
