@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.setup-stamp
 
 # .venv is (re)built when missing or older than what defines it.
 setup: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml tools/setup_env.sh tools/lib/build_eta.sh
+$(STAMP): requirements.txt pyproject.toml tools/setup_env.sh tools/lib/setup_helpers.sh
 	bash tools/setup_env.sh
 
 # The main job: generate the shapes dataset, train, evaluate and draw a ViT-Adapter Mask R-CNN on CPU.

@@ -5,7 +5,8 @@
 # Variables:
 #   PYTHON=python3.11     interpreter for a new .venv
 #   TORCH=install|keep    keep: do not touch torch/torchvision (install your CUDA build into .venv first,
-#                         or create .venv with VENV_SYSTEM_SITE=1 to see a cluster-wide torch)
+#                         or create .venv with VENV_SYSTEM_SITE=1 to see a cluster-wide torch);
+#                         remembered in .venv/.torch-mode for later runs (TORCH=install resets it)
 #   VENV_SYSTEM_SITE=1    create .venv with --system-site-packages
 #   MMDET_DINOV2_CACHE    wheel cache root (default ~/.cache/mmdet-dinov2)
 #   FORCE_CUDA=1          build mmcv's CUDA ops even when no GPU is visible (needs nvcc)
@@ -17,11 +18,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-# shellcheck source=tools/lib/build_eta.sh
-source "$ROOT/tools/lib/build_eta.sh"
+# shellcheck source=tools/lib/setup_helpers.sh
+source "$ROOT/tools/lib/setup_helpers.sh"
 VENV="$ROOT/.venv"
 PYTHON=${PYTHON:-python3.11}
-TORCH=${TORCH:-install}
+TORCH=$(torch_mode "$VENV")  # TORCH=keep is remembered in .venv/.torch-mode (tools/lib)
 CACHE=${MMDET_DINOV2_CACHE:-$HOME/.cache/mmdet-dinov2}
 MMCV_VERSION=2.3.6
 PIP_QUIET=${PIP_QUIET:--q}
@@ -84,10 +85,11 @@ if [[ "$TORCH" == keep ]]; then
         echo "!! install yours first, e.g. .venv/bin/pip install torch torchvision --index-url https://download.pytorch.org/whl/cu128" >&2
         false
     }
-    echo "    keeping $("$PY" -c 'import torch; print(torch.__version__)')"
+    echo "    keeping $("$PY" -c 'import torch; print(torch.__version__)') (remembered in .venv/.torch-mode)"
 else
     "${UV[@]}" "$(grep -E '^torch==' requirements.txt)" "$(grep -E '^torchvision==' requirements.txt)"
 fi
+echo "$TORCH" > "$VENV/.torch-mode"
 done_step
 
 # The cache key: everything the compiled ops depend on.
@@ -114,6 +116,7 @@ else
     # dropped: nobody debugs mmcv's ops from this wheel, and -g makes each unit compile 2.5x slower.
     mkdir -p "$BUILD/bin"
     for cc in c++ g++; do
+        real=$(real_compiler "$cc" "$BUILD/bin")  # the user's (conda, modules), not only /usr/bin
         cat > "$BUILD/bin/$cc" <<EOF
 #!/usr/bin/env bash
 args=()
@@ -124,7 +127,7 @@ for a in "\$@"; do
         *) args+=("\$a") ;;
     esac
 done
-exec /usr/bin/$cc "\${args[@]}"
+exec "$real" "\${args[@]}"
 EOF
         chmod +x "$BUILD/bin/$cc"
     done
