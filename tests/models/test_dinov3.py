@@ -362,3 +362,10 @@ def test_adapter_backbone_gives_the_official_intermediate_layers(dino_naive, din
         want = ref.get_intermediate_layers(img, n=1, reshape=True, norm=True)
     assert got[0].shape == want[0].shape == (1, 96, 5, 3)
     assert (got[0] - want[0]).abs().max() <= TOL
+
+
+def test_freeze_vit_keeps_rope_in_eval_mode(dinov3_archs):
+    vit = dinov3_archs[1]('S', embed_dim=32, num_heads=2, depth=2)
+    model = ViTAdapter(**vit, conv_inplane=8, deform_num_heads=2, n_points=1, freeze_vit=True,
+                       interaction_indexes=[[0, 0], [1, 1]], norm_cfg=dict(type='BN')).train()
+    assert not model.rope_embed.training and model.spm.training

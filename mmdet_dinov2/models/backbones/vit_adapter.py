@@ -199,9 +199,11 @@ class ViTAdapter(ViT):
     # ---------------------------------------------------------------- modes
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.freeze_vit:  # dropout / drop path of the frozen ViT stay off
+        if self.freeze_vit:  # dropout / drop path (and RoPE's coordinate perturbation) of the frozen ViT stay off
             self.patch_embed.eval()
             self.blocks.eval()
+            if self.rope_embed is not None:
+                self.rope_embed.eval()
         return self
 
     # ---------------------------------------------------------------- forward
