@@ -369,3 +369,14 @@ def test_freeze_vit_keeps_rope_in_eval_mode(dinov3_archs):
     model = ViTAdapter(**vit, conv_inplane=8, deform_num_heads=2, n_points=1, freeze_vit=True,
                        interaction_indexes=[[0, 0], [1, 1]], norm_cfg=dict(type='BN')).train()
     assert not model.rope_embed.training and model.spm.training
+
+
+def test_adapter_with_reg4_vit_runs_and_trains_the_tokens():
+    model = ViTAdapter(pretrain_size=64, embed_dim=32, depth=2, num_heads=2, conv_inplane=8, deform_num_heads=2,
+                       n_points=1, with_cls_token=True, num_register_tokens=4, final_norm=True,
+                       interaction_indexes=[[0, 0], [1, 1]], window_attn=[True, False], window_size=[3, None],
+                       norm_cfg=dict(type='BN'))
+    outs = model(torch.randn(1, 3, 64, 96))
+    sum(o.sum() for o in outs).backward()
+    assert model.cls_token.grad.abs().sum() > 0 and model.register_tokens.grad.abs().sum() > 0
+    assert model.pos_embed.grad[0, 0].abs().sum() > 0  # the class slot of the position embedding is used
