@@ -380,3 +380,15 @@ def test_adapter_with_reg4_vit_runs_and_trains_the_tokens():
     sum(o.sum() for o in outs).backward()
     assert model.cls_token.grad.abs().sum() > 0 and model.register_tokens.grad.abs().sum() > 0
     assert model.pos_embed.grad[0, 0].abs().sum() > 0  # the class slot of the position embedding is used
+
+
+def test_frozen_adapter_loads_through_init_cfg(dino_naive, dinov3_archs, official_randomized, tmp_path):
+    ours, _, state = _frozen_pair(dino_naive, dinov3_archs, official_randomized, embed_dim=64, num_heads=4)
+    path = tmp_path / 'dinov3_adapter.pth'
+    torch.save(state, path)
+    model = DINOv3Adapter(embed_dim=64, num_heads=4, depth=4, interaction_indexes=[0, 1, 2, 3], conv_inplane=8,
+                          n_points=2, deform_num_heads=4, norm_cfg=dict(type='BN'),
+                          init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    assert torch.equal(model.blocks[2].gamma2, state['backbone.blocks.2.ls2.gamma'])
+    assert torch.equal(model.level_embed, state['level_embed'])

@@ -27,7 +27,7 @@ from ...checkpoints.dinov3 import convert_dinov3_adapter
 from ..layers.adapter import AdapterGeometry, Extractor, SpatialPriorModule
 from ..layers.ms_deform_attn import MSDeformAttn
 from .vit import ViT
-from .vit_adapter import INPUT_DIVISOR, _init_like_original, upsample_2x2
+from .vit_adapter import INPUT_DIVISOR, _init_like_original, checkpoint_to_load, upsample_2x2
 
 BF16 = 'bfloat16'
 
@@ -81,7 +81,8 @@ class DINOv3Adapter(ViT):
         out_indices (sequence[int]): which of the four maps (0 = stride 4) to return.
         pretrained (str, optional): weights loaded in :meth:`init_weights`: an official DINOv3 ViT
             file, or an official DINOv3_Adapter state dict.
-        init_cfg (dict, optional): mmengine init config.
+        init_cfg (dict, optional): mmengine init config; type 'Pretrained' with ``checkpoint`` loads
+            like ``pretrained``.
     """
 
     def __init__(self, embed_dim: int = 384, depth: int = 12, num_heads: int = 6, mlp_ratio: float = 4.0,
@@ -147,11 +148,13 @@ class DINOv3Adapter(ViT):
         state_dict.update({prefix + k: v for k, v in converted.items()})
 
     def init_weights(self):
-        """Load ``pretrained`` through the project's safe, reporting loader, or mmengine's init_cfg."""
-        if self.pretrained is None:
+        """Load ``pretrained`` / init_cfg 'Pretrained' through the project's safe, reporting loader
+        (as :class:`~.vit_adapter.ViTAdapter` does); any other init_cfg goes to mmengine."""
+        path = checkpoint_to_load(self.pretrained, self.init_cfg)
+        if path is None:
             super().init_weights()
             return
-        load_backbone_weights(self, self.pretrained, logger=MMLogger.get_current_instance())
+        load_backbone_weights(self, path, logger=MMLogger.get_current_instance())
         self._is_init = True
 
     def train(self, mode: bool = True):

@@ -51,6 +51,21 @@ def upsample_2x2(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
     return y.transpose(2, 3).reshape(B, 2 * h, 2 * w, -1)
 
 
+def checkpoint_to_load(pretrained: Optional[str], init_cfg: Optional[dict]) -> Optional[str]:
+    """The file a backbone loads itself: ``pretrained``, or init_cfg's of type 'Pretrained'."""
+    if pretrained is not None:
+        return pretrained
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        if 'checkpoint' not in init_cfg:
+            raise ValueError(f"init_cfg={init_cfg!r} of type 'Pretrained' needs a 'checkpoint' path")
+        if 'trust' in init_cfg:
+            raise ValueError(
+                f"init_cfg={init_cfg!r}: 'trust' is not read here; trust is one switch for the "
+                'whole run: trust_checkpoint = True in the config (or --trust-checkpoint)')
+        return init_cfg['checkpoint']
+    return None
+
+
 @MODELS.register_module()
 class ViTAdapter(ViT):
     """ViT-Adapter backbone: four feature maps at strides 4, 8, 16, 32, all embed_dim wide.
@@ -171,18 +186,7 @@ class ViTAdapter(ViT):
         nn.init.normal_(self.level_embed)
 
     def _checkpoint_to_load(self) -> Optional[str]:
-        if self.pretrained is not None:
-            return self.pretrained
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            if 'checkpoint' not in cfg:
-                raise ValueError(f"init_cfg={cfg!r} of type 'Pretrained' needs a 'checkpoint' path")
-            if 'trust' in cfg:
-                raise ValueError(
-                    f"init_cfg={cfg!r}: 'trust' is not read here; trust is one switch for the "
-                    'whole run: trust_checkpoint = True in the config (or --trust-checkpoint)')
-            return cfg['checkpoint']
-        return None
+        return checkpoint_to_load(self.pretrained, self.init_cfg)
 
     def init_weights(self):
         """Load ``pretrained`` / init_cfg 'Pretrained' through the project's safe loader (trusted
