@@ -3,11 +3,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test clean-venv offline-check
+.PHONY: setup demo test clean-venv lock offline-check
 
 # .venv is (re)built when missing or older than what defines it.
 setup: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml tools/setup_env.sh tools/lib/setup_helpers.sh
+$(STAMP): requirements.txt requirements.lock pyproject.toml tools/setup_env.sh tools/lib/setup_helpers.sh
 	bash tools/setup_env.sh
 
 # The main job: generate the shapes dataset, train, evaluate and draw a ViT-Adapter Mask R-CNN on CPU.
@@ -26,3 +26,12 @@ offline-check: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# requirements.lock: every package setup installs besides torch, torchvision and onedl-mmcv, resolved
+# from requirements.txt's pins (run after changing them; needs the package index and .venv/bin/uv).
+# uv keeps the versions already in requirements.lock where the pins allow: the tested set.
+lock:
+	$(VENV)/bin/uv pip compile requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--override tools/lib/torch_excluded.txt --no-emit-package torch --no-emit-package torchvision \
+		--no-emit-package onedl-mmcv --no-emit-package uv \
+		--no-header -o requirements.lock

@@ -158,10 +158,10 @@ if [[ "$(cat "$VENV/.mmcv-build" 2>/dev/null)" != "$WHEEL_DIR" ]]; then
     "${UV[@]}" --no-deps --reinstall "$WHEEL_DIR"/*.whl
     echo "$WHEEL_DIR" > "$VENV/.mmcv-build"
 fi
-# mmcv's own needs (it was installed --no-deps so nothing can swap torch underneath it)
-"${UV[@]}" addict numpy packaging Pillow pyyaml yapf opencv-python
-grep -vE '^(#|$|torch==|torchvision==|onedl-mmcv==|uv==)' requirements.txt > "$VENV/.requirements-rest.txt"
-"${UV[@]}" -r "$VENV/.requirements-rest.txt"
+# The rest, mmcv's own needs included (mmcv went in --no-deps so nothing can swap torch underneath
+# it), exactly as resolved in requirements.lock (`make lock` makes it from requirements.txt); the
+# lock holds neither torch nor the CUDA libraries only torch needs.
+"${UV[@]}" -r requirements.lock
 done_step
 
 step "install mmdet_dinov2 (editable)" "check pyproject.toml"

@@ -1,7 +1,8 @@
 """Train a detector from a config (mmdet 3.x tools/train.py behaviour).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT] | --resume-if-exists] [--amp]
-        [--auto-scale-lr] [--trust-checkpoint] [--cfg-options KEY=VALUE ...]
+        [--auto-scale-lr] [--trust-checkpoint] [--vis-backend tensorboard|wandb]
+        [--cfg-options KEY=VALUE ...]
         [--launcher none|pytorch|slurm|mpi]
 
 Several processes: tools/dist_train.sh CONFIG NUM_PROCESSES [ARGS] (also CPU-only, with gloo).
@@ -43,6 +44,9 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, KEY=VALUE (e.g. '
                              'train_dataloader.batch_size=4 model.backbone.with_cp=True)')
+    parser.add_argument('--vis-backend', choices=sorted(VIS_BACKENDS), action='append', default=[],
+                        help='also log to TensorBoard (pip install tensorboard) or Weights & '
+                             'Biases (pip install wandb; WANDB_* variables); repeatable')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -51,8 +55,11 @@ def parse_args(argv=None):
     return args
 
 
+VIS_BACKENDS = dict(tensorboard='TensorboardVisBackend', wandb='WandbVisBackend')
+
+
 def apply_args(cfg, args):
-    """Apply --amp, --auto-scale-lr and --resume / --resume-if-exists to ``cfg``."""
+    """Apply --amp, --auto-scale-lr, --vis-backend and --resume / --resume-if-exists to ``cfg``."""
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -67,6 +74,10 @@ def apply_args(cfg, args):
             raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(enable=..., '
                              'base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
+    for name in args.vis_backend:  # mmengine's visualizer writes every scalar to each backend
+        backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
+        if all(b.get('type') != VIS_BACKENDS[name] for b in backends):
+            backends.append(dict(type=VIS_BACKENDS[name]))
     if args.resume_if_exists:
         cfg.resume, cfg.load_from = 'if_exists', None
     elif args.resume == 'auto':

@@ -46,6 +46,10 @@ PARTIAL_ADVICE = ('If this is intended (e.g. fine-tuning a COCO detector on othe
                   'the tensors that fit are loaded and the others keep their initial values.')
 
 
+_MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
+                           'checkpoint')
+
+
 class ResumeError(RuntimeError):
     """Nothing to resume from, or a checkpoint that another configuration saved."""
 
@@ -91,6 +95,14 @@ class SafeLoadRunner(Runner):
     """
 
     _resuming = False
+
+    def register_default_hooks(self, hooks=None):
+        # mmengine only lets ``name=None`` switch off its own default hooks; ours (non_finite_loss,
+        # reseed) are default hooks too, so a config may say default_hooks = dict(reseed=None)
+        if hooks is not None:
+            hooks = {name: hook for name, hook in hooks.items() if hook is not None
+                     or name in _MMENGINE_DEFAULT_HOOKS}
+        return super().register_default_hooks(hooks)
 
     def build_model(self, model):
         if isinstance(model, dict):  # mmdet's FPN would only assert on a backbone/neck mismatch

@@ -191,3 +191,14 @@ def test_runner_load_from_refuses_a_pickle_payload(tmp_path):
     runner.logger = MMLogger.get_current_instance()
     with pytest.raises(UnsafeCheckpointError):
         runner.load_checkpoint(str(path))
+
+
+def test_vis_backend_flag_adds_tensorboard_and_wandb_once():
+    train = _tool('train')
+    cfg = load_config(TINY)
+    train.apply_args(cfg, train.parse_args([TINY, '--vis-backend', 'tensorboard',
+                                            '--vis-backend', 'wandb', '--vis-backend', 'wandb']))
+    assert [b['type'] for b in cfg.visualizer.vis_backends] == [
+        'LocalVisBackend', 'TensorboardVisBackend', 'WandbVisBackend']
+    with pytest.raises(SystemExit):
+        train.parse_args([TINY, '--vis-backend', 'mlflow'])

@@ -266,3 +266,9 @@ def test_a_directory_or_a_symlink_loop_is_named_as_such(tmp_path):
     os.symlink(tmp_path / 'a.pth', tmp_path / 'b.pth')
     with pytest.raises(CheckpointError, match='loop of symbolic links'):
         load_checkpoint_file(tmp_path / 'a.pth')
+
+
+def test_a_config_can_switch_off_our_default_hooks(h, tiny_data, tmp_path):
+    cfg = h.tiny_config(tiny_data, tmp_path, **{'default_hooks.reseed': None})
+    names = [type(hook).__name__ for hook in h.build_runner(cfg).hooks]
+    assert 'ReseedHook' not in names and 'NonFiniteLossHook' in names
