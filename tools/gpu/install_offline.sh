@@ -181,13 +181,15 @@ WRAP
     PATH="$BUILD/bin:$PATH" CXX="$BUILD/bin/c++" setsid "${PIP[@]}" wheel -v --no-index \
         --no-build-isolation --no-deps -w "$BUILD/wheel" "$SDIST" >"$LOG" 2>&1 &
     build_pid=$!
-    trap 'kill -- -"$build_pid" 2>/dev/null; rm -rf "$BUILD"' EXIT
+    trap 'kill -- -"$build_pid" 2>/dev/null || true; rm -rf "$BUILD"' EXIT
     trap 'exit 130' INT TERM
     watch_build "$build_pid" "$LOG" "${BUILD_PROGRESS_INTERVAL:-30}" || true
     if ! wait "$build_pid"; then
         cp "$LOG" "$CACHE/build-mmcv-$KEY.log"; tail -30 "$LOG" >&2
         echo "!! mmcv build failed; whole log: $CACHE/build-mmcv-$KEY.log" >&2; exit 1
     fi
+    trap 'rm -rf "$BUILD"' EXIT  # (under set -e a failing kill in the trap would turn success into exit 1)
+    trap - INT TERM
     cp "$LOG" "$CACHE/build-mmcv-$KEY.log"
     # Publish atomically: a killed build never leaves a half wheel in the cache.
     mkdir -p "$(dirname "$WHEEL_DIR")"
