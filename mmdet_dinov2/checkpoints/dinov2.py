@@ -307,8 +307,8 @@ def config_to_use(family, dim):
 
 
 def _check_family(path, fmt, state_dict, model_state):
-    """A DINOv3 file into a DINOv2 model and back, or a file without registers into a model with
-    them: a ValueError naming the file and the config to use."""
+    """A DINOv3 file into a DINOv2 model and back, a file without registers into a model with them
+    and back: a ValueError naming the file and the config to use."""
     dim = (state_dict.get(PATCH_KERNEL) if PATCH_KERNEL in state_dict
            else state_dict['backbone.' + PATCH_KERNEL]).shape[0]
     file_rope = fmt in DINOV3_FORMATS or 'rope_embed.periods' in state_dict
@@ -329,6 +329,11 @@ def _check_family(path, fmt, state_dict, model_state):
                          f'(as {config_to_use("dinov3", dim)} does)')
     has_registers = any(key in state_dict for key in ('register_tokens', 'storage_tokens', 'reg_token',
                                                       'backbone.storage_tokens'))
+    if 'register_tokens' in state_dict and 'register_tokens' not in model_state and not model_rope:
+        raise ValueError(f'{path} is a DINOv2 *_reg4 checkpoint: its ViT was trained with '
+                         f'{state_dict["register_tokens"].shape[1]} register tokens, which this model '
+                         'does not have (its features would differ from the pretrained ones): use '
+                         f'{config_to_use("dinov2_reg4", dim)}, or the file without registers')
     if 'register_tokens' in model_state and not has_registers:
         raise ValueError(f'{path} has no register tokens but the model carries '
                          f'{model_state["register_tokens"].shape[1]} (num_register_tokens): use the '
@@ -443,7 +448,3 @@ def _log_report(report, num_model_tensors, logger):
         shown = ', '.join(keys[:4]) + (f', ... ({len(keys)} in all)' if len(keys) > 4 else '')
         lines.append(f'  unused: {shown}: {reason}')
     logger.info('\n'.join(lines))
-    if 'register_tokens' in report['unused']:
-        logger.warning(f'{report["path"]}: the checkpoint\'s register tokens are dropped (the '
-                       'model has none); a DINOv2 *_reg4 ViT runs here without its registers. To '
-                       f'carry them use {config_to_use("dinov2_reg4", report["dim"])}')

@@ -7,22 +7,29 @@ neck (mmdet's FPN: a bare ``assert len(in_channels) == len(inputs)`` or a conv s
 import inspect
 
 from .backbones.arguments import check_out_indices
+from .backbones.dinov3_adapter import DINOv3Adapter
 from .backbones.vit_adapter import ViTAdapter
 
-
-def _is_vit_adapter(backbone_type) -> bool:
-    """A ``type`` naming ViTAdapter ('ViTAdapter', 'mmdet.ViTAdapter') or the class (or a subclass)."""
-    if isinstance(backbone_type, type):
-        return issubclass(backbone_type, ViTAdapter)
-    return isinstance(backbone_type, str) and backbone_type.split('.')[-1] == ViTAdapter.__name__
+# backbones that return len(out_indices) maps of embed_dim channels each
+_ADAPTERS = (ViTAdapter, DINOv3Adapter)
 
 
-def _default(argument: str):
-    return inspect.signature(ViTAdapter.__init__).parameters[argument].default
+def _adapter_class(backbone_type):
+    """The adapter class a ``type`` names ('ViTAdapter', 'mmdet.DINOv3Adapter', or a class), or None."""
+    for cls in _ADAPTERS:
+        if isinstance(backbone_type, type) and issubclass(backbone_type, cls):
+            return cls
+        if isinstance(backbone_type, str) and backbone_type.split('.')[-1] == cls.__name__:
+            return cls
+    return None
+
+
+def _default(cls, argument: str):
+    return inspect.signature(cls.__init__).parameters[argument].default
 
 
 def check_backbone_neck(model_cfg) -> None:
-    """Check that a ViTAdapter backbone's maps match the neck's ``in_channels``.
+    """Check that a ViTAdapter's (or DINOv3Adapter's) maps match the neck's ``in_channels``.
 
     The backbone returns ``len(out_indices)`` maps of ``embed_dim`` channels each; the neck must list
     one input of that width per map. Configs whose backbone is not a ViTAdapter, or whose neck has no
@@ -37,14 +44,15 @@ def check_backbone_neck(model_cfg) -> None:
     """
     backbone = model_cfg.get('backbone') or {}
     neck = model_cfg.get('neck')
-    if not _is_vit_adapter(backbone.get('type')) or not isinstance(neck, dict) or 'in_channels' not in neck:
+    cls = _adapter_class(backbone.get('type'))
+    if cls is None or not isinstance(neck, dict) or 'in_channels' not in neck:
         return
-    out_indices = backbone.get('out_indices', _default('out_indices'))
+    out_indices = backbone.get('out_indices', _default(cls, 'out_indices'))
     try:
         num_maps = len(check_out_indices(out_indices))
     except ValueError as err:
         raise ValueError(f'model.backbone.{err}') from None
-    embed_dim = backbone.get('embed_dim', _default('embed_dim'))
+    embed_dim = backbone.get('embed_dim', _default(cls, 'embed_dim'))
     in_channels = neck['in_channels']
     fix = f'e.g. model.neck.in_channels=[{embed_dim}] * {num_maps}'
     if not isinstance(in_channels, (list, tuple)):
@@ -60,5 +68,5 @@ def check_backbone_neck(model_cfg) -> None:
         problems.append(f'model.neck.in_channels={in_channels!r} has widths {wrong} but every map has '
                         f'model.backbone.embed_dim={embed_dim} channels')
     if problems:
-        raise ValueError('the ViTAdapter backbone does not fit the neck: ' + '; '.join(problems)
+        raise ValueError(f'the {cls.__name__} backbone does not fit the neck: ' + '; '.join(problems)
                          + f' ({fix})')

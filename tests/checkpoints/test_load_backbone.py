@@ -42,15 +42,11 @@ def test_official_dinov2_into_stand_in(tmp_path, vits_state_dict, make_stand_in,
     assert 'WARNING' not in log
 
 
-def test_reg4_loads_and_warns_register_tokens_dropped(tmp_path, make_dinov2, make_stand_in,
-                                                      caplog):
+def test_reg4_into_a_model_without_registers_is_refused(tmp_path, make_dinov2, make_stand_in):
+    """Issue 14: the registers are not dropped silently; the error names the reg4 config."""
     path = _save(make_dinov2(384, depth=1, registers=4), tmp_path / 'dinov2_vits14_reg4.pth')
-    model = make_stand_in(384, depth=1)
-    with caplog.at_level(logging.INFO, logger=LOGGER):
-        report = load_backbone_weights(model, path, logger=logging.getLogger(LOGGER))
-    assert 'register_tokens' in report['unused']
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and 'register tokens are dropped' in warnings[0]
+    with pytest.raises(ValueError, match=r'reg4 checkpoint.*mask-rcnn_dinov2-reg4-adapter-s'):
+        load_backbone_weights(make_stand_in(384, depth=1), path, logger=logging.getLogger(LOGGER))
 
 
 def test_converted_file_with_other_kernel_is_resampled(tmp_path, vits_state_dict, make_stand_in):
@@ -156,9 +152,9 @@ def test_real_vit_adapter_giant_swiglu(tmp_path, make_dinov2, vit_adapter_cls):
     model = vit_adapter_cls(pretrain_size=592, embed_dim=1536, depth=1, num_heads=24,
                             ffn_type='swiglu', deform_num_heads=24, interaction_indexes=[[0, 0]],
                             norm_cfg=dict(type='BN'))
-    sd = make_dinov2(1536, depth=1, swiglu=True, registers=4)
-    report = load_backbone_weights(model, _save(sd, tmp_path / 'dinov2_vitg14_reg4_pretrain.pth'),
+    sd = make_dinov2(1536, depth=1, swiglu=True)
+    report = load_backbone_weights(model, _save(sd, tmp_path / 'dinov2_vitg14_pretrain.pth'),
                                    logger=logging.getLogger(LOGGER))
     assert torch.equal(model.state_dict()['blocks.0.mlp.fc1.weight'], sd['blocks.0.mlp.w12.weight'])
     assert torch.equal(model.state_dict()['blocks.0.mlp.fc2.weight'], sd['blocks.0.mlp.w3.weight'])
-    assert set(report['unused']) == {'cls_token', 'norm.weight', 'norm.bias', 'register_tokens'}
+    assert set(report['unused']) == {'cls_token', 'norm.weight', 'norm.bias'}

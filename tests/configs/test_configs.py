@@ -48,7 +48,7 @@ def build_on_meta(cfg):
 def test_config_parses_and_imports_the_package(path):
     cfg = Config.fromfile(str(ROOT / path))
     assert cfg.custom_imports == dict(imports=['mmdet_dinov2'], allow_failed_imports=False)
-    assert cfg.model.backbone.type == 'ViTAdapter'
+    assert cfg.model.backbone.type in ('ViTAdapter', 'DINOv3Adapter')
     assert cfg.optim_wrapper.constructor == 'LayerDecayOptimizerConstructor'
     assert cfg.optim_wrapper.paramwise_cfg.num_layers == cfg.model.backbone.depth
 

@@ -269,7 +269,7 @@ def test_frozen_adapter_configs_build_on_meta_with_only_the_adapter_trainable(si
     from mmengine.registry import DefaultScope
 
     from mmdet.registry import MODELS
-    cfg = Config.fromfile(f'configs/dinov3_adapter/mask-rcnn_dinov3-frozen-adapter-{size}_fpn_3x_coco.py')
+    cfg = Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov3-frozen-adapter-{size}_fpn_3x_coco.py')
     cfg.model.backbone.update(pretrained=None)
     with torch.device('meta'):
         model = MODELS.build(cfg.model)

@@ -95,15 +95,15 @@ def test_raw_14_patch_file_is_converted_and_says_so(h, tiny_data, tmp_path):
     assert torch.equal(backbone.pos_embed, raw['pos_embed'])
 
 
-def test_reg4_file_into_a_model_without_registers_warns_and_loads_the_rest(h, tiny_data, tmp_path):
+def test_reg4_file_into_a_model_without_registers_is_refused_naming_the_reg4_config(
+        h, tiny_data, tmp_path):
+    """Issue 14: the registers cannot be dropped silently (the ViT was trained with them)."""
     path = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
-    raw = h.dinov2_layout(registers=4)
-    torch.save(raw, path)
-    runner, log = train(h, backbone_cfg(h, tiny_data, tmp_path, path,
-                                        **{'train_cfg.max_epochs': 0}))
-    assert "register tokens are dropped (the model has none)" in log
-    assert torch.equal(runner.model.backbone.blocks[0].attn.qkv.weight,
-                       raw['blocks.0.attn.qkv.weight'])
+    torch.save(h.dinov2_layout(registers=4), path)
+    with pytest.raises(ValueError, match=r'reg4 checkpoint.*4 register tokens.*'
+                       r'mask-rcnn_dinov2-reg4-adapter-') as info:
+        train(h, backbone_cfg(h, tiny_data, tmp_path, path, **{'train_cfg.max_epochs': 0}))
+    assert str(path) in str(info.value)
 
 
 @pytest.mark.parametrize('options, expected', [
