@@ -72,3 +72,16 @@ def test_every_option_a_document_gives_a_tool_exists(doc):
             if option not in known:
                 wrong.append(f'{script} {option}')
     assert not wrong, f'{doc} gives options the tools do not have: {sorted(set(wrong))}'
+
+
+def test_the_readme_lists_every_config():
+    """Each config file under configs/ (not the _base_ parts) is named in the README's configs
+    table, directly or by a {a,b} / {x..y} pattern."""
+    text = (REPO / 'README.md').read_text()
+    listed = set()
+    for raw in PATH.findall(text):
+        for path in expand(raw.rstrip('.,:;)')):
+            listed |= {p.relative_to(REPO) for p in REPO.glob(path)}
+    configs = {p.relative_to(REPO) for p in (REPO / 'configs').rglob('*.py')
+               if '_base_' not in p.parts}
+    assert not sorted(configs - listed), f'configs the README does not list: {sorted(configs - listed)}'
