@@ -3,12 +3,14 @@
     python tools/analysis_tools/get_flops.py configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py
     python tools/analysis_tools/get_flops.py CONFIG --shape 1024 1024 --no-mmengine
     python tools/analysis_tools/get_flops.py --arch-table   # the README table: S/B/L/g, two sizes
+    python tools/analysis_tools/get_flops.py --arch-table --mmengine   # and mmengine's column (slow on a CPU)
 
 What is counted: the backbone, the neck, the RPN head and, unless ``--no-roi``, the RoI heads on a
 fixed number of boxes: the bbox head on ``test_cfg.rpn.max_per_img`` proposals (1000) and the mask head
 on ``test_cfg.rcnn.max_per_img`` detections (100), the numbers the test-time pipeline runs at most.
 Not counted: RoIAlign (its sampling ratio 0 adapts to each box's size), NMS and box decoding,
-normalization, activations, softmax and other elementwise work, as in every common counter.
+normalization, activations, softmax and other elementwise work (torch's counter leaves them out;
+mmengine's counts norms and interpolation, about 0.3% here).
 
 Conventions: one multiply-add (MAC) is one multiplication plus one addition; FLOPs = 2 x MACs.
 mmdet's ``tools/analysis_tools/get_flops.py`` prints mmengine's ``get_model_complexity_info`` as
@@ -29,7 +31,9 @@ Multi-scale deformable attention samples its values in mmcv's CUDA kernel or, on
 per call: each sampling point reads its four bilinear corners (4 multiply-adds per channel) and adds
 the result weighted by its attention weight (1 more); the projections around the sampling are linear
 layers, counted by the counter. mmengine's counter (printed beside ours, run on the same modules and
-input) has no rule for SDPA nor for the deformable sampling, and skips both.
+input) has no rule for SDPA nor for the deformable sampling and skips both (its log lists
+``aten::scaled_dot_product_attention`` and ``prim::PythonOp._WeightedRowSum`` as unsupported); its
+linear and convolution rules give the same numbers as torch's.
 """
 import argparse
 import contextlib
