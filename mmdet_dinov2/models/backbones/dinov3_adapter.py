@@ -19,15 +19,13 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
-from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
-from ...checkpoints.dinov2 import load_backbone_weights
 from ...checkpoints.dinov3 import convert_dinov3_adapter
 from ..layers.adapter import AdapterGeometry, Extractor, SpatialPriorModule
 from ..layers.ms_deform_attn import MSDeformAttn
 from .vit import ViT
-from .vit_adapter import INPUT_DIVISOR, _init_like_original, checkpoint_to_load, upsample_2x2
+from .vit_adapter import INPUT_DIVISOR, _init_like_original, load_pretrained, upsample_2x2
 
 BF16 = 'bfloat16'
 
@@ -148,14 +146,10 @@ class DINOv3Adapter(ViT):
         state_dict.update({prefix + k: v for k, v in converted.items()})
 
     def init_weights(self):
-        """Load ``pretrained`` / init_cfg 'Pretrained' through the project's safe, reporting loader
-        (as :class:`~.vit_adapter.ViTAdapter` does); any other init_cfg goes to mmengine."""
-        path = checkpoint_to_load(self.pretrained, self.init_cfg)
-        if path is None:
+        """The pretrained file through :func:`~.vit_adapter.load_pretrained` (as ViTAdapter does),
+        else mmengine's init_cfg."""
+        if not load_pretrained(self):
             super().init_weights()
-            return
-        load_backbone_weights(self, path, logger=MMLogger.get_current_instance())
-        self._is_init = True
 
     def train(self, mode: bool = True):
         """The frozen ViT stays in eval mode (no RoPE coordinate perturbation, no drop path)."""

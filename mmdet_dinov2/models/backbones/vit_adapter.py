@@ -15,6 +15,7 @@ from mmengine.logging import MMLogger
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
+from ...checkpoints.dinov2 import load_backbone_weights
 from ..layers.adapter import AdapterGeometry, InteractionBlock, SpatialPriorModule
 from ..layers.linear import linear
 from ..layers.ms_deform_attn import MSDeformAttn
@@ -64,6 +65,21 @@ def checkpoint_to_load(pretrained: Optional[str], init_cfg: Optional[dict]) -> O
                 'whole run: trust_checkpoint = True in the config (or --trust-checkpoint)')
         return init_cfg['checkpoint']
     return None
+
+
+def load_pretrained(backbone) -> bool:
+    """Load ``backbone.pretrained`` / init_cfg 'Pretrained' through the project's safe, reporting
+    loader (trusted only inside a run whose config says ``trust_checkpoint = True``).
+
+    Returns:
+        bool: False when the backbone names no checkpoint (its other init_cfg is mmengine's).
+    """
+    path = checkpoint_to_load(backbone.pretrained, backbone.init_cfg)
+    if path is None:
+        return False
+    load_backbone_weights(backbone, path, logger=MMLogger.get_current_instance())
+    backbone._is_init = True
+    return True
 
 
 @MODELS.register_module()
@@ -185,20 +201,10 @@ class ViTAdapter(ViT):
                 m.reset_parameters()
         nn.init.normal_(self.level_embed)
 
-    def _checkpoint_to_load(self) -> Optional[str]:
-        return checkpoint_to_load(self.pretrained, self.init_cfg)
-
     def init_weights(self):
-        """Load ``pretrained`` / init_cfg 'Pretrained' through the project's safe loader (trusted
-        only inside a run whose config says ``trust_checkpoint = True``); any other init_cfg goes to
-        mmengine."""
-        path = self._checkpoint_to_load()
-        if path is None:
+        """The pretrained file through :func:`load_pretrained`, else mmengine's init_cfg."""
+        if not load_pretrained(self):
             super().init_weights()
-            return
-        from mmdet_dinov2.checkpoints import load_backbone_weights
-        load_backbone_weights(self, path, logger=MMLogger.get_current_instance())
-        self._is_init = True
 
     # ---------------------------------------------------------------- modes
     def train(self, mode: bool = True):
