@@ -2,9 +2,11 @@
 
 Every (implementation, input size) runs in a fresh subprocess, so its peak RSS is its own, and the
 implementations alternate run by run, so load from other processes hits both alike. Prints a
-markdown table by input size: median seconds per forward+backward and whole-process peak memory.
+markdown table by input size and instruction set (native, and AVX2 with AVX-512 turned off in every
+library, what a CPU without AVX-512 runs): median seconds per forward+backward and whole-process
+peak memory, with the CPU model in the header.
 
-    python tools/analysis_tools/benchmark_backbone.py --sizes 256 512 --runs 5
+    python tools/analysis_tools/benchmark_backbone.py --sizes 256 512 --runs 5 [--isa native avx2]
     # also time the original ViT-Adapter code, made importable from your clone of it by
     # make_reference_shim.py (`from origvit.vit_adapter import ViTAdapter` from that folder)
     python tools/analysis_tools/make_reference_shim.py /path/to/ViT-Adapter --out /tmp/orig_ref
@@ -25,6 +27,27 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# What a user without AVX-512 gets, on a machine that has it: every library capped at AVX2.
+# ATen and oneDNN report what they use (tests/tools/test_benchmark_backbone.py checks both); MKL
+# offers no such report (on AMD CPUs it may never take its AVX-512 path anyway).
+ISA_ENV = {'native': {},
+           'avx2': {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2',
+                    'MKL_ENABLE_INSTRUCTIONS': 'AVX2'}}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (what lscpu prints), for the table's header."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or 'unknown CPU'
+
+
 CONFIGS = {'S': 's', 'B': 'b', 'L': 'l'}
 OURS_ONLY = ('type', 'pretrained', 'norm_cfg', 'out_indices', 'freeze_vit', 'ffn_type', 'init_cfg')
 
@@ -70,18 +93,19 @@ def worker(args) -> dict:
             times.append(time.perf_counter() - start)
         model.zero_grad(set_to_none=True)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
-    return dict(times=times, peak_gib=peak_gib, threads=torch.get_num_threads())
+    return dict(times=times, peak_gib=peak_gib, threads=torch.get_num_threads(),
+                aten_isa=torch.backends.cpu.get_cpu_capability())
 
 
-def run_worker(args, impl: str, size: int) -> dict:
+def run_worker(args, impl: str, size: int, isa: str = 'native') -> dict:
     cmd = [sys.executable, __file__, '--worker', '--impl', impl, '--size', str(size), '--arch', args.arch,
            '--runs', str(args.runs), '--warmup', str(args.warmup), '--batch', str(args.batch),
            '--device', args.device, '--threads', str(args.threads or 0),
            '--reference-dir', args.reference_dir or '', '--reference-class', args.reference_class]
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env = dict(os.environ, PYTHONWARNINGS='ignore', **ISA_ENV[isa])
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode:
-        raise RuntimeError(f'{impl} at {size}x{size} failed:\n{out.stderr[-3000:]}')
+        raise RuntimeError(f'{impl} at {size}x{size} ({isa}) failed:\n{out.stderr[-3000:]}')
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -95,6 +119,9 @@ def main():
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    parser.add_argument('--isa', nargs='+', choices=sorted(ISA_ENV), default=['native', 'avx2'],
+                        help='CPU instruction sets: native, and/or avx2 (AVX-512 off in ATen, '
+                             'oneDNN and MKL); one table row each')
     parser.add_argument('--reference-dir', default=None, help='folder holding the original code + shim')
     parser.add_argument('--reference-class', default='origvit.vit_adapter:ViTAdapter')
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
@@ -107,32 +134,37 @@ def main():
         return
 
     impls = ['ours'] + (['original'] if args.reference_dir else [])
+    isas = args.isa if args.device == 'cpu' else ['native']
     results = {}
     for size in args.sizes:
-        for _ in range(args.repeats):
-            for impl in impls:  # alternate, so that background load hits both alike
-                r = run_worker(args, impl, size)
-                entry = results.setdefault((impl, size), dict(times=[], peak=[], threads=r['threads']))
-                entry['times'] += r['times']
-                entry['peak'].append(r['peak_gib'])
+        for isa in isas:
+            for _ in range(args.repeats):
+                for impl in impls:  # alternate, so that background load hits both alike
+                    r = run_worker(args, impl, size, isa)
+                    entry = results.setdefault((impl, size, isa), dict(
+                        times=[], peak=[], threads=r['threads'], aten=r['aten_isa']))
+                    entry['times'] += r['times']
+                    entry['peak'].append(r['peak_gib'])
 
-    threads = results[('ours', args.sizes[0])]['threads']
-    print(f'\nViT-Adapter-{args.arch}, forward + backward, train mode, batch {args.batch}, {args.device}, '
+    threads = results[('ours', args.sizes[0], isas[0])]['threads']
+    where = cpu_model() if args.device == 'cpu' else args.device
+    print(f'\nViT-Adapter-{args.arch}, forward + backward, train mode, batch {args.batch}, {where}, '
           f'{threads} threads; median of {args.runs} runs x {args.repeats} processes\n')
-    header = '| input | ours (s) | ours peak (GiB) |'
+    header = '| input | ISA (ATen) | ours (s) | ours peak (GiB) |'
     if len(impls) > 1:
         header += ' original (s) | original peak (GiB) | time ours/original | peak ours/original |'
     print(header)
     print('|' + '---|' * (header.count('|') - 1))
     for size in args.sizes:
-        ours = results[('ours', size)]
-        t, m = statistics.median(ours['times']), max(ours['peak'])
-        row = f'| {size}x{size} | {t:.2f} | {m:.2f} |'
-        if len(impls) > 1:
-            ref = results[('original', size)]
-            tr, mr = statistics.median(ref['times']), max(ref['peak'])
-            row += f' {tr:.2f} | {mr:.2f} | {t / tr:.2f} | {m / mr:.2f} |'
-        print(row)
+        for isa in isas:
+            ours = results[('ours', size, isa)]
+            t, m = statistics.median(ours['times']), max(ours['peak'])
+            row = f'| {size}x{size} | {isa} ({ours["aten"]}) | {t:.2f} | {m:.2f} |'
+            if len(impls) > 1:
+                ref = results[('original', size, isa)]
+                tr, mr = statistics.median(ref['times']), max(ref['peak'])
+                row += f' {tr:.2f} | {mr:.2f} | {t / tr:.2f} | {m / mr:.2f} |'
+            print(row)
 
 
 if __name__ == '__main__':

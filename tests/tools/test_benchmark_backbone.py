@@ -1,0 +1,50 @@
+"""tools/analysis_tools/benchmark_backbone.py --isa avx2: the environment it sets turns AVX-512 off
+in ATen and oneDNN (both report what they use); and the tool's table has a row per ISA."""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location(
+    'benchmark_backbone', REPO / 'tools' / 'analysis_tools' / 'benchmark_backbone.py')
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+PROBE = '''
+import torch
+print('ATEN', torch.backends.cpu.get_cpu_capability())
+x = torch.randn(1, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+torch.mkldnn_convolution(x, torch.randn(8, 8, 1, 1), None, (0, 0), (1, 1), (1, 1), 1)
+'''
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ('AVX2', 'AVX512'),
+                    reason='an x86 CPU with AVX2 is needed')
+def test_the_avx2_environment_caps_aten_and_onednn():
+    env = dict(os.environ, ONEDNN_VERBOSE='1', **bench.ISA_ENV['avx2'])
+    out = subprocess.run([sys.executable, '-c', PROBE], capture_output=True, text=True, env=env,
+                         timeout=120).stdout
+    assert 'ATEN AVX2' in out
+    isa = [line for line in out.splitlines() if ',isa:' in line]
+    assert isa and 'AVX2' in isa[0] and 'AVX-512' not in isa[0], out[-2000:]
+
+
+def test_one_row_per_size_and_isa(monkeypatch, capsys):
+    calls = []
+
+    def fake_worker(args, impl, size, isa='native'):
+        calls.append((impl, size, isa))
+        return dict(times=[1.0 if isa == 'native' else 1.5], peak_gib=2.0, threads=2,
+                    aten_isa='AVX512' if isa == 'native' else 'AVX2')
+    monkeypatch.setattr(bench, 'run_worker', fake_worker)
+    monkeypatch.setattr(sys, 'argv', ['benchmark_backbone.py', '--sizes', '64', '--repeats', '1'])
+    bench.main()
+    out = capsys.readouterr().out
+    assert calls == [('ours', 64, 'native'), ('ours', 64, 'avx2')]
+    assert '| 64x64 | native (AVX512) | 1.00 |' in out and '| 64x64 | avx2 (AVX2) | 1.50 |' in out
+    assert bench.cpu_model() in out
