@@ -65,7 +65,8 @@ def restricted_getattr(obj, name, *default):
     for cls, names in _attribute_lookups().items():
         if obj is cls and not default and type(name) is str and name in names:
             return getattr(cls, name)
-    shown = getattr(obj, '__qualname__', None) or type(obj).__name__
+    shown = ('getattr' if obj is restricted_getattr
+             else getattr(obj, '__qualname__', None) or type(obj).__name__)
     raise RefusedLookupError(
         f'{RefusedLookupError.marker} getattr({shown}, {name!r}); checkpoints only need '
         + ', '.join(f'{cls.__name__}.{n}' for cls, names in _attribute_lookups().items()

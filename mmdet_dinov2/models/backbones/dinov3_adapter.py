@@ -23,9 +23,8 @@ from torch import Tensor, nn
 
 from ...checkpoints.dinov3 import convert_dinov3_adapter
 from ..layers.adapter import AdapterGeometry, Extractor, SpatialPriorModule
-from ..layers.ms_deform_attn import MSDeformAttn
 from .vit import ViT
-from .vit_adapter import INPUT_DIVISOR, _init_like_original, load_pretrained, upsample_2x2
+from .vit_adapter import INPUT_DIVISOR, init_adapter_like_original, load_pretrained, upsample_2x2
 
 BF16 = 'bfloat16'
 
@@ -122,19 +121,10 @@ class DINOv3Adapter(ViT):
         self.up = nn.ConvTranspose2d(embed_dim, embed_dim, kernel_size=2, stride=2)
         for i in range(1, 5):
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, embed_dim)[1])
-        self._init_adapter()
+        init_adapter_like_original(self)
         for p in self.vit_parameters():  # the official module freezes its backbone
             p.requires_grad_(False)
         self._register_load_state_dict_pre_hook(self._official_keys_hook)
-
-    @torch.no_grad()
-    def _init_adapter(self):
-        for module in (self.up, self.spm, self.interactions):
-            module.apply(_init_like_original)
-        for m in self.modules():
-            if isinstance(m, MSDeformAttn):
-                m.reset_parameters()
-        nn.init.normal_(self.level_embed)
 
     @staticmethod
     def _official_keys_hook(state_dict, prefix, *args):

@@ -52,6 +52,18 @@ def upsample_2x2(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
     return y.transpose(2, 3).reshape(B, 2 * h, 2 * w, -1)
 
 
+@torch.no_grad()
+def init_adapter_like_original(backbone: nn.Module):
+    """The original's random init of an adapter's ``up``, ``spm``, ``interactions``, deformable
+    attentions and ``level_embed`` (ViTAdapter and DINOv3Adapter share it)."""
+    for module in (backbone.up, backbone.spm, backbone.interactions):
+        module.apply(_init_like_original)
+    for m in backbone.modules():
+        if isinstance(m, MSDeformAttn):
+            m.reset_parameters()
+    nn.init.normal_(backbone.level_embed)
+
+
 def checkpoint_to_load(pretrained: Optional[str], init_cfg: Optional[dict]) -> Optional[str]:
     """The file a backbone loads itself: ``pretrained``, or init_cfg's of type 'Pretrained'."""
     if pretrained is not None:
@@ -191,15 +203,9 @@ class ViTAdapter(ViT):
             self.norm.requires_grad_(False)
 
     # ---------------------------------------------------------------- initialization
-    @torch.no_grad()
     def init_adapter(self):
         """The original's random init of the adapter (the ViT keeps PyTorch's defaults, as there)."""
-        for module in (self.up, self.spm, self.interactions):
-            module.apply(_init_like_original)
-        for m in self.modules():
-            if isinstance(m, MSDeformAttn):
-                m.reset_parameters()
-        nn.init.normal_(self.level_embed)
+        init_adapter_like_original(self)
 
     def init_weights(self):
         """The pretrained file through :func:`load_pretrained`, else mmengine's init_cfg."""
