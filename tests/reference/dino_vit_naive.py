@@ -271,6 +271,7 @@ class NaiveDinov3Adapter(nn.Module):
                  deform_num_heads=16, deform_ratio=0.5, cffn_ratio=0.25):
         super().__init__()
         naive = _vit_adapter_naive()
+        self._spm_tokens = naive.spm_tokens
         self._centres = naive._centres
         self.backbone = backbone
         self.interaction_indexes = list(interaction_indexes)
@@ -290,16 +291,8 @@ class NaiveDinov3Adapter(nn.Module):
 
     def forward(self, img):
         B, _, h, w = img.shape
-        spm = self.spm
-        c1 = spm.stem(img)
-        c2 = spm.conv2(c1)
-        c3 = spm.conv3(c2)
-        c4 = spm.conv4(c3)
-        c1, c2, c3, c4 = spm.fc1(c1), spm.fc2(c2), spm.fc3(c3), spm.fc4(c4)
+        c1, c, n2, n3 = self._spm_tokens(self.spm, self.level_embed, img)
         dim = c1.shape[1]
-        seq = [c.flatten(2).transpose(1, 2) + self.level_embed[i] for i, c in enumerate((c2, c3, c4))]
-        n2, n3 = seq[0].shape[1], seq[1].shape[1]
-        c = torch.cat(seq, 1)
         H, W = h // 16, w // 16
         with torch.no_grad():
             maps = self.backbone.get_intermediate_layers(img, n=self.interaction_indexes, reshape=True, norm=True)
@@ -329,6 +322,7 @@ class NaiveDinov3ViTAdapter(NaiveDinov3ViT):
                  deform_num_heads=4, deform_ratio=1.0, cffn_ratio=0.25):
         super().__init__(**vit_kwargs)
         naive = _vit_adapter_naive()
+        self._spm_tokens = naive.spm_tokens
         self._centres = naive._centres
         self.windows, self.idx = windows, interaction_indexes
         dim = self.cls_token.shape[-1]
@@ -350,16 +344,8 @@ class NaiveDinov3ViTAdapter(NaiveDinov3ViT):
 
     def forward(self, img):
         B, _, h, w = img.shape
-        spm = self.spm
-        c1 = spm.stem(img)
-        c2 = spm.conv2(c1)
-        c3 = spm.conv3(c2)
-        c4 = spm.conv4(c3)
-        c1, c2, c3, c4 = spm.fc1(c1), spm.fc2(c2), spm.fc3(c3), spm.fc4(c4)
+        c1, c, n2, n3 = self._spm_tokens(self.spm, self.level_embed, img)
         dim = c1.shape[1]
-        seq = [c.flatten(2).transpose(1, 2) + self.level_embed[i] for i, c in enumerate((c2, c3, c4))]
-        n2, n3 = seq[0].shape[1], seq[1].shape[1]
-        c = torch.cat(seq, 1)
         x = self.patch_embed.proj(img)
         H, W = x.shape[-2:]
         x = x.flatten(2).transpose(1, 2)

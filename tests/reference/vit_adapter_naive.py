@@ -176,6 +176,18 @@ def _centres(shapes):
     return torch.tensor(pts, dtype=torch.float32)[None, :, None]
 
 
+def spm_tokens(spm, level_embed, img):
+    """The spatial prior module's maps: c1 (B, C, H/4, W/4), and c2..c4 as one token sequence
+    (B, N2 + N3 + N4, C) with the level embeddings added, plus N2 and N3."""
+    c1 = spm.stem(img)
+    c2 = spm.conv2(c1)
+    c3 = spm.conv3(c2)
+    c4 = spm.conv4(c3)
+    c1, c2, c3, c4 = spm.fc1(c1), spm.fc2(c2), spm.fc3(c3), spm.fc4(c4)
+    seq = [c.flatten(2).transpose(1, 2) + level_embed[i] for i, c in enumerate((c2, c3, c4))]
+    return c1, torch.cat(seq, 1), seq[0].shape[1], seq[1].shape[1]
+
+
 class NaiveViTAdapter(nn.Module):
     """The original ViTAdapter's forward with the original's parameter names (BN norms)."""
 
@@ -207,16 +219,8 @@ class NaiveViTAdapter(nn.Module):
 
     def forward(self, img):
         B, _, h, w = img.shape
-        spm = self.spm
-        c1 = spm.stem(img)
-        c2 = spm.conv2(c1)
-        c3 = spm.conv3(c2)
-        c4 = spm.conv4(c3)
-        c1, c2, c3, c4 = spm.fc1(c1), spm.fc2(c2), spm.fc3(c3), spm.fc4(c4)
+        c1, c, n2, n3 = spm_tokens(self.spm, self.level_embed, img)
         dim = c1.shape[1]
-        seq = [c.reshape(B, dim, -1).transpose(1, 2) + self.level_embed[i] for i, c in enumerate((c2, c3, c4))]
-        n2, n3 = seq[0].shape[1], seq[1].shape[1]
-        c = torch.cat(seq, 1)
 
         x = self.patch_embed.proj(img)
         H, W = x.shape[-2:]
