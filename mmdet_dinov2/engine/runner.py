@@ -25,6 +25,7 @@ the original's parameter names, and mmdet 3.x's FPN, RPN head, Shared2FCBBoxHead
 name their parameters as mmdet 2.x did.
 """
 import contextlib
+import glob
 import os.path as osp
 import re
 
@@ -229,6 +230,5 @@ class SafeLoadRunner(Runner):
 
 
 def _checkpoints_in(work_dir):
-    import glob
     found = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime)[-3:]
     return f' (checkpoints there: {", ".join(found)})' if found else ''
