@@ -54,6 +54,10 @@ def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
 
 DATA_ROOT_USERS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
                    'test_evaluator')
+# what to set instead of data_root where it cannot be moved (also said by the mmdet tool wrappers)
+DATA_ROOT_KEYS = ('train_dataloader.dataset.data_root=DIR/ val_dataloader.dataset.data_root=DIR/ '
+                  'test_dataloader.dataset.data_root=DIR/ val_evaluator.ann_file=DIR/ANN.json '
+                  'test_evaluator.ann_file=DIR/ANN.json')
 
 
 def move_data_root(cfg, new_root):
@@ -72,10 +76,7 @@ def move_data_root(cfg, new_root):
             names the keys to set instead.
     """
     old_root = cfg.get('data_root')
-    explicit = ('set the paths themselves: --cfg-options '
-                'train_dataloader.dataset.data_root=DIR/ val_dataloader.dataset.data_root=DIR/ '
-                'test_dataloader.dataset.data_root=DIR/ val_evaluator.ann_file=DIR/ANN.json '
-                'test_evaluator.ann_file=DIR/ANN.json')
+    explicit = f'set the paths themselves: --cfg-options {DATA_ROOT_KEYS}'
     if not isinstance(old_root, str) or not old_root:
         raise ValueError(f'--cfg-options data_root={new_root}: this config has no data_root '
                          f'variable to change; {explicit}')

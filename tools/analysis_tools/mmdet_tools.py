@@ -13,11 +13,9 @@ from pathlib import Path
 import mmdet
 
 import mmdet_dinov2  # noqa: F401  (the models, datasets and safe checkpoint readers, registered)
+from mmdet_dinov2.engine.launch import DATA_ROOT_KEYS
 
 MMDET_TOOLS = Path(mmdet.__file__).parent / '.mim' / 'tools'
-DATA_ROOT_KEYS = ('train_dataloader.dataset.data_root=DIR/ val_dataloader.dataset.data_root=DIR/ '
-                  'test_dataloader.dataset.data_root=DIR/ val_evaluator.ann_file=DIR/ANN.json '
-                  'test_evaluator.ann_file=DIR/ANN.json')
 
 
 def data_root_option(argv):
