@@ -112,24 +112,16 @@ if compgen -G "$WHEEL_DIR/*.whl" >/dev/null; then
 else
     mkdir -p "$CACHE"
     BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
-    # onedl-mmcv's setup.py hard-codes -std=c++17; torch 2.14's headers need C++20. Debug info is
-    # dropped: nobody debugs mmcv's ops from this wheel, and -g makes each unit compile 2.5x slower.
-    mkdir -p "$BUILD/bin"
+    # The compiler wrapper (tools/lib/mmcv_cxx.sh): C++20 for torch's headers, no debug info, and a
+    # precompiled <torch/types.h> (gcc): together the build takes about 2 min here instead of 11.
+    mkdir -p "$BUILD/bin" "$BUILD/pch"
+    export MMCV_REAL_CXX
+    MMCV_REAL_CXX=$(real_compiler c++ "$BUILD/bin")  # the user's (conda, modules), not only /usr/bin
+    if [[ "$("$MMCV_REAL_CXX" --version 2>/dev/null)" == *"Free Software Foundation"* ]]; then
+        export MMCV_PCH_DIR=$BUILD/pch  # gcc's precompiled headers (clang's work differently)
+    fi
     for cc in c++ g++; do
-        real=$(real_compiler "$cc" "$BUILD/bin")  # the user's (conda, modules), not only /usr/bin
-        cat > "$BUILD/bin/$cc" <<EOF
-#!/usr/bin/env bash
-args=()
-for a in "\$@"; do
-    case "\$a" in
-        -std=c++17) args+=(-std=c++20) ;;
-        -g|-g[0-9]|-ggdb*) ;;  # Python's CFLAGS carry -g: 2.5x slower units, 75x larger objects
-        *) args+=("\$a") ;;
-    esac
-done
-exec "$real" "\${args[@]}"
-EOF
-        chmod +x "$BUILD/bin/$cc"
+        ln -s "$ROOT/tools/lib/mmcv_cxx.sh" "$BUILD/bin/$cc"
     done
     "${PIP[@]}" download $PIP_QUIET --no-deps --no-binary :all: "onedl-mmcv==$MMCV_VERSION" -d "$BUILD/src"
     export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}

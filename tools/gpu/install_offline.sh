@@ -142,26 +142,19 @@ else
     mkdir -p "$CACHE"
     BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
     trap 'rm -rf "$BUILD"' EXIT
-    # onedl-mmcv's setup.py hard-codes -std=c++17 for its C++ units; recent torch headers need
-    # C++20. Debug info is dropped (-g makes each unit 2.5x slower). nvcc's host compiler is left
-    # alone in a CUDA build: only ninja's `c++` is wrapped there.
-    mkdir -p "$BUILD/bin"
+    # The compiler wrapper of tools/setup_env.sh (tools/lib/mmcv_cxx.sh: C++20, no debug info, a
+    # precompiled <torch/types.h> with gcc). nvcc's host compiler is left alone in a CUDA build: only
+    # ninja's `c++` is wrapped there.
+    mkdir -p "$BUILD/bin" "$BUILD/pch"
+    export MMCV_REAL_CXX
+    MMCV_REAL_CXX=$(command -v c++)
+    if [[ "$("$MMCV_REAL_CXX" --version 2>/dev/null)" == *"Free Software Foundation"* ]]; then
+        export MMCV_PCH_DIR=$BUILD/pch
+    fi
     wrapped=(c++)
     [[ "$CUDA_TAG" == cpu ]] && wrapped+=(g++)
     for cc in "${wrapped[@]}"; do
-        cat > "$BUILD/bin/$cc" <<WRAP
-#!/usr/bin/env bash
-args=()
-for a in "\$@"; do
-    case "\$a" in
-        -std=c++17) args+=(-std=c++20) ;;
-        -g|-g[0-9]|-ggdb*) ;;
-        *) args+=("\$a") ;;
-    esac
-done
-exec $(command -v "$cc") "\${args[@]}"
-WRAP
-        chmod +x "$BUILD/bin/$cc"
+        ln -s "$ROOT/tools/lib/mmcv_cxx.sh" "$BUILD/bin/$cc"
     done
     export MMCV_WITH_OPS=1 MAX_JOBS=$JOBS
     if [[ "$CUDA_TAG" == cpu ]]; then
