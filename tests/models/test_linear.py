@@ -1,4 +1,10 @@
-"""linear(): F.linear's numbers on oneDNN for float32 CPU inputs, F.linear itself otherwise."""
+"""linear(): F.linear's numbers on oneDNN for float32 CPU inputs where oneDNN has AVX-512, F.linear
+itself otherwise."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,8 +13,17 @@ from torch.profiler import ProfilerActivity, profile
 
 from mmdet_dinov2.models.layers import Linear, linear
 from mmdet_dinov2.models.layers.linear import MIN_MACS
+from mmdet_dinov2.utils.machine import AVX512_CORE_FLAGS, cpu_flags
 
+LINEAR = sys.modules['mmdet_dinov2.models.layers.linear']  # the package's `linear` is the function
 THREADS = torch.get_num_threads()
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def onednn_route(monkeypatch):
+    """Both routes are tested on every CPU: the oneDNN one too where this CPU would not take it."""
+    monkeypatch.setattr(LINEAR, 'onednn_pays', lambda: True)
 
 
 def _float64_reference(x, weight, bias, probe):
@@ -96,3 +111,20 @@ def test_tracing_records_f_linear_so_exports_need_no_onednn_op():
     x = torch.randn(1, 300, 64)
     graph = str(torch.jit.trace(module, x).graph)
     assert 'aten::linear' in graph and 'mkldnn' not in graph
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason='torch built without oneDNN')
+def test_with_onednn_capped_at_avx2_a_process_runs_f_linear():
+    """What a CPU without AVX-512 runs (the real choice, in a fresh process)."""
+    code = ('import torch; from torch.profiler import profile, ProfilerActivity\n'
+            'from mmdet_dinov2.models.layers import Linear\n'
+            'm, x = Linear(64, 64), torch.randn(300, 64)\n'
+            'with profile(activities=[ProfilerActivity.CPU]) as p: m(x)\n'
+            'print(sorted({e.key for e in p.key_averages()} & {"aten::mkldnn_convolution", "aten::linear"}))')
+    for cap, want in (('AVX2', "['aten::linear']"), ('ALL', "['aten::mkldnn_convolution']")):
+        if cap == 'ALL' and not AVX512_CORE_FLAGS <= cpu_flags():
+            continue  # this CPU has no AVX-512: F.linear whatever the cap
+        out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
+                             env={**os.environ, 'ONEDNN_MAX_CPU_ISA': cap}, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == want, (cap, out.stdout)

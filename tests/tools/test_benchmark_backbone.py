@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmdet_dinov2.utils.machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location(
     'benchmark_backbone', REPO / 'tools' / 'analysis_tools' / 'benchmark_backbone.py')
@@ -17,6 +19,8 @@ spec.loader.exec_module(bench)
 
 PROBE = '''
 import torch
+
+from mmdet_dinov2.utils.machine import cpu_model
 print('ATEN', torch.backends.cpu.get_cpu_capability())
 x = torch.randn(1, 8, 16, 16).contiguous(memory_format=torch.channels_last)
 torch.mkldnn_convolution(x, torch.randn(8, 8, 1, 1), None, (0, 0), (1, 1), (1, 1), 1)
@@ -47,4 +51,4 @@ def test_one_row_per_size_and_isa(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert calls == [('ours', 64, 'native'), ('ours', 64, 'avx2')]
     assert '| 64x64 | native (AVX512) | 1.00 |' in out and '| 64x64 | avx2 (AVX2) | 1.50 |' in out
-    assert bench.cpu_model() in out
+    assert cpu_model() in out

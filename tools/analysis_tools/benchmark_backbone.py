@@ -35,19 +35,6 @@ ISA_ENV = {'native': {},
                     'MKL_ENABLE_INSTRUCTIONS': 'AVX2'}}
 
 
-def cpu_model() -> str:
-    """The CPU's model name (what lscpu prints), for the table's header."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or 'unknown CPU'
-
-
 CONFIGS = {'S': 's', 'B': 'b', 'L': 'l'}
 OURS_ONLY = ('type', 'pretrained', 'norm_cfg', 'out_indices', 'freeze_vit', 'ffn_type', 'init_cfg')
 
@@ -147,6 +134,8 @@ def main():
                     entry['peak'].append(r['peak_gib'])
 
     threads = results[('ours', args.sizes[0], isas[0])]['threads']
+    sys.path.insert(0, str(ROOT))
+    from mmdet_dinov2.utils.machine import cpu_model
     where = cpu_model() if args.device == 'cpu' else args.device
     print(f'\nViT-Adapter-{args.arch}, forward + backward, train mode, batch {args.batch}, {where}, '
           f'{threads} threads; median of {args.runs} runs x {args.repeats} processes\n')
