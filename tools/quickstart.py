@@ -3,7 +3,8 @@
 1. generates the shapes dataset (tools/misc/make_shapes_dataset.py) unless it is already there;
 2. trains configs/quickstart/mask-rcnn_vit-adapter-tiny_fpn_shapes.py with mmengine's Runner: the
    real code path (ViTAdapter with interaction blocks, FPN, Mask R-CNN heads, layer-wise lr decay,
-   CocoMetric), only smaller; the log prints progress with an ETA;
+   CocoMetric), only smaller; in two single-threaded processes under torchrun where there are two
+   cores or more (see default_processes); the log prints progress with an ETA;
 3. prints the COCO box and mask AP table of the last validation and writes WORK_DIR/metrics.json;
 4. draws predictions beside the ground truth for a few val images (WORK_DIR/vis/*.png) and the loss
    and AP curves (WORK_DIR/curves.png).
@@ -20,6 +21,9 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,16 +63,20 @@ if not {'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT'} & set(os.environ):
     os.environ.update(openmp_waiting(busy_cores()))
 
 REPO = Path(__file__).resolve().parents[1]
+# when this run started (wall_seconds counts from here); training processes inherit their parent's
+START = float(os.environ.get('QUICKSTART_START', time.time()))
 sys.path[:0] = [str(REPO / 'tools'), str(REPO)]  # the helper tools below; the package, uninstalled
 
 from analysis_tools.plot_curves import plot_curves  # noqa: E402
 from misc.make_shapes_dataset import make_shapes_dataset  # noqa: E402
 from misc.visualize_predictions import draw_predictions  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 
-from mmdet_dinov2.engine.launch import build_runner  # noqa: E402
-from mmdet_dinov2.utils import atomic_open  # noqa: E402
+from mmdet_dinov2.engine.launch import build_runner, close_process_group  # noqa: E402
+from mmdet_dinov2.utils import atomic_open, machine_info  # noqa: E402
 
 DEFAULT_CONFIG = REPO / 'configs' / 'quickstart' / 'mask-rcnn_vit-adapter-tiny_fpn_shapes.py'
 SETTINGS_FILE = 'quickstart_settings.json'
@@ -86,6 +94,31 @@ class LastValMetrics(Hook):
         self.metrics, self.epoch = metrics, runner.epoch
 
 
+class TrainIterTimes(Hook):
+    """Seconds of each training iteration (data loading included) of this process."""
+
+    def __init__(self):
+        self.seconds, self._start = [], None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self._start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def default_processes():
+    """Two training processes on two cores or more, else one.
+
+    The tiny model runs many small operations, which two threads of one process share badly: on the
+    2-core machine one process took 0.33-0.37 s per iteration of 4 images with 2 threads, two
+    processes of 1 thread with 2 images each (DistributedDataParallel over gloo) 0.24 s natively and
+    0.30 s with AVX-512 off (the whole demo: 466 s against 554 s). Single threads also never wait on
+    each other (see openmp_waiting).
+    """
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default=str(DEFAULT_CONFIG))
@@ -99,6 +132,10 @@ def parse_args(argv=None):
                         'config\'s); the last epoch is always validated')
     parser.add_argument('--num-vis', type=int, default=4, help='val images to draw')
     parser.add_argument('--seed', type=int, default=0, help='dataset and training seed')
+    parser.add_argument('--processes', type=int, default=default_processes(),
+                        help='training processes, each with an equal share of the batch and of the '
+                        'cores (default: 2 where there are 2 cores or more, else 1)')
+    parser.add_argument('--rank-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config settings, key=value (mmengine syntax)')
     return parser.parse_args(argv)
@@ -132,6 +169,11 @@ def build_config(args):
         set_epochs(cfg, args.epochs)
     if args.val_interval is not None:
         cfg.train_cfg.val_interval = args.val_interval
+    if args.processes < 1 or cfg.train_dataloader.batch_size % args.processes:
+        sys.exit(f'quickstart: --processes {args.processes} must divide the batch size '
+                 f'({cfg.train_dataloader.batch_size}), which the processes share')
+    cfg.train_dataloader.batch_size //= args.processes  # the same 4 images an iteration in all
+    cfg.launcher = 'pytorch' if args.processes > 1 else 'none'
     cfg.randomness = dict(seed=args.seed)
     cfg.work_dir = str(Path(args.work_dir).resolve())
     cfg.resume = 'if_exists'  # picks up WORK_DIR/last_checkpoint when there is one
@@ -144,7 +186,7 @@ def run_settings(args, cfg):
     return dict(config=str(Path(args.config).resolve()),
                 config_sha256=hashlib.sha256(text.encode()).hexdigest(),
                 num_train=args.num_train, num_val=args.num_val, seed=args.seed,
-                img_size=cfg.img_size)
+                img_size=cfg.img_size, processes=args.processes)
 
 
 def read_json(path):
@@ -194,21 +236,47 @@ def ap_table(metrics):
 def train_and_evaluate(cfg):
     """Train (resuming if a checkpoint is there) and return the final validation metrics."""
     runner = build_runner(cfg)  # as tools/train.py does
-    last_val = LastValMetrics()
+    last_val, iter_times = LastValMetrics(), TrainIterTimes()
     runner.register_hook(last_val, priority='LOWEST')
+    runner.register_hook(iter_times, priority='HIGHEST')
     runner.train()
     metrics = last_val.metrics
     if last_val.epoch != cfg.train_cfg.max_epochs:  # resumed after the last epoch's checkpoint
         metrics = runner.val()
-    return runner, metrics
+    return runner, metrics, iter_times.seconds
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def launch_processes(args, argv):
+    """Run the training (and what follows it) in args.processes processes under torchrun, each with
+    its share of the cores; rank 0 writes metrics.json. Exits when one fails."""
+    env = dict(os.environ, QUICKSTART_START=str(START))
+    env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // args.processes)))
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(REPO), env.get('PYTHONPATH')]))
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
+           f'--nproc_per_node={args.processes}', '--master_addr=127.0.0.1',
+           f'--master_port={free_port()}', __file__, *argv, '--rank-worker']
+    print(f'quickstart: training in {args.processes} processes of {env["OMP_NUM_THREADS"]} '
+          f'thread(s) each (--processes 1 for one)', flush=True)
+    code = subprocess.call(cmd, env=env)
+    if code:
+        sys.exit(f'quickstart: the training processes failed (exit code {code}); the log above '
+                 f'says why. Run again to resume from the last checkpoint.')
 
 
 def main(argv=None):
-    start = time.time()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     cfg = build_config(args)
     work_dir = Path(cfg.work_dir)
     settings = run_settings(args, cfg)
+    if args.rank_worker:  # one of launch_processes' processes: the parent prepared everything
+        return train_draw_and_report(args, cfg, settings)
     prepare_work_dir(work_dir, settings, force=os.environ.get('FORCE', '0') not in ('', '0'))
 
     done = read_json(work_dir / METRICS_FILE)
@@ -222,19 +290,38 @@ def main(argv=None):
                                   args.seed)
     print(f'quickstart: {"generated" if made else "reusing"} the shapes dataset in '
           f'{args.data_root}')
-    waiting = {k: os.environ[k] for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT') if k in os.environ}
-    print(f'quickstart: OpenMP waiting {waiting or "default"} (see openmp_waiting in {__file__})')
-    train_start = time.time()
-    runner, metrics = train_and_evaluate(cfg)
-    train_seconds = time.time() - train_start
+    if args.processes == 1:
+        return train_draw_and_report(args, cfg, settings)
+    launch_processes(args, argv)
+    return read_json(work_dir / METRICS_FILE)
 
-    vis = draw_predictions(runner.model, runner.val_dataloader.dataset, work_dir / 'vis',
+
+def train_draw_and_report(args, cfg, settings):
+    """Train and evaluate; then rank 0 draws, writes metrics.json and prints the AP table."""
+    work_dir = Path(cfg.work_dir)
+    waiting = {k: os.environ[k] for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT') if k in os.environ}
+    if not args.rank_worker or os.environ.get('RANK') == '0':
+        print(f'quickstart: OpenMP waiting {waiting or "default"} (see openmp_waiting in {__file__})')
+    train_start = time.time()
+    runner, metrics, iter_seconds = train_and_evaluate(cfg)
+    train_seconds = time.time() - train_start
+    close_process_group()
+    if not is_main_process():
+        return None
+
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    vis = draw_predictions(model, runner.val_dataloader.dataset, work_dir / 'vis',
                            args.num_vis, score_thr=0.5)
     curves = plot_curves(work_dir, work_dir / 'curves.png')
     result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    result.update(wall_seconds=round(time.time() - start, 1),
+    result.update(wall_seconds=round(time.time() - START, 1),
                   train_seconds=round(train_seconds, 1), epochs=cfg.train_cfg.max_epochs,
-                  iterations=runner.iter, settings=settings)
+                  iterations=runner.iter, settings=settings,
+                  # this process's training iterations (all of them unless it resumed), each of
+                  # --processes processes with machine['threads'] threads
+                  seconds_per_iter=round(statistics.median(iter_seconds), 4) if iter_seconds else None,
+                  timed_iterations=len(iter_seconds), processes=args.processes,
+                  machine=machine_info())
     write_json(work_dir / METRICS_FILE, result)
 
     print(f'\nCOCO AP on {args.num_val} val images after {runner.iter} iterations '

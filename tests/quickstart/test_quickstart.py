@@ -14,18 +14,20 @@ REPO = Path(__file__).resolve().parents[2]
 METRIC_KEYS = ('coco/bbox_mAP', 'coco/segm_mAP', 'wall_seconds')
 
 
-def quickstart(tmp_path, *extra, force=False):
-    """Run the quickstart CLI on 4 train / 2 val images for 2 one-iteration epochs."""
+def quickstart(tmp_path, *extra, force=False, processes=2, epochs=2, check=True):
+    """Run the quickstart CLI on 4 train / 2 val images for one-iteration epochs."""
     cmd = [sys.executable, str(REPO / 'tools' / 'quickstart.py'),
            '--data-root', str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work'),
-           '--num-train', '4', '--num-val', '2', '--num-vis', '2', '--epochs', '2',
-           '--val-interval', '1', '--cfg-options', 'default_hooks.checkpoint.max_keep_ckpts=2',
-           'train_dataloader.batch_size=4',  # one iteration per epoch, whatever the config's batch
+           '--num-train', '4', '--num-val', '2', '--num-vis', '2', '--epochs', str(epochs),
+           '--val-interval', '1', '--processes', str(processes),
+           '--cfg-options', 'default_hooks.checkpoint.max_keep_ckpts=2',
+           'train_dataloader.batch_size=4',  # one iteration per epoch, shared by the processes
            *extra]
     env = dict(os.environ, FORCE='1' if force else '0')
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr if check else proc
 
 
 def run_dirs(work):
@@ -46,6 +48,12 @@ def test_quickstart_outputs_reuse_and_resume(tmp_path):
         assert isinstance(metrics[key], float), key
     assert 0 <= metrics['coco/bbox_mAP'] <= 1 and 0 <= metrics['coco/segm_mAP'] <= 1
     assert metrics['iterations'] == 2 and metrics['epochs'] == 2
+    # two training processes (DistributedDataParallel over gloo), 2 of the 4 images each
+    assert 'training in 2 processes' in out and metrics['processes'] == 2
+    # what the timing was measured on, and the per-iteration time of the iterations it ran
+    assert metrics['timed_iterations'] == 2 and 0 < metrics['seconds_per_iter'] < metrics['train_seconds']
+    machine = metrics['machine']
+    assert machine['cpu'] and machine['threads'] >= 1 and machine['aten_isa'] and 'onednn_avx512' in machine
     assert '| bbox |' in out and '| segm |' in out and 'eta:' in out
     vis = sorted((work / 'vis').glob('*.png'))
     assert len(vis) == 2
@@ -71,7 +79,22 @@ def test_quickstart_outputs_reuse_and_resume(tmp_path):
     assert 'resumed epoch: 1' in out
     second_run = next(d for d in run_dirs(work) if d != first_run)
     assert train_steps(work / second_run) == [2]
-    assert json.loads((work / 'metrics.json').read_text())['iterations'] == 2
+    resumed = json.loads((work / 'metrics.json').read_text())
+    assert resumed['iterations'] == 2 and resumed['timed_iterations'] == 1  # only this process's
+
+
+@pytest.mark.slow
+def test_quickstart_in_one_process(tmp_path):
+    out = quickstart(tmp_path, processes=1, epochs=1)
+    metrics = json.loads((tmp_path / 'work' / 'metrics.json').read_text())
+    assert 'training in' not in out and '| bbox |' in out
+    assert metrics['processes'] == 1 and metrics['iterations'] == 1 and metrics['timed_iterations'] == 1
+
+
+def test_processes_must_share_the_batch_evenly(tmp_path):
+    proc = quickstart(tmp_path, processes=3, check=False)
+    assert proc.returncode != 0 and '--processes 3 must divide the batch size (4)' in proc.stderr
+    assert not (tmp_path / 'data').exists()  # refused before generating anything
 
 
 @pytest.mark.slow
@@ -105,6 +128,7 @@ def test_config_matches_the_generator_and_keeps_the_real_code_path(shapes_tool):
     assert cfg.val_evaluator.type == 'CocoMetric'
     assert set(cfg.val_evaluator.metric) == {'bbox', 'segm'}
     assert cfg.img_size % 32 == 0
+    assert cfg.train_dataloader.batch_size % 2 == 0  # split over the quickstart's 2 processes
 
 
 @pytest.mark.parametrize('user_env, want', [
