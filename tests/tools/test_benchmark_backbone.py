@@ -1,6 +1,7 @@
 """tools/analysis_tools/benchmark_backbone.py --isa avx2: the environment it sets turns AVX-512 off
 in ATen and oneDNN (both report what they use); and the tool's table has a row per ISA."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -43,12 +44,36 @@ def test_one_row_per_size_and_isa(monkeypatch, capsys):
 
     def fake_worker(args, impl, size, isa='native'):
         calls.append((impl, size, isa))
-        return dict(times=[1.0 if isa == 'native' else 1.5], peak_gib=2.0, threads=2,
+        return dict(times=[1.0 if isa == 'native' else 1.5], peak_gib=2.0, step_gib=0.75, threads=2,
                     aten_isa='AVX512' if isa == 'native' else 'AVX2')
     monkeypatch.setattr(bench, 'run_worker', fake_worker)
     monkeypatch.setattr(sys, 'argv', ['benchmark_backbone.py', '--sizes', '64', '--repeats', '1'])
     bench.main()
     out = capsys.readouterr().out
     assert calls == [('ours', 64, 'native'), ('ours', 64, 'avx2')]
-    assert '| 64x64 | native (AVX512) | 1.00 |' in out and '| 64x64 | avx2 (AVX2) | 1.50 |' in out
+    assert '| 64x64 | native (AVX512) | 1.00 | 2.00 / 0.75 |' in out
+    assert '| 64x64 | avx2 (AVX2) | 1.50 | 2.00 / 0.75 |' in out
     assert cpu_model() in out
+
+
+def test_ratio_columns_against_the_original(monkeypatch, capsys):
+    def fake_worker(args, impl, size, isa='native'):
+        ours = impl == 'ours'
+        return dict(times=[1.0 if ours else 2.0], peak_gib=2.0 if ours else 2.5,
+                    step_gib=0.7 if ours else 1.0, threads=2, aten_isa='AVX512')
+    monkeypatch.setattr(bench, 'run_worker', fake_worker)
+    monkeypatch.setattr(sys, 'argv', ['benchmark_backbone.py', '--sizes', '64', '--repeats', '1',
+                                      '--isa', 'native', '--reference-dir', '/nowhere'])
+    bench.main()
+    out = capsys.readouterr().out
+    assert '| 64x64 | native (AVX512) | 1.00 | 2.00 / 0.70 | 2.00 | 2.50 / 1.00 | 0.50 | 0.80 | 0.70 |' in out
+
+
+def test_a_worker_reports_what_one_step_adds_to_memory():
+    out = subprocess.run([sys.executable, str(REPO / 'tools' / 'analysis_tools' / 'benchmark_backbone.py'),
+                          '--worker', '--impl', 'ours', '--size', '64', '--runs', '1', '--warmup', '0'],
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(r['times']) == 1 and r['times'][0] > 0
+    assert 0 < r['step_gib'] < r['peak_gib']  # the libraries and the model come before the step

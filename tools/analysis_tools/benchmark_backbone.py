@@ -3,8 +3,9 @@
 Every (implementation, input size) runs in a fresh subprocess, so its peak RSS is its own, and the
 implementations alternate run by run, so load from other processes hits both alike. Prints a
 markdown table by input size and instruction set (native, and AVX2 with AVX-512 turned off in every
-library, what a CPU without AVX-512 runs): median seconds per forward+backward and whole-process
-peak memory, with the CPU model in the header.
+library, what a CPU without AVX-512 runs): median seconds per forward+backward, whole-process
+peak memory and what one step adds to the memory of the built model, with the CPU model in the
+header.
 
     python tools/analysis_tools/benchmark_backbone.py --sizes 256 512 --runs 5 [--isa native avx2]
     # also time the original ViT-Adapter code, made importable from your clone of it by
@@ -58,6 +59,18 @@ def build(impl: str, arch: str, reference_dir: str, reference_class: str):
     return getattr(importlib.import_module(module), name)(**settings)
 
 
+def rss_gib() -> float:
+    """This process's resident memory now (Linux; 0 elsewhere)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 2 ** 20  # KiB
+    except OSError:
+        pass
+    return 0.0
+
+
 def worker(args) -> dict:
     """One configuration in this process: returns seconds per run and peak RSS."""
     import torch
@@ -67,6 +80,7 @@ def worker(args) -> dict:
     device = torch.device(args.device)
     model = build(args.impl, args.arch, args.reference_dir, args.reference_class).to(device).train()
     img = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    built_gib = rss_gib()  # libraries, model and input: the same for both implementations
     times = []
     for i in range(args.warmup + args.runs):
         if device.type == 'cuda':
@@ -80,8 +94,8 @@ def worker(args) -> dict:
             times.append(time.perf_counter() - start)
         model.zero_grad(set_to_none=True)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
-    return dict(times=times, peak_gib=peak_gib, threads=torch.get_num_threads(),
-                aten_isa=torch.backends.cpu.get_cpu_capability())
+    return dict(times=times, peak_gib=peak_gib, step_gib=peak_gib - built_gib,
+                threads=torch.get_num_threads(), aten_isa=torch.backends.cpu.get_cpu_capability())
 
 
 def run_worker(args, impl: str, size: int, isa: str = 'native') -> dict:
@@ -129,9 +143,10 @@ def main():
                 for impl in impls:  # alternate, so that background load hits both alike
                     r = run_worker(args, impl, size, isa)
                     entry = results.setdefault((impl, size, isa), dict(
-                        times=[], peak=[], threads=r['threads'], aten=r['aten_isa']))
+                        times=[], peak=[], step=[], threads=r['threads'], aten=r['aten_isa']))
                     entry['times'] += r['times']
                     entry['peak'].append(r['peak_gib'])
+                    entry['step'].append(r['step_gib'])
 
     threads = results[('ours', args.sizes[0], isas[0])]['threads']
     sys.path.insert(0, str(ROOT))
@@ -139,20 +154,23 @@ def main():
     where = cpu_model() if args.device == 'cpu' else args.device
     print(f'\nViT-Adapter-{args.arch}, forward + backward, train mode, batch {args.batch}, {where}, '
           f'{threads} threads; median of {args.runs} runs x {args.repeats} processes\n')
-    header = '| input | ISA (ATen) | ours (s) | ours peak (GiB) |'
+    # peak: the whole process's peak RSS; step: what the forward + backward added to the RSS after
+    # the model was built (activations, gradients, workspaces; without the libraries' ~1 GiB)
+    header = '| input | ISA (ATen) | ours (s) | ours peak / step (GiB) |'
     if len(impls) > 1:
-        header += ' original (s) | original peak (GiB) | time ours/original | peak ours/original |'
+        header += (' original (s) | original peak / step (GiB) | time ours/original | peak ours/original |'
+                   ' step ours/original |')
     print(header)
     print('|' + '---|' * (header.count('|') - 1))
     for size in args.sizes:
         for isa in isas:
             ours = results[('ours', size, isa)]
-            t, m = statistics.median(ours['times']), max(ours['peak'])
-            row = f'| {size}x{size} | {isa} ({ours["aten"]}) | {t:.2f} | {m:.2f} |'
+            t, m, st = statistics.median(ours['times']), max(ours['peak']), max(ours['step'])
+            row = f'| {size}x{size} | {isa} ({ours["aten"]}) | {t:.2f} | {m:.2f} / {st:.2f} |'
             if len(impls) > 1:
                 ref = results[('original', size, isa)]
-                tr, mr = statistics.median(ref['times']), max(ref['peak'])
-                row += f' {tr:.2f} | {mr:.2f} | {t / tr:.2f} | {m / mr:.2f} |'
+                tr, mr, sr = statistics.median(ref['times']), max(ref['peak']), max(ref['step'])
+                row += f' {tr:.2f} | {mr:.2f} / {sr:.2f} | {t / tr:.2f} | {m / mr:.2f} | {st / sr:.2f} |'
             print(row)
 
 
