@@ -305,8 +305,9 @@ def train_draw_and_report(args, cfg, settings):
     train_start = time.time()
     runner, metrics, iter_seconds = train_and_evaluate(cfg)
     train_seconds = time.time() - train_start
+    main_process = is_main_process()  # (without a process group every process would say so)
     close_process_group()
-    if not is_main_process():
+    if not main_process:
         return None
 
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model

@@ -50,6 +50,7 @@ def test_quickstart_outputs_reuse_and_resume(tmp_path):
     assert metrics['iterations'] == 2 and metrics['epochs'] == 2
     # two training processes (DistributedDataParallel over gloo), 2 of the 4 images each
     assert 'training in 2 processes' in out and metrics['processes'] == 2
+    assert out.count('| bbox |') == 1 and out.count('OpenMP waiting') == 1  # rank 0 alone reports
     # what the timing was measured on, and the per-iteration time of the iterations it ran
     assert metrics['timed_iterations'] == 2 and 0 < metrics['seconds_per_iter'] < metrics['train_seconds']
     machine = metrics['machine']
