@@ -39,7 +39,7 @@ model = dict(
     roi_head=dict(
         # RoIAlign with one sample per bin: the adaptive grid (0) takes as many as a large early
         # proposal spans, and then its CPU backward costs about as much as the whole ViT. For these
-        # 15-80 pixel shapes the adaptive grid is itself mostly 1x1. (2x2 cost ~10% of each
+        # 15-80 pixel shapes the adaptive grid is itself mostly 1x1. (2x2 cost 10-15 % of each
         # iteration, in mmcv's single-threaded CPU kernels.)
         bbox_roi_extractor=dict(out_channels=fpn_channels, roi_layer=dict(sampling_ratio=1)),
         bbox_head=dict(in_channels=fpn_channels, fc_out_channels=256, num_classes=len(classes)),
@@ -91,7 +91,7 @@ test_evaluator = val_evaluator
 
 # short schedule: linear warm-up, then cosine decay per iteration. Box / mask AP measured on the
 # 2-core machine with AVX-512 off (tools/quickstart.py, 2 processes unless said): this recipe 59.0 /
-# 53.3 in 466 s; in one process 62.2 / 59.8 in 554 s; 15 epochs 48.1 / 42.9 in 353 s; the earlier
+# 53.3 in 466 s (natively 60.3 / 55.3 in 448 s); in one process 62.2 / 59.8 in 554 s; 15 epochs 48.1 / 42.9 in 353 s; the earlier
 # recipe (2 images an iteration, lr 1e-3, 2x2 RoIAlign samples, one process) 60.5 / 55.6 in about
 # 740 s (its 10-epoch run took 371 s).
 max_epochs = 20  # 1500 iterations of 4 images
