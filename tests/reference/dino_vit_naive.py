@@ -278,21 +278,13 @@ class NaiveDinov3Adapter(nn.Module):
         dim = backbone.cls_token.shape[-1]
         self.level_embed = nn.Parameter(torch.zeros(3, dim))
         self.spm = naive.NaiveSPM(conv_inplane, dim)
-        args = (dim, deform_num_heads, n_points, deform_ratio, cffn_ratio)
-        self.interactions = nn.ModuleList()
-        for i in range(4):
-            inter = nn.Module()
-            inter.extractor = naive.NaiveExtractor(*args)
-            inter.extra_extractors = nn.ModuleList([naive.NaiveExtractor(*args) for _ in range(2)]) if i == 3 else None
-            self.interactions.append(inter)
-        self.up = nn.ConvTranspose2d(dim, dim, 2, 2)
-        for i in range(1, 5):
-            self.add_module(f'norm{i}', nn.BatchNorm2d(dim))
+        naive.interactions_and_outputs(self, dim, 4, deform_num_heads, n_points, deform_ratio, cffn_ratio,
+                                       injectors=False)
+        self._level_maps = naive.level_maps
 
     def forward(self, img):
-        B, _, h, w = img.shape
+        h, w = img.shape[-2:]
         c1, c, n2, n3 = self._spm_tokens(self.spm, self.level_embed, img)
-        dim = c1.shape[1]
         H, W = h // 16, w // 16
         with torch.no_grad():
             maps = self.backbone.get_intermediate_layers(img, n=self.interaction_indexes, reshape=True, norm=True)
@@ -302,9 +294,7 @@ class NaiveDinov3Adapter(nn.Module):
             x = m.flatten(2).transpose(1, 2)
             for ext in [inter.extractor, *(inter.extra_extractors or [])]:
                 c = ext(c, x, level_ref, vit_shape, H, W)
-        c2 = c[:, :n2].transpose(1, 2).reshape(B, dim, 2 * H, 2 * W)
-        c3 = c[:, n2:n2 + n3].transpose(1, 2).reshape(B, dim, H, W)
-        c4 = c[:, n2 + n3:].transpose(1, 2).reshape(B, dim, H // 2, W // 2)
+        c2, c3, c4 = self._level_maps(c, n2, n3, H, W)
         c1 = self.up(c2) + c1
         outs = [c1, c2, c3, c4]
         outs = [o + F.interpolate(m, size=o.shape[-2:], mode='bilinear', align_corners=False)
@@ -328,19 +318,9 @@ class NaiveDinov3ViTAdapter(NaiveDinov3ViT):
         dim = self.cls_token.shape[-1]
         self.level_embed = nn.Parameter(torch.zeros(3, dim))
         self.spm = naive.NaiveSPM(conv_inplane, dim)
-        args = (dim, deform_num_heads, n_points, deform_ratio)
-        self.interactions = nn.ModuleList()
-        for i in range(len(interaction_indexes)):
-            inter = nn.Module()
-            inter.injector = naive.NaiveInjector(*args)
-            inter.extractor = naive.NaiveExtractor(*args, cffn_ratio)
-            last = i == len(interaction_indexes) - 1
-            inter.extra_extractors = nn.ModuleList([naive.NaiveExtractor(*args, cffn_ratio) for _ in range(2)]) \
-                if last else None
-            self.interactions.append(inter)
-        self.up = nn.ConvTranspose2d(dim, dim, 2, 2)
-        for i in range(1, 5):
-            self.add_module(f'norm{i}', nn.BatchNorm2d(dim))
+        naive.interactions_and_outputs(self, dim, len(interaction_indexes), deform_num_heads, n_points,
+                                       deform_ratio, cffn_ratio)
+        self._level_maps = naive.level_maps
 
     def forward(self, img):
         B, _, h, w = img.shape
@@ -364,9 +344,7 @@ class NaiveDinov3ViTAdapter(NaiveDinov3ViT):
             prefix, x = tokens[:, :P], tokens[:, P:]
             for ext in [inter.extractor, *(inter.extra_extractors or [])]:
                 c = ext(c, x, level_ref, vit_shape, H, W)
-        c2 = c[:, :n2].transpose(1, 2).reshape(B, dim, 2 * H, 2 * W)
-        c3 = c[:, n2:n2 + n3].transpose(1, 2).reshape(B, dim, H, W)
-        c4 = c[:, n2 + n3:].transpose(1, 2).reshape(B, dim, H // 2, W // 2)
+        c2, c3, c4 = self._level_maps(c, n2, n3, H, W)
         c1 = self.up(c2) + c1
         x3 = x.transpose(1, 2).reshape(B, dim, H, W)
         outs = [c1 + F.interpolate(x3, scale_factor=4, mode='bilinear', align_corners=False),

@@ -188,6 +188,34 @@ def spm_tokens(spm, level_embed, img):
     return c1, torch.cat(seq, 1), seq[0].shape[1], seq[1].shape[1]
 
 
+def interactions_and_outputs(module, dim, n, deform_num_heads, n_points, deform_ratio, cffn_ratio,
+                             injectors=True):
+    """Give MODULE the adapter's parts after the spatial prior module, with the original's names:
+    ``interactions`` (an injector unless ``injectors`` is False, an extractor, and two extra
+    extractors in the last), ``up`` and ``norm1``..``norm4`` (BN)."""
+    args = (dim, deform_num_heads, n_points, deform_ratio)
+    module.interactions = nn.ModuleList()
+    for i in range(n):
+        inter = nn.Module()
+        if injectors:
+            inter.injector = NaiveInjector(*args)
+        inter.extractor = NaiveExtractor(*args, cffn_ratio)
+        inter.extra_extractors = (nn.ModuleList([NaiveExtractor(*args, cffn_ratio) for _ in range(2)])
+                                  if i == n - 1 else None)
+        module.interactions.append(inter)
+    module.up = nn.ConvTranspose2d(dim, dim, 2, 2)
+    for i in range(1, 5):
+        module.add_module(f'norm{i}', nn.BatchNorm2d(dim))
+
+
+def level_maps(c, n2, n3, H, W):
+    """The adapter's token sequence back as maps: c2 (B, C, 2H, 2W), c3 (B, C, H, W), c4 (B, C, H/2, W/2)."""
+    B, _, dim = c.shape
+    return (c[:, :n2].transpose(1, 2).reshape(B, dim, 2 * H, 2 * W).contiguous(),
+            c[:, n2:n2 + n3].transpose(1, 2).reshape(B, dim, H, W).contiguous(),
+            c[:, n2 + n3:].transpose(1, 2).reshape(B, dim, H // 2, W // 2).contiguous())
+
+
 class NaiveViTAdapter(nn.Module):
     """The original ViTAdapter's forward with the original's parameter names (BN norms)."""
 
@@ -204,18 +232,8 @@ class NaiveViTAdapter(nn.Module):
                                      for i in range(depth)])
         self.level_embed = nn.Parameter(torch.zeros(3, embed_dim))
         self.spm = NaiveSPM(conv_inplane, embed_dim)
-        args = (embed_dim, deform_num_heads, n_points, deform_ratio)
-        self.interactions = nn.ModuleList()
-        for i in range(len(interaction_indexes)):
-            inter = nn.Module()
-            inter.injector = NaiveInjector(*args)
-            inter.extractor = NaiveExtractor(*args, cffn_ratio)
-            inter.extra_extractors = (nn.ModuleList([NaiveExtractor(*args, cffn_ratio) for _ in range(2)])
-                                      if i == len(interaction_indexes) - 1 else None)
-            self.interactions.append(inter)
-        self.up = nn.ConvTranspose2d(embed_dim, embed_dim, 2, 2)
-        for i in range(1, 5):
-            self.add_module(f'norm{i}', nn.BatchNorm2d(embed_dim))
+        interactions_and_outputs(self, embed_dim, len(interaction_indexes), deform_num_heads, n_points,
+                                 deform_ratio, cffn_ratio)
 
     def forward(self, img):
         B, _, h, w = img.shape
@@ -241,9 +259,7 @@ class NaiveViTAdapter(nn.Module):
             for ext in [inter.extractor, *(inter.extra_extractors or [])]:
                 c = ext(c, x, level_ref, vit_shape, H, W)
 
-        c2 = c[:, :n2].transpose(1, 2).reshape(B, dim, 2 * H, 2 * W).contiguous()
-        c3 = c[:, n2:n2 + n3].transpose(1, 2).reshape(B, dim, H, W).contiguous()
-        c4 = c[:, n2 + n3:].transpose(1, 2).reshape(B, dim, H // 2, W // 2).contiguous()
+        c2, c3, c4 = level_maps(c, n2, n3, H, W)
         c1 = self.up(c2) + c1
         x3 = x.transpose(1, 2).reshape(B, dim, H, W)
         c1 = c1 + F.interpolate(x3, scale_factor=4, mode='bilinear', align_corners=False)
