@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from ...checkpoints.dinov3 import convert_dinov3_adapter
 from ..layers.adapter import AdapterGeometry, Extractor, SpatialPriorModule
 from .vit import ViT
-from .vit_adapter import INPUT_DIVISOR, init_adapter_like_original, load_pretrained, upsample_2x2
+from .vit_adapter import (init_adapter_like_original, level_outputs, load_pretrained, normed_outputs,
+                          spatial_prior)
 
 BF16 = 'bfloat16'
 
@@ -157,25 +158,16 @@ class DINOv3Adapter(ViT):
 
     def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W), H and W multiples of 32 -> maps (B, embed_dim, H / s, W / s), s = 4, 8, 16, 32."""
-        B, _, H, W = img.shape
-        if H % INPUT_DIVISOR or W % INPUT_DIVISOR:
-            raise ValueError(f'DINOv3Adapter: input of {H}x{W} pixels; both sides must be multiples of '
-                             f'{INPUT_DIVISOR} (pad the batch, e.g. pad_size_divisor=32)')
-        c1, levels = self.spm(img)  # (B, H / 4, W / 4, C), [(B, h, w, C)] * 3
-        level_shapes = [tuple(lvl.shape[1:3]) for lvl in levels]
-        c = torch.cat([lvl.flatten(1, 2) + e for lvl, e in zip(levels, self.level_embed)], 1)
+        c1, c, level_shapes = spatial_prior(self, img)
 
         maps = self.vit_maps(img)  # 4 x (B, C, h, w) at stride 16
         geometry = AdapterGeometry.create(tuple(maps[0].shape[-2:]), level_shapes, img.device)
         for block, vit_map in zip(self.interactions, maps):
             c = block(c, vit_map.flatten(2).transpose(1, 2), geometry)
 
-        levels = c.split([h * w for h, w in level_shapes], 1)
-        c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(levels, level_shapes)]
-        outs = [c1 + upsample_2x2(c2, self.up), c2, c3, c4]  # (B, h, w, C) each
+        outs = level_outputs(self, c1, c, level_shapes)  # (B, h, w, C) each
         if self.add_vit_feature:  # map i resized to output i's size
             outs = [out + F.interpolate(vit_map, size=out.shape[1:3], mode='bilinear',
                                         align_corners=False).permute(0, 2, 3, 1)
                     for out, vit_map in zip(outs, maps)]
-        norms = (self.norm1, self.norm2, self.norm3, self.norm4)
-        return tuple(norms[i](outs[i].permute(0, 3, 1, 2).contiguous()) for i in self.out_indices)
+        return normed_outputs(self, outs)

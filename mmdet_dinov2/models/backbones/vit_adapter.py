@@ -52,6 +52,38 @@ def upsample_2x2(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
     return y.transpose(2, 3).reshape(B, 2 * h, 2 * w, -1)
 
 
+def spatial_prior(backbone: nn.Module, img: Tensor):
+    """Check the input's size and run ``backbone.spm``: c1 (B, H / 4, W / 4, C), c2..c4 flattened into
+    one token sequence with ``backbone.level_embed`` added (B, N2 + N3 + N4, C), and the (h, w) of
+    c2..c4 (ViTAdapter and DINOv3Adapter share it)."""
+    H, W = img.shape[-2:]
+    if H % INPUT_DIVISOR or W % INPUT_DIVISOR:
+        raise ValueError(f'{type(backbone).__name__}: input of {H}x{W} pixels; both sides must be multiples '
+                         f'of {INPUT_DIVISOR} (pad the batch, e.g. pad_size_divisor=32)')
+    c1, levels = backbone.spm(img)  # (B, H / 4, W / 4, C), [(B, h, w, C)] * 3
+    level_shapes = [tuple(lvl.shape[1:3]) for lvl in levels]
+    c = torch.cat([lvl.flatten(1, 2) + e for lvl, e in zip(levels, backbone.level_embed)], 1)
+    return c1, c, level_shapes
+
+
+def level_outputs(backbone: nn.Module, c1: Tensor, c: Tensor, level_shapes) -> list:
+    """The adapter's four (B, h, w, C) maps at strides 4..32: the token sequence split back into
+    c2..c4, and c1 plus c2 upsampled by ``backbone.up``."""
+    levels = c.split([h * w for h, w in level_shapes], 1)
+    c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(levels, level_shapes)]
+    return [c1 + upsample_2x2(c2, backbone.up), c2, c3, c4]
+
+
+def normed_outputs(backbone: nn.Module, outs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+    """``backbone.norm1..4`` of the (B, h, w, C) maps chosen by ``backbone.out_indices``, as (B, C, h, w).
+
+    In standard (B, C, h, w) memory: mmcv's CPU RoIAlign reads channels-last maps as if they were
+    not (wrong features, no error), and a split view's batch stride trips torch 2.14's CPU
+    BatchNorm backward."""
+    norms = (backbone.norm1, backbone.norm2, backbone.norm3, backbone.norm4)
+    return tuple(norms[i](outs[i].permute(0, 3, 1, 2).contiguous()) for i in backbone.out_indices)
+
+
 @torch.no_grad()
 def init_adapter_like_original(backbone: nn.Module):
     """The original's random init of an adapter's ``up``, ``spm``, ``interactions``, deformable
@@ -226,15 +258,9 @@ class ViTAdapter(ViT):
     def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W), H and W multiples of 32 -> maps (B, embed_dim, H / s, W / s), s = 4, 8, 16, 32
         (those chosen by out_indices)."""
-        B, _, H, W = img.shape
-        if H % INPUT_DIVISOR or W % INPUT_DIVISOR:
-            raise ValueError(f'ViTAdapter: input of {H}x{W} pixels; both sides must be multiples of '
-                             f'{INPUT_DIVISOR} (pad the batch, e.g. pad_size_divisor=32)')
-
+        B = img.shape[0]
         # spatial prior: c1 map at stride 4; c2..c4 flattened, with level embeddings, into one sequence
-        c1, levels = self.spm(img)  # (B, H / 4, W / 4, C), [(B, h, w, C)] * 3
-        level_shapes = [tuple(lvl.shape[1:3]) for lvl in levels]
-        c = torch.cat([lvl.flatten(1, 2) + e for lvl, e in zip(levels, self.level_embed)], 1)
+        c1, c, level_shapes = spatial_prior(self, img)
 
         P = self.num_prefix_tokens
         x, vit_shape = self.tokens(img)  # (B, P + h * w, C): prefix tokens, patch tokens at stride 16
@@ -248,18 +274,11 @@ class ViTAdapter(ViT):
         if P:
             x = x[:, P:]
 
-        # the four maps as (B, h, w, C) tensors
-        levels = c.split([h * w for h, w in level_shapes], 1)
-        c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(levels, level_shapes)]
-        outs = [c1 + upsample_2x2(c2, self.up), c2, c3, c4]
+        outs = level_outputs(self, c1, c, level_shapes)  # the four maps as (B, h, w, C) tensors
         if self.add_vit_feature:
             vit = x.view(B, *vit_shape, -1).permute(0, 3, 1, 2)  # (B, C, h, w), channels-last memory
             for i, scale in enumerate((4, 2, 1, 0.5)):
                 resized = vit if scale == 1 else F.interpolate(vit, scale_factor=scale, mode='bilinear',
                                                                align_corners=False)
                 outs[i] = outs[i] + resized.permute(0, 2, 3, 1)
-        # standard (B, C, h, w) memory: mmcv's CPU RoIAlign reads channels-last maps as if they were
-        # not (wrong features, no error), and a split view's batch stride trips torch 2.14's CPU
-        # BatchNorm backward
-        norms = (self.norm1, self.norm2, self.norm3, self.norm4)
-        return tuple(norms[i](outs[i].permute(0, 3, 1, 2).contiguous()) for i in self.out_indices)
+        return normed_outputs(self, outs)
