@@ -12,6 +12,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from mmdet_dinov2.models.layers import Linear, linear
+from mmdet_dinov2.models.layers.linear import act_linear
 from mmdet_dinov2.models.layers.linear import MIN_MACS
 from mmdet_dinov2.utils.machine import AVX512_CORE_FLAGS, cpu_flags
 
@@ -128,3 +129,78 @@ def test_with_onednn_capped_at_avx2_a_process_runs_f_linear():
                              env={**os.environ, 'ONEDNN_MAX_CPU_ISA': cap}, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().splitlines()[-1] == want, (cap, out.stdout)
+
+
+def _swiglu(h):
+    h1, h2 = h.chunk(2, dim=-1)
+    return F.silu(h1) * h2
+
+
+def _act_linear_case(act, with_bias, generator):
+    """(h, weight, bias) of an FFN's second half: h (2, 300, 96) as fc1 gives it."""
+    h = torch.randn(2, 300, 96, generator=generator, requires_grad=True)
+    weight = torch.randn(40, 96 if act is F.gelu else 48, generator=generator, requires_grad=True)
+    bias = torch.randn(40, generator=generator, requires_grad=True) if with_bias else None
+    return h, weight, bias
+
+
+def _output_and_grads(fn, h, weight, bias, probe=None):
+    out = fn(h, weight, bias)
+    probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)) if probe is None else probe
+    inputs = [t for t in (h, weight, bias) if t is not None]
+    return out, torch.autograd.grad((out.float() * probe).sum(), inputs)
+
+
+@pytest.mark.parametrize('route', ['onednn', 'f_linear'])
+@pytest.mark.parametrize('act', [F.gelu, _swiglu], ids=['gelu', 'swiglu'])
+@pytest.mark.parametrize('with_bias', [True, False])
+def test_act_linear_gives_the_numbers_of_linear_of_act(route, act, with_bias, monkeypatch):
+    """Recomputing act(h) in the backward pass changes what is stored, not a single bit of the result."""
+    if route == 'f_linear':
+        monkeypatch.setattr(LINEAR, 'onednn_pays', lambda: False)
+    h, weight, bias = _act_linear_case(act, with_bias, torch.Generator().manual_seed(0))
+    got, got_grads = _output_and_grads(lambda *a: act_linear(a[0], act, *a[1:]), h, weight, bias)
+    want, want_grads = _output_and_grads(lambda *a: linear(act(a[0]), *a[1:]), h, weight, bias)
+    assert torch.equal(got, want)
+    for g, w in zip(got_grads, want_grads):
+        assert torch.equal(g, w)
+
+
+def _saved_bytes(fn):
+    """Bytes of the distinct storages autograd keeps for the backward pass of fn()."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize('act', [F.gelu, _swiglu], ids=['gelu', 'swiglu'])
+def test_act_linear_does_not_store_the_activation(act):
+    h, weight, bias = _act_linear_case(act, True, torch.Generator().manual_seed(0))
+    plain = _saved_bytes(lambda: linear(act(h), weight, bias))
+    ours = _saved_bytes(lambda: act_linear(h, act, weight, bias))
+    stored_once = h.numel() * 4 + weight.numel() * 4  # h (which act needs anyway) and the weight
+    assert ours == stored_once
+    # the plain expression also stores act(h) (and SwiGLU's silu(h1)): one or two hidden-width tensors
+    assert plain - ours == act(h).numel() * 4 * (1 if act is F.gelu else 2)
+
+
+def test_act_linear_under_autocast_and_without_gradients():
+    g = torch.Generator().manual_seed(0)
+    h, weight, bias = _act_linear_case(F.gelu, True, g)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        hb = h.detach().bfloat16().requires_grad_()  # fc1's output under autocast
+        got, got_grads = _output_and_grads(lambda *a: act_linear(a[0], F.gelu, *a[1:]), hb, weight, bias)
+        want, want_grads = _output_and_grads(lambda *a: linear(F.gelu(a[0]), *a[1:]), hb, weight, bias)
+    assert got.dtype == torch.bfloat16 and [t.dtype for t in got_grads] == [torch.bfloat16, torch.float32,
+                                                                            torch.float32]
+    assert torch.equal(got, want) and all(torch.equal(a, b) for a, b in zip(got_grads, want_grads))
+    with torch.no_grad():
+        assert torch.equal(act_linear(h, F.gelu, weight, bias), linear(F.gelu(h), weight, bias))
+    with pytest.raises(RuntimeError, match='95'):  # a wrong width fails as linear's would
+        act_linear(h[..., :95], F.gelu, weight, bias)

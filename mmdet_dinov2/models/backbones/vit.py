@@ -27,7 +27,7 @@ from timm.layers import DropPath, PatchEmbed, resample_abs_pos_embed
 from torch import Tensor, nn
 
 from ..layers.adapter import maybe_checkpoint
-from ..layers.linear import Linear, linear
+from ..layers.linear import Linear, act_linear, linear
 from ..layers.rope import RopePositionEmbedding, apply_rope
 from .arguments import SWIGLU_ALIGN, check_vit_arguments, ffn_hidden_dim
 
@@ -200,12 +200,16 @@ class Mlp(nn.Module):
         self.act = act_layer()
         self.fc2 = Linear(hidden_dim, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.fc1(x)
+    def hidden(self, x: Tensor) -> Tensor:
+        """fc1's output -> fc2's input (element-wise)."""
         if self.gated:
             x1, x2 = x.chunk(2, dim=-1)
-            return self.fc2(self.act(x1) * x2)
-        return self.fc2(self.act(x))
+            return self.act(x1) * x2
+        return self.act(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # the hidden activations are recomputed from fc1's output for the backward pass
+        return act_linear(self.fc1(x), self.hidden, self.fc2.weight, self.fc2.bias)
 
 
 def build_ffn(dim: int, mlp_ratio: float, ffn_type: str) -> nn.Module:

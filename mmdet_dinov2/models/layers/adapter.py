@@ -13,7 +13,7 @@ from timm.layers import DropPath
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .linear import Linear, linear
+from .linear import Linear, act_linear, linear
 from .ms_deform_attn import MSDeformAttn
 
 Shape = Tuple[int, int]
@@ -115,7 +115,8 @@ class ConvFFN(nn.Module):
 
     def forward(self, x: Tensor, shapes: Sequence[Shape]) -> Tensor:
         """x (B, N, C), the levels of ``shapes`` concatenated -> (B, N, C)."""
-        return self.fc2(self.act(self.dwconv(self.fc1(x), shapes)))
+        # GELU's output is recomputed from its input for the backward pass
+        return act_linear(self.dwconv(self.fc1(x), shapes), self.act, self.fc2.weight, self.fc2.bias)
 
 
 class DWConv(nn.Module):
