@@ -17,36 +17,74 @@ from torch.autograd.function import once_differentiable
 from .linear import Linear, linear
 
 
-class _WeightedRowSum(torch.autograd.Function):
-    """out[b] = sum_k coef[b, k] * table[rows[b, k]]: an embedding bag whose backward avoids
-    torch's sort-heavy dense path: the table gradient is the transposed bag (entries grouped by
-    row with one argsort), the coefficient gradient the sampled dot products (SDDMM)."""
+def _inside(corner: Tensor, size: Tensor) -> Tensor:
+    """1 where a corner's integer coordinate lies on the map (0..size-1), else 0 (zero padding)."""
+    return (corner == corner.clamp(min=0).minimum(size - 1)).to(corner.dtype)
+
+
+def _bilinear_factors(x: Tensor, y: Tensor, W: Tensor, H: Tensor, weights: Tensor):
+    """Per-axis corner weights of pixel coordinates (x, y), zero for corners off the map; the y factors
+    carry the attention weights. Returns (wx0, wx1, wy0, wy1) and the masks (x0, x1, y0, y1 inside)."""
+    x0, y0 = x.floor(), y.floor()
+    masks = _inside(x0, W), _inside(x0 + 1, W), _inside(y0, H), _inside(y0 + 1, H)
+    fx, fy = x - x0, y - y0  # the far corner's share along each axis
+    factors = ((1 - fx) * masks[0], fx * masks[1], (1 - fy) * masks[2] * weights, fy * masks[3] * weights)
+    return factors, masks
+
+
+def _corner_coefficients(factors) -> Tensor:
+    """(..., 4) weights of the corners (y0, x0), (y0, x1), (y1, x0), (y1, x1)."""
+    wx0, wx1, wy0, wy1 = factors
+    return torch.stack([wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1], -1)
+
+
+class _BilinearRowSum(torch.autograd.Function):
+    """out[b] = sum_k coef[b, k] * table[rows[b, k]] with coef the attention-weighted bilinear corner
+    weights of pixel coordinates (x, y): an embedding bag over the value table.
+
+    The backward pass keeps only x, y and the attention weights and recomputes the coefficients from
+    them (the element-wise graph that builds them would keep about ten tensors of their size). The
+    table gradient is the transposed bag (entries grouped by row with one argsort), the coefficient
+    gradient the sampled dot products (SDDMM), chained by hand to x, y and the weights; this avoids
+    torch's sort-heavy dense embedding-bag backward.
+    """
 
     @staticmethod
-    def forward(ctx, table: Tensor, coef: Tensor, rows: Tensor) -> Tensor:
-        ctx.save_for_backward(table, coef, rows)
-        return F.embedding_bag(rows, table, mode='sum', per_sample_weights=coef)
+    def forward(ctx, table: Tensor, x: Tensor, y: Tensor, weights: Tensor, rows: Tensor, W: Tensor, H: Tensor):
+        ctx.save_for_backward(table, x, y, weights, rows)
+        ctx.W, ctx.H = W, H
+        coef = _corner_coefficients(_bilinear_factors(x, y, W, H, weights)[0])
+        return F.embedding_bag(rows, table, mode='sum', per_sample_weights=coef.view(rows.shape))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        table, coef, rows = ctx.saved_tensors
+        table, x, y, weights, rows = ctx.saved_tensors
+        (wx0, wx1, wy0, wy1), (mx0, mx1, my0, my1) = _bilinear_factors(x, y, ctx.W, ctx.H, weights)
         grad, flat = grad.contiguous(), rows.flatten()
-        grad_table = grad_coef = None
+        grad_table = grad_x = grad_y = grad_weights = None
         if ctx.needs_input_grad[0]:
+            coef = _corner_coefficients((wx0, wx1, wy0, wy1)).flatten()
             order = flat.argsort()
             counts = torch.bincount(flat, minlength=table.shape[0])
             grad_table = F.embedding_bag(order // rows.shape[1], grad, counts.cumsum(0) - counts, mode='sum',
-                                         per_sample_weights=coef.flatten().index_select(0, order))
-        if ctx.needs_input_grad[1]:
+                                         per_sample_weights=coef.index_select(0, order))
+        if any(ctx.needs_input_grad[1:4]):
             B, K = rows.shape
             with warnings.catch_warnings():  # sparse CSR is "beta"; these two ops are long-standing
                 warnings.filterwarnings('ignore', message='.*[Ss]parse')
                 crow = torch.arange(0, B * K + 1, K, device=rows.device, dtype=rows.dtype)
-                pattern = torch.sparse_csr_tensor(crow, flat,
-                                                  coef.flatten(), size=(B, table.shape[0]))
-                grad_coef = torch.sparse.sampled_addmm(pattern, grad, table.t(), beta=0.0).values().view(B, K)
-        return grad_table, grad_coef, None
+                pattern = torch.sparse_csr_tensor(crow, flat, torch.ones_like(flat, dtype=table.dtype),
+                                                  size=(B, table.shape[0]))
+                g = torch.sparse.sampled_addmm(pattern, grad, table.t(), beta=0.0).values()
+            g00, g01, g10, g11 = g.view(x.shape + (4,)).unbind(-1)  # d out / d coef of each corner
+            grad_wy0, grad_wy1 = g00 * wx0 + g01 * wx1, g10 * wx0 + g11 * wx1
+            grad_wx0, grad_wx1 = g00 * wy0 + g10 * wy1, g01 * wy0 + g11 * wy1
+            grad_x = grad_wx1 * mx1 - grad_wx0 * mx0
+            grad_y = (grad_wy1 * my1 - grad_wy0 * my0) * weights
+            fy = y - y.floor()
+            grad_weights = grad_wy0 * (1 - fy) * my0 + grad_wy1 * fy * my1
+        return grad_table, grad_x, grad_y, grad_weights, None, None, None
 
 
 def level_starts(shapes: Tensor) -> Tensor:
@@ -85,8 +123,6 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
         # corners outside the map read a clamped (valid) row with weight 0: zero padding
         x0_in, x1_in = x0.clamp(min=0).minimum(W - 1), (x0 + 1).clamp(min=0).minimum(W - 1)
         y0_in, y1_in = y0.clamp(min=0).minimum(H - 1), (y0 + 1).clamp(min=0).minimum(H - 1)
-        inside = [(x0_in == x0).to(x.dtype), (x1_in == x0 + 1).to(x.dtype),
-                  (y0_in == y0).to(x.dtype), (y1_in == y0 + 1).to(x.dtype)]
         # rows of the value table (B * S * M, D): (batch * S + token) * M + head; int32 sorts faster
         index_dtype = torch.int32 if B * S * M < 2 ** 31 else torch.int64
         batch_head = (torch.arange(B, device=x.device, dtype=index_dtype).view(B, 1, 1, 1, 1) * (S * M)
@@ -94,12 +130,8 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
         row0, row1 = start + y0_in * W, start + y1_in * W
         rows = torch.stack([(token.to(index_dtype) * M + batch_head)
                             for token in (row0 + x0_in, row0 + x1_in, row1 + x0_in, row1 + x1_in)], -1)
-    fx, fy = x - x0, y - y0  # the far corner's share along each axis
-    wx0, wx1 = (1 - fx) * inside[0], fx * inside[1]
-    wy0, wy1 = (1 - fy) * inside[2] * attention_weights, fy * inside[3] * attention_weights
-    coef = torch.stack([wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1], -1)  # (B, Q, M, L, P, 4) like rows
-    out = _WeightedRowSum.apply(value.reshape(B * S * M, D), coef.view(B * Q * M, L * P * 4),
-                                rows.view(B * Q * M, L * P * 4))  # (B*Q*M, D)
+    out = _BilinearRowSum.apply(value.reshape(B * S * M, D), x, y, attention_weights,
+                                rows.view(B * Q * M, L * P * 4), W, H)  # (B*Q*M, D)
     return out.view(B, Q, M * D)
 
 
