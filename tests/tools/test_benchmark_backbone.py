@@ -77,3 +77,32 @@ def test_a_worker_reports_what_one_step_adds_to_memory():
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(r['times']) == 1 and r['times'][0] > 0
     assert 0 < r['step_gib'] < r['peak_gib']  # the libraries and the model come before the step
+
+
+RETAIN_PROBE = '''
+import os, torch
+def rss_mib():
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+big = torch.ones(24 * 2 ** 18)  # 24 MiB: mmapped; freeing it raises glibc's threshold to 24 MiB
+del big
+before = rss_mib()
+block = torch.ones(16 * 2 ** 18)  # 16 MiB, below the raised threshold: from the heap unless capped
+del block
+print(rss_mib() - before)
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux') or os.confstr('CS_GNU_LIBC_VERSION') is None,
+                    reason="glibc's malloc settings")
+def test_live_memory_makes_freed_blocks_leave_the_rss():
+    def retained_mib(env):
+        out = subprocess.run([sys.executable, '-c', RETAIN_PROBE], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return float(out.stdout.strip().splitlines()[-1])
+
+    default = {k: v for k, v in bench.worker_env('native').items() if not k.startswith('MALLOC_')}
+    assert 'MALLOC_MMAP_THRESHOLD_' not in default
+    assert retained_mib(default) > 12  # the default allocator keeps the freed 16 MiB
+    assert retained_mib(bench.worker_env('native', live_memory=True)) < 4
+    assert bench.worker_env('avx2', live_memory=True)['ATEN_CPU_CAPABILITY'] == 'avx2'

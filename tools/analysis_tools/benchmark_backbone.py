@@ -36,6 +36,11 @@ ISA_ENV = {'native': {},
                     'MKL_ENABLE_INSTRUCTIONS': 'AVX2'}}
 
 
+# --live-memory: blocks from this size up are mmapped and unmapped on free (glibc's default threshold
+# starts at 128 KiB but grows with the blocks freed, up to 32 MiB, after which freed memory stays in
+# the heap: the RSS peak then depends on the order of allocations and varies by ~0.1 GiB run to run)
+LIVE_MEMORY_MMAP_THRESHOLD = 128 * 1024
+
 CONFIGS = {'S': 's', 'B': 'b', 'L': 'l'}
 OURS_ONLY = ('type', 'pretrained', 'norm_cfg', 'out_indices', 'freeze_vit', 'ffn_type', 'init_cfg')
 
@@ -98,13 +103,22 @@ def worker(args) -> dict:
                 threads=torch.get_num_threads(), aten_isa=torch.backends.cpu.get_cpu_capability())
 
 
+def worker_env(isa: str, live_memory: bool = False) -> dict:
+    """A worker's environment: the instruction-set caps of `isa`; with `live_memory`, glibc's malloc
+    gives every freed block of 128 KiB or more back to the system (MALLOC_MMAP_THRESHOLD_), so the
+    peak RSS follows the tensors alive at once instead of what the allocator kept of earlier frees."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', **ISA_ENV[isa])
+    if live_memory:
+        env['MALLOC_MMAP_THRESHOLD_'] = str(LIVE_MEMORY_MMAP_THRESHOLD)
+    return env
+
+
 def run_worker(args, impl: str, size: int, isa: str = 'native') -> dict:
     cmd = [sys.executable, __file__, '--worker', '--impl', impl, '--size', str(size), '--arch', args.arch,
            '--runs', str(args.runs), '--warmup', str(args.warmup), '--batch', str(args.batch),
            '--device', args.device, '--threads', str(args.threads or 0),
            '--reference-dir', args.reference_dir or '', '--reference-class', args.reference_class]
-    env = dict(os.environ, PYTHONWARNINGS='ignore', **ISA_ENV[isa])
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(isa, args.live_memory))
     if out.returncode:
         raise RuntimeError(f'{impl} at {size}x{size} ({isa}) failed:\n{out.stderr[-3000:]}')
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -123,6 +137,10 @@ def main():
     parser.add_argument('--isa', nargs='+', choices=sorted(ISA_ENV), default=['native', 'avx2'],
                         help='CPU instruction sets: native, and/or avx2 (AVX-512 off in ATen, '
                              'oneDNN and MKL); one table row each')
+    parser.add_argument('--live-memory', action='store_true',
+                        help='measure memory as the tensors alive at once (glibc returns every freed '
+                             'block of 128 KiB or more); steps then run about 2x slower, so read only '
+                             'the memory columns')
     parser.add_argument('--reference-dir', default=None, help='folder holding the original code + shim')
     parser.add_argument('--reference-class', default='origvit.vit_adapter:ViTAdapter')
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
@@ -152,8 +170,10 @@ def main():
     sys.path.insert(0, str(ROOT))
     from mmdet_dinov2.utils.machine import cpu_model
     where = cpu_model() if args.device == 'cpu' else args.device
+    memory = ('; --live-memory: memory of the tensors alive at once, times NOT comparable (every large '
+              'block is mmapped)' if args.live_memory else '')
     print(f'\nViT-Adapter-{args.arch}, forward + backward, train mode, batch {args.batch}, {where}, '
-          f'{threads} threads; median of {args.runs} runs x {args.repeats} processes\n')
+          f'{threads} threads; median of {args.runs} runs x {args.repeats} processes{memory}\n')
     # peak: the whole process's peak RSS; step: what the forward + backward added to the RSS after
     # the model was built (activations, gradients, workspaces; without the libraries' ~1 GiB)
     header = '| input | ISA (ATen) | ours (s) | ours peak / step (GiB) |'
