@@ -131,6 +131,12 @@ def test_with_onednn_capped_at_avx2_a_process_runs_f_linear():
         assert out.stdout.strip().splitlines()[-1] == want, (cap, out.stdout)
 
 
+@pytest.fixture
+def recompute_all(monkeypatch):
+    """act_linear recomputes the activations of the small test tensors too."""
+    monkeypatch.setattr(LINEAR, 'RECOMPUTE_MIN_NUMEL', 0)
+
+
 def _swiglu(h):
     h1, h2 = h.chunk(2, dim=-1)
     return F.silu(h1) * h2
@@ -154,7 +160,7 @@ def _output_and_grads(fn, h, weight, bias, probe=None):
 @pytest.mark.parametrize('route', ['onednn', 'f_linear'])
 @pytest.mark.parametrize('act', [F.gelu, _swiglu], ids=['gelu', 'swiglu'])
 @pytest.mark.parametrize('with_bias', [True, False])
-def test_act_linear_gives_the_numbers_of_linear_of_act(route, act, with_bias, monkeypatch):
+def test_act_linear_gives_the_numbers_of_linear_of_act(route, act, with_bias, monkeypatch, recompute_all):
     """Recomputing act(h) in the backward pass changes what is stored, not a single bit of the result."""
     if route == 'f_linear':
         monkeypatch.setattr(LINEAR, 'onednn_pays', lambda: False)
@@ -180,9 +186,13 @@ def _saved_bytes(fn):
 
 
 @pytest.mark.parametrize('act', [F.gelu, _swiglu], ids=['gelu', 'swiglu'])
-def test_act_linear_does_not_store_the_activation(act):
+def test_act_linear_does_not_store_the_activation(act, monkeypatch):
     h, weight, bias = _act_linear_case(act, True, torch.Generator().manual_seed(0))
     plain = _saved_bytes(lambda: linear(act(h), weight, bias))
+    # below the size threshold the activation is small: stored, as by the plain expression
+    assert h.numel() < LINEAR.RECOMPUTE_MIN_NUMEL
+    assert _saved_bytes(lambda: act_linear(h, act, weight, bias)) == plain
+    monkeypatch.setattr(LINEAR, 'RECOMPUTE_MIN_NUMEL', h.numel())
     ours = _saved_bytes(lambda: act_linear(h, act, weight, bias))
     stored_once = h.numel() * 4 + weight.numel() * 4  # h (which act needs anyway) and the weight
     assert ours == stored_once
@@ -190,7 +200,7 @@ def test_act_linear_does_not_store_the_activation(act):
     assert plain - ours == act(h).numel() * 4 * (1 if act is F.gelu else 2)
 
 
-def test_act_linear_under_autocast_and_without_gradients():
+def test_act_linear_under_autocast_and_without_gradients(recompute_all):
     g = torch.Generator().manual_seed(0)
     h, weight, bias = _act_linear_case(F.gelu, True, g)
     with torch.autocast('cpu', dtype=torch.bfloat16):

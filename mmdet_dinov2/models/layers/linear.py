@@ -23,6 +23,9 @@ from torch.autograd.function import once_differentiable
 from ...utils.machine import cpu_flags, onednn_runs_avx512
 
 MIN_MACS = 1 << 20  # multiply-adds below which F.linear is faster
+# act_linear recomputes activations of at least this many elements (1 MiB in float32); below it the
+# memory saved is small and the recomputation's fixed cost (a nested autograd call, ~0.1 ms) is not
+RECOMPUTE_MIN_NUMEL = 1 << 18
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,14 +119,15 @@ class _ActLinear(torch.autograd.Function):
 def act_linear(h: Tensor, act: Callable[[Tensor], Tensor], weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """``linear(act(h), weight, bias)`` for an element-wise ``act`` (e.g. an FFN's GELU and fc2).
 
-    When gradients are recorded on a CPU or CUDA device, act(h) is recomputed in the backward pass
-    from h (which ``act`` keeps anyway) instead of being stored: ViT-S at 512x512 keeps ~90 MB less
-    for its backward. Same numbers as ``linear(act(h), weight, bias)``, under autocast too (h already
-    in the autocast dtype: weight and bias are cast to it, as autocast would). Tracing, compilation,
-    other devices and other autocast cases run that expression itself.
+    When gradients are recorded on a CPU or CUDA device and h has at least ``RECOMPUTE_MIN_NUMEL``
+    elements, act(h) is recomputed in the backward pass from h (which ``act`` keeps anyway) instead of
+    being stored: ViT-S at 512x512 keeps ~90 MB less for its backward. Same numbers as
+    ``linear(act(h), weight, bias)``, under autocast too (h already in the autocast dtype: weight and
+    bias are cast to it, as autocast would). Tracing, compilation, other devices, other autocast
+    cases and smaller h run that expression itself.
     """
     device = h.device.type
-    if (not torch.is_grad_enabled() or device not in ('cpu', 'cuda')
+    if (not torch.is_grad_enabled() or device not in ('cpu', 'cuda') or h.numel() < RECOMPUTE_MIN_NUMEL
             or not (h.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
             or torch.jit.is_tracing() or torch.compiler.is_compiling()):
         return linear(act(h), weight, bias)
