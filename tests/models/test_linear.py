@@ -172,28 +172,15 @@ def test_act_linear_gives_the_numbers_of_linear_of_act(route, act, with_bias, mo
         assert torch.equal(g, w)
 
 
-def _saved_bytes(fn):
-    """Bytes of the distinct storages autograd keeps for the backward pass of fn()."""
-    storages = {}
-
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
-
-
 @pytest.mark.parametrize('act', [F.gelu, _swiglu], ids=['gelu', 'swiglu'])
-def test_act_linear_does_not_store_the_activation(act, monkeypatch):
+def test_act_linear_does_not_store_the_activation(act, monkeypatch, saved_bytes):
     h, weight, bias = _act_linear_case(act, True, torch.Generator().manual_seed(0))
-    plain = _saved_bytes(lambda: linear(act(h), weight, bias))
+    plain = saved_bytes(lambda: linear(act(h), weight, bias))
     # below the size threshold the activation is small: stored, as by the plain expression
     assert h.numel() < LINEAR.RECOMPUTE_MIN_NUMEL
-    assert _saved_bytes(lambda: act_linear(h, act, weight, bias)) == plain
+    assert saved_bytes(lambda: act_linear(h, act, weight, bias)) == plain
     monkeypatch.setattr(LINEAR, 'RECOMPUTE_MIN_NUMEL', h.numel())
-    ours = _saved_bytes(lambda: act_linear(h, act, weight, bias))
+    ours = saved_bytes(lambda: act_linear(h, act, weight, bias))
     stored_once = h.numel() * 4 + weight.numel() * 4  # h (which act needs anyway) and the weight
     assert ours == stored_once
     # the plain expression also stores act(h) (and SwiGLU's silu(h1)): one or two hidden-width tensors
