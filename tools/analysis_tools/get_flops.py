@@ -32,7 +32,7 @@ per call: each sampling point reads its four bilinear corners (4 multiply-adds p
 the result weighted by its attention weight (1 more); the projections around the sampling are linear
 layers, counted by the counter. mmengine's counter (printed beside ours, run on the same modules and
 input) has no rule for SDPA nor for the deformable sampling and skips both (its log lists
-``aten::scaled_dot_product_attention`` and ``prim::PythonOp._WeightedRowSum`` as unsupported); its
+``aten::scaled_dot_product_attention`` and ``prim::PythonOp._BilinearRowSum`` as unsupported); its
 linear and convolution rules give the same numbers as torch's.
 """
 import argparse
