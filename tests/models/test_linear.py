@@ -201,3 +201,15 @@ def test_act_linear_under_autocast_and_without_gradients(recompute_all):
         assert torch.equal(act_linear(h, F.gelu, weight, bias), linear(F.gelu(h), weight, bias))
     with pytest.raises(RuntimeError, match='95'):  # a wrong width fails as linear's would
         act_linear(h[..., :95], F.gelu, weight, bias)
+
+
+def test_torch_compile_traces_linear_and_act_linear_without_graph_breaks():
+    """Under torch.compile both take F.linear's expression; asking oneDNN's availability first used to
+    break the graph at every CPU linear (dynamo cannot trace it)."""
+    module, x = Linear(64, 64), torch.randn(1, 300, 64, requires_grad=True)
+
+    def fn(x):
+        return act_linear(module(x), F.gelu, module.weight, module.bias)
+
+    compiled = torch.compile(fn, backend='eager', fullgraph=True)  # fullgraph: a graph break raises
+    torch.testing.assert_close(compiled(x), fn(x))

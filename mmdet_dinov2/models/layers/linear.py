@@ -36,11 +36,12 @@ def onednn_pays() -> bool:
 
 def _on_onednn(x: Tensor, weight: Tensor) -> bool:
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
+            # tracing, export and compilation see plain F.linear (ONNX has no mkldnn_convolution); asked
+            # first, since torch.compile cannot trace mkldnn.is_available() and would break the graph
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
             and math.prod(x.shape[:-1]) * weight.numel() >= MIN_MACS
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and not torch.is_autocast_enabled('cpu')
-            # tracing, export and compilation see plain F.linear (ONNX has no mkldnn_convolution)
-            and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
             and onednn_pays())
 
 
