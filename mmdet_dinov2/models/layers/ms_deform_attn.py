@@ -17,19 +17,23 @@ from torch.autograd.function import once_differentiable
 from .linear import Linear, linear
 
 
+def _on_map(corner: Tensor, size: Tensor) -> Tensor:
+    """A corner's integer coordinate clamped to the map (0..size-1)."""
+    return corner.clamp(min=0).minimum(size - 1)
+
+
 def _inside(corner: Tensor, size: Tensor) -> Tensor:
     """1 where a corner's integer coordinate lies on the map (0..size-1), else 0 (zero padding)."""
-    return (corner == corner.clamp(min=0).minimum(size - 1)).to(corner.dtype)
+    return (corner == _on_map(corner, size)).to(corner.dtype)
 
 
-def _bilinear_factors(x: Tensor, y: Tensor, W: Tensor, H: Tensor, weights: Tensor):
-    """Per-axis corner weights of pixel coordinates (x, y), zero for corners off the map; the y factors
-    carry the attention weights. Returns (wx0, wx1, wy0, wy1) and the masks (x0, x1, y0, y1 inside)."""
+def _bilinear_factors(x: Tensor, y: Tensor, W: Tensor, H: Tensor):
+    """Per-axis corner weights of pixel coordinates (x, y), zero for corners off the map (the y factors
+    without the attention weights). Returns (wx0, wx1, uy0, uy1) and the masks (x0, x1, y0, y1 inside)."""
     x0, y0 = x.floor(), y.floor()
     masks = _inside(x0, W), _inside(x0 + 1, W), _inside(y0, H), _inside(y0 + 1, H)
     fx, fy = x - x0, y - y0  # the far corner's share along each axis
-    factors = ((1 - fx) * masks[0], fx * masks[1], (1 - fy) * masks[2] * weights, fy * masks[3] * weights)
-    return factors, masks
+    return ((1 - fx) * masks[0], fx * masks[1], (1 - fy) * masks[2], fy * masks[3]), masks
 
 
 def _corner_coefficients(factors) -> Tensor:
@@ -53,14 +57,16 @@ class _BilinearRowSum(torch.autograd.Function):
     def forward(ctx, table: Tensor, x: Tensor, y: Tensor, weights: Tensor, rows: Tensor, W: Tensor, H: Tensor):
         ctx.save_for_backward(table, x, y, weights, rows)
         ctx.W, ctx.H = W, H
-        coef = _corner_coefficients(_bilinear_factors(x, y, W, H, weights)[0])
+        wx0, wx1, uy0, uy1 = _bilinear_factors(x, y, W, H)[0]
+        coef = _corner_coefficients((wx0, wx1, uy0 * weights, uy1 * weights))
         return F.embedding_bag(rows, table, mode='sum', per_sample_weights=coef.view(rows.shape))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
         table, x, y, weights, rows = ctx.saved_tensors
-        (wx0, wx1, wy0, wy1), (mx0, mx1, my0, my1) = _bilinear_factors(x, y, ctx.W, ctx.H, weights)
+        (wx0, wx1, uy0, uy1), (mx0, mx1, my0, my1) = _bilinear_factors(x, y, ctx.W, ctx.H)
+        wy0, wy1 = uy0 * weights, uy1 * weights
         grad, flat = grad.contiguous(), rows.flatten()
         grad_table = grad_x = grad_y = grad_weights = None
         if ctx.needs_input_grad[0]:
@@ -82,8 +88,7 @@ class _BilinearRowSum(torch.autograd.Function):
             grad_wx0, grad_wx1 = g00 * wy0 + g10 * wy1, g01 * wy0 + g11 * wy1
             grad_x = grad_wx1 * mx1 - grad_wx0 * mx0
             grad_y = (grad_wy1 * my1 - grad_wy0 * my0) * weights
-            fy = y - y.floor()
-            grad_weights = grad_wy0 * (1 - fy) * my0 + grad_wy1 * fy * my1
+            grad_weights = grad_wy0 * uy0 + grad_wy1 * uy1
         return grad_table, grad_x, grad_y, grad_weights, None, None, None
 
 
@@ -121,8 +126,8 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
     with torch.no_grad():
         x0, y0 = x.floor(), y.floor()
         # corners outside the map read a clamped (valid) row with weight 0: zero padding
-        x0_in, x1_in = x0.clamp(min=0).minimum(W - 1), (x0 + 1).clamp(min=0).minimum(W - 1)
-        y0_in, y1_in = y0.clamp(min=0).minimum(H - 1), (y0 + 1).clamp(min=0).minimum(H - 1)
+        x0_in, x1_in = _on_map(x0, W), _on_map(x0 + 1, W)
+        y0_in, y1_in = _on_map(y0, H), _on_map(y0 + 1, H)
         # rows of the value table (B * S * M, D): (batch * S + token) * M + head; int32 sorts faster
         index_dtype = torch.int32 if B * S * M < 2 ** 31 else torch.int64
         batch_head = (torch.arange(B, device=x.device, dtype=index_dtype).view(B, 1, 1, 1, 1) * (S * M)
