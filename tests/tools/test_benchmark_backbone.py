@@ -1,5 +1,6 @@
 """tools/analysis_tools/benchmark_backbone.py --isa avx2: the environment it sets turns AVX-512 off
-in ATen and oneDNN (both report what they use); and the tool's table has a row per ISA."""
+in ATen and oneDNN (both report what they use); the tool's table has a row per ISA; --live-memory
+makes freed blocks leave the RSS."""
 import importlib.util
 import json
 import os
