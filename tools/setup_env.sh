@@ -8,9 +8,14 @@
 #                         or create .venv with VENV_SYSTEM_SITE=1 to see a cluster-wide torch);
 #                         remembered in .venv/.torch-mode for later runs (TORCH=install resets it)
 #   VENV_SYSTEM_SITE=1    create .venv with --system-site-packages
-#   MMDET_DINOV2_CACHE    wheel cache root (default ~/.cache/mmdet-dinov2)
+#   MMDET_DINOV2_CACHE    cache root (default ~/.cache/mmdet-dinov2): the built mmcv wheel, and pip's
+#                         and uv's caches unless PIP_CACHE_DIR / UV_CACHE_DIR say otherwise
 #   FORCE_CUDA=1          build mmcv's CUDA ops even when no GPU is visible (needs nvcc)
 #   MAX_JOBS=N            parallel compile jobs for the mmcv build (default: number of cores)
+#   BUILD_PROGRESS_INTERVAL=S  seconds between two progress lines of the mmcv build (default 30)
+#
+# Any failure prints "setup failed in step: ..." and what to try; a failure, Ctrl-C or kill also
+# stops the mmcv build running in the background (tools/lib/setup_helpers.sh).
 #
 # Packages are installed with uv (from PyPI, pinned in requirements.txt) whose cache, under the same
 # root, hard-links them into a new .venv: a second setup installs torch in seconds instead of minutes.
@@ -22,33 +27,16 @@ ROOT=$(pwd)
 source "$ROOT/tools/lib/setup_helpers.sh"
 VENV="$ROOT/.venv"
 PYTHON=${PYTHON:-python3.11}
-TORCH=$(torch_mode "$VENV")  # TORCH=keep is remembered in .venv/.torch-mode (tools/lib)
 CACHE=${MMDET_DINOV2_CACHE:-$HOME/.cache/mmdet-dinov2}
 MMCV_VERSION=2.3.6
 PIP_QUIET=${PIP_QUIET:--q}
 
-STEP=""
-STEP_HINT=""
-STEP_T0=0
 T0=$(date +%s)
-
-step() {  # step NAME HINT
-    STEP=$1
-    STEP_HINT=$2
-    STEP_T0=$(date +%s)
-    echo "==> [setup] $STEP"
-}
-done_step() {
-    echo "    done in $(($(date +%s) - STEP_T0)) s"
-}
-on_error() {
-    local rc=$?
-    echo "" >&2
-    echo "!! setup failed in step: $STEP (exit $rc)" >&2
-    echo "!! what to try: $STEP_HINT" >&2
-    exit "$rc"
-}
-trap on_error ERR
+MMCV_BUILD_S=0
+setup_traps setup  # any failure names its step; the exit trap stops a background build (tools/lib)
+STEP="read the settings"
+STEP_HINT="TORCH=install or TORCH=keep"
+TORCH=$(torch_mode "$VENV")  # TORCH=keep is remembered in .venv/.torch-mode
 
 # pip, with the noise of this machine's local index mirrors ("... is ignored: it is neither a file
 # nor a directory") filtered out of stderr.
@@ -56,25 +44,36 @@ pip_quiet() {
     "$@" 2> >(grep -v 'is neither a file nor a directory' >&2)
 }
 
+step "check the cache folder $CACHE" \
+    "set MMDET_DINOV2_CACHE=/a/writable/folder/with/10GB (it keeps pip's, uv's and the mmcv build's caches)"
+writable_dir "$CACHE" 10 MMDET_DINOV2_CACHE
+export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$CACHE/pip} UV_CACHE_DIR=${UV_CACHE_DIR:-$CACHE/uv}
+done_step
+
 step "create virtual environment .venv" \
-    "check that '$PYTHON' exists (set PYTHON=/path/to/python3.11) and that the disk has room; rm -rf .venv and retry"
+    "PYTHON=/path/to/python3.11 make setup (rm -rf .venv first if it holds another Python); the disk needs room for it (about 6 GB)"
 if [[ ! -x "$VENV/bin/python" ]]; then
+    "$PYTHON" --version >/dev/null 2>&1 || { echo "!! no interpreter '$PYTHON'" >&2; false; }
     venv_args=()
-    [[ "${VENV_SYSTEM_SITE:-0}" == 1 ]] && venv_args+=(--system-site-packages)
+    if [[ "${VENV_SYSTEM_SITE:-0}" == 1 ]]; then venv_args+=(--system-site-packages); fi
     "$PYTHON" -m venv "${venv_args[@]}" "$VENV"
 fi
 PY="$VENV/bin/python"
 PIP=(pip_quiet "$PY" -m pip --disable-pip-version-check)
-"$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
-    || { echo "!! .venv has $("$PY" --version); Python >= 3.11 is needed: rm -rf .venv; PYTHON=python3.11 make setup" >&2; exit 1; }
+venv_python=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [[ "$venv_python" != 3.11 ]]; then
+    echo "!! .venv has Python $venv_python; the pinned stack (requirements.lock, the torch wheels) is" \
+         "for Python 3.11" >&2
+    false
+fi
 done_step
 
-step "install build tools (uv, setuptools, wheel)" \
+step "install build tools (uv, setuptools, wheel, ninja)" \
     "check access to the package registry (pip config list); the pins are in requirements.txt"
 "${PIP[@]}" install $PIP_QUIET "$(grep -E '^uv==' requirements.txt)"
-export UV_CACHE_DIR=${UV_CACHE_DIR:-$CACHE/uv}
 UV=("$VENV/bin/uv" pip install --quiet --python "$PY")
-"${UV[@]}" "$(grep -E '^setuptools==' requirements.txt)" "$(grep -E '^wheel==' requirements.txt)"
+"${UV[@]}" "$(grep -E '^setuptools==' requirements.txt)" "$(grep -E '^wheel==' requirements.txt)" \
+    "$(grep -E '^ninja==' requirements.txt)"
 done_step
 
 step "install torch and torchvision" \
@@ -92,9 +91,11 @@ fi
 echo "$TORCH" > "$VENV/.torch-mode"
 done_step
 
+step "build onedl-mmcv $MMCV_VERSION with compiled ops" \
+    "the build log is $CACHE/build-mmcv.log; the build needs g++ (apt install g++), and nvcc for CUDA ops"
 # The cache key: everything the compiled ops depend on.
 read -r TORCH_VER PY_TAG CUDA_TAG < <("$PY" - <<'EOF'
-import os, shutil, sys
+import os, sys
 import torch
 from torch.utils.cpp_extension import CUDA_HOME
 cuda = 'cpu'
@@ -104,44 +105,22 @@ print(torch.__version__.replace('+', '_'), f'cp{sys.version_info.major}{sys.vers
 EOF
 )
 WHEEL_DIR="$CACHE/wheels/onedl-mmcv-$MMCV_VERSION/torch-$TORCH_VER-$PY_TAG-$CUDA_TAG"
-
-step "build onedl-mmcv $MMCV_VERSION with compiled ops (torch $TORCH_VER, $PY_TAG, $CUDA_TAG)" \
-    "the build log is in $CACHE/build-mmcv.log; it needs g++ and ninja (apt install g++ ninja-build), and nvcc for CUDA ops"
+echo "    for torch $TORCH_VER, $PY_TAG, $CUDA_TAG"
 if compgen -G "$WHEEL_DIR/*.whl" >/dev/null; then
     echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
 else
-    mkdir -p "$CACHE"
-    BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
-    # The compiler wrapper (tools/lib/mmcv_cxx.sh): C++20 for torch's headers, no debug info, and a
-    # precompiled <torch/types.h> (gcc): together the build takes about 2 min here instead of 11.
-    mkdir -p "$BUILD/bin" "$BUILD/pch"
-    export MMCV_REAL_CXX
-    MMCV_REAL_CXX=$(real_compiler c++ "$BUILD/bin")  # the user's (conda, modules), not only /usr/bin
-    if [[ "$("$MMCV_REAL_CXX" --version 2>/dev/null)" == *"Free Software Foundation"* ]]; then
-        export MMCV_PCH_DIR=$BUILD/pch  # gcc's precompiled headers (clang's work differently)
+    SRC=$CACHE/src; rm -rf "$SRC"
+    "${PIP[@]}" download $PIP_QUIET --no-deps --no-binary :all: "onedl-mmcv==$MMCV_VERSION" -d "$SRC"
+    arch=-
+    if [[ "$CUDA_TAG" != cpu ]]; then
+        arch=$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' 2>/dev/null \
+            || echo "${TORCH_CUDA_ARCH_LIST:-}")
     fi
-    for cc in c++ g++; do
-        ln -s "$ROOT/tools/lib/mmcv_cxx.sh" "$BUILD/bin/$cc"
-    done
-    "${PIP[@]}" download $PIP_QUIET --no-deps --no-binary :all: "onedl-mmcv==$MMCV_VERSION" -d "$BUILD/src"
-    export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
-    [[ "$CUDA_TAG" == cpu ]] && export FORCE_CUDA=0 || export FORCE_CUDA=1
-    echo "    compiling (MAX_JOBS=$MAX_JOBS, FORCE_CUDA=$FORCE_CUDA); progress below; log: $CACHE/build-mmcv.log"
-    # -v: pip passes ninja's "[done/total]" lines through to the log, which watch_build reads
-    PATH="$BUILD/bin:$PATH" CXX="$BUILD/bin/c++" "${PIP[@]}" wheel -v --no-build-isolation --no-deps \
-        -w "$BUILD/wheel" "$BUILD"/src/onedl_mmcv-*.tar.gz >"$CACHE/build-mmcv.log" 2>&1 &
-    build_pid=$!
-    trap 'kill "$build_pid" 2>/dev/null' INT TERM  # Ctrl-C stops the compile too
-    watch_build "$build_pid" "$CACHE/build-mmcv.log" "${BUILD_PROGRESS_INTERVAL:-30}"
-    wait "$build_pid" || { tail -30 "$CACHE/build-mmcv.log" >&2; false; }
-    trap - INT TERM
-    # Publish atomically: a killed build never leaves a half wheel in the cache.
-    mkdir -p "$(dirname "$WHEEL_DIR")"
-    rm -rf "$WHEEL_DIR.tmp" && mv "$BUILD/wheel" "$WHEEL_DIR.tmp" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
-    rm -rf "$BUILD"
-    echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
+    build_mmcv_wheel "$PY" "$SRC"/onedl_mmcv-*.tar.gz "$WHEEL_DIR" "$CACHE/build-mmcv.log" "$CUDA_TAG" "$arch"
+    rm -rf "$SRC"
 fi
 done_step
+MMCV_BUILD_S=$STEP_SECONDS
 
 step "install onedl-mmcv and the rest of requirements.txt" \
     "check the registry; a stale cached wheel can be dropped with rm -rf $WHEEL_DIR"
@@ -168,4 +147,4 @@ print('    torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmengine', 
 done_step
 
 touch "$VENV/.setup-stamp"
-echo "==> [setup] finished in $(($(date +%s) - T0)) s"
+echo "==> [setup] finished in $(($(date +%s) - T0)) s (mmcv step $MMCV_BUILD_S s)"
