@@ -12,6 +12,7 @@
 #                         and uv's caches unless PIP_CACHE_DIR / UV_CACHE_DIR say otherwise
 #   FORCE_CUDA=1          build mmcv's CUDA ops even when no GPU is visible (needs nvcc)
 #   MAX_JOBS=N            parallel compile jobs for the mmcv build (default: number of cores)
+#   SETUP_MIN_FREE_GIB=10 free space the cache folder's disk must have (torch alone is ~6 GB)
 #   BUILD_PROGRESS_INTERVAL=S  seconds between two progress lines of the mmcv build (default 30)
 #
 # Any failure prints "setup failed in step: ..." and what to try; a failure, Ctrl-C or kill also
@@ -46,7 +47,7 @@ pip_quiet() {
 
 step "check the cache folder $CACHE" \
     "set MMDET_DINOV2_CACHE=/a/writable/folder/with/10GB (it keeps pip's, uv's and the mmcv build's caches)"
-writable_dir "$CACHE" 10 MMDET_DINOV2_CACHE
+writable_dir "$CACHE" "${SETUP_MIN_FREE_GIB:-10}" MMDET_DINOV2_CACHE
 export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$CACHE/pip} UV_CACHE_DIR=${UV_CACHE_DIR:-$CACHE/uv}
 done_step
 

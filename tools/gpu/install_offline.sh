@@ -48,9 +48,9 @@ WH=$(cd "$WH" && pwd)
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "!! --jobs takes a positive number (got '$JOBS')" >&2; exit 2; }
 
 T0=$(date +%s)
-STEP_T0=$T0
-step() { STEP_T0=$(date +%s); echo "==> [install] $*"; }
-done_step() { echo "    done in $(($(date +%s) - STEP_T0)) s"; }
+# shellcheck source=tools/lib/setup_helpers.sh
+source "$ROOT/tools/lib/setup_helpers.sh"
+setup_traps install  # any failure names its step; the exit trap stops a background build
 
 step "the target Python and its torch"
 command -v "$PY" >/dev/null || { echo "!! no interpreter '$PY' (--python)" >&2; exit 2; }
@@ -139,55 +139,10 @@ step "onedl-mmcv $MMCV_VERSION with compiled ops ($KEY)"
 if compgen -G "$WHEEL_DIR/*.whl" >/dev/null; then
     echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
 else
-    mkdir -p "$CACHE"
-    BUILD=$(mktemp -d "$CACHE/build.XXXXXX")
-    trap 'rm -rf "$BUILD"' EXIT
-    # The compiler wrapper of tools/setup_env.sh (tools/lib/mmcv_cxx.sh: C++20, no debug info, a
-    # precompiled <torch/types.h> with gcc). nvcc's host compiler is left alone in a CUDA build: only
-    # ninja's `c++` is wrapped there.
-    mkdir -p "$BUILD/bin" "$BUILD/pch"
-    export MMCV_REAL_CXX
-    MMCV_REAL_CXX=$(command -v c++)
-    if [[ "$("$MMCV_REAL_CXX" --version 2>/dev/null)" == *"Free Software Foundation"* ]]; then
-        export MMCV_PCH_DIR=$BUILD/pch
-    fi
-    wrapped=(c++)
-    [[ "$CUDA_TAG" == cpu ]] && wrapped+=(g++)
-    for cc in "${wrapped[@]}"; do
-        ln -s "$ROOT/tools/lib/mmcv_cxx.sh" "$BUILD/bin/$cc"
-    done
-    export MMCV_WITH_OPS=1 MAX_JOBS=$JOBS
-    if [[ "$CUDA_TAG" == cpu ]]; then
-        export FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=""   # CPU ops even where a GPU exists (--cpu)
-    else
-        export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$ARCH
-    fi
-    # ninja parallelises the build (without it every unit compiles in turn): the interpreter's own
-    # bin folder (a pip-installed ninja) first, then the PATH
-    PATH="$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))'):$PATH"
-    command -v ninja >/dev/null || echo "!! no ninja on PATH: the build runs serially (pip install ninja, or apt install ninja-build)" >&2
-    LOG=$BUILD/build-mmcv.log
-    echo "    compiling (MAX_JOBS=$MAX_JOBS, FORCE_CUDA=$FORCE_CUDA${TORCH_CUDA_ARCH_LIST:+, TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST}); log: $CACHE/build-mmcv-$KEY.log"
-    # shellcheck source=tools/lib/build_eta.sh
-    source "$ROOT/tools/lib/build_eta.sh"
-    # its own process group (setsid), so that a failure or Ctrl-C here stops every compiler too
-    PATH="$BUILD/bin:$PATH" CXX="$BUILD/bin/c++" setsid "${PIP[@]}" wheel -v --no-index \
-        --no-build-isolation --no-deps -w "$BUILD/wheel" "$SDIST" >"$LOG" 2>&1 &
-    build_pid=$!
-    trap 'kill -- -"$build_pid" 2>/dev/null || true; rm -rf "$BUILD"' EXIT
-    trap 'exit 130' INT TERM
-    watch_build "$build_pid" "$LOG" "${BUILD_PROGRESS_INTERVAL:-30}" || true
-    if ! wait "$build_pid"; then
-        cp "$LOG" "$CACHE/build-mmcv-$KEY.log"; tail -30 "$LOG" >&2
-        echo "!! mmcv build failed; whole log: $CACHE/build-mmcv-$KEY.log" >&2; exit 1
-    fi
-    trap 'rm -rf "$BUILD"' EXIT  # (under set -e a failing kill in the trap would turn success into exit 1)
-    trap - INT TERM
-    cp "$LOG" "$CACHE/build-mmcv-$KEY.log"
-    # Publish atomically: a killed build never leaves a half wheel in the cache.
-    mkdir -p "$(dirname "$WHEEL_DIR")"
-    rm -rf "$WHEEL_DIR.tmp" && mv "$BUILD/wheel" "$WHEEL_DIR.tmp" && mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
-    echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
+    MAX_JOBS=$JOBS
+    # the wrapper, progress and clean-up of tools/setup_env.sh (tools/lib/setup_helpers.sh)
+    build_mmcv_wheel "$PY" "$SDIST" "$WHEEL_DIR" "$CACHE/build-mmcv-$KEY.log" "$CUDA_TAG" "$ARCH" \
+        --no-index --isolated
 fi
 "${PIP[@]}" install -q --no-index --no-deps --force-reinstall "$WHEEL_DIR"/*.whl
 done_step
