@@ -110,11 +110,9 @@ class TrainIterTimes(Hook):
 def default_processes():
     """Two training processes on two cores or more, else one.
 
-    The tiny model runs many small operations, which two threads of one process share badly: on the
-    2-core machine one process took 0.33-0.37 s per iteration of 4 images with 2 threads, two
-    processes of 1 thread with 2 images each (DistributedDataParallel over gloo) 0.24 s natively and
-    0.30 s with AVX-512 off (the whole demo: 466 s against 554 s). Single threads also never wait on
-    each other (see openmp_waiting).
+    The tiny model runs many small operations, which two threads of one process share worse than two
+    single-threaded processes (DistributedDataParallel over gloo, half the images each); single
+    threads also never wait on each other (see openmp_waiting). docs/benchmarks.md has the timings.
     """
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
