@@ -16,7 +16,11 @@ runner adds, all through public Runner methods:
 - ``resume = True`` with nothing to resume from stops with an error (a mistyped ``--work-dir``
   would otherwise train from scratch); ``resume = 'if_exists'`` starts a new run then.
 - ``train`` holds :class:`~mmdet_dinov2.engine.work_dir_lock.WorkDirLock`: a second training in
-  the same work dir is refused while the first runs.
+  the same work dir is refused while the first runs. With ``lock_work_dir_at_build = True`` (config
+  key, for a tool that builds the runner to train) the lock is taken while the runner is built,
+  before mmengine writes its log folder and config copy into the work dir, so a refused run leaves
+  the running one's files as they are. Without it, a runner built only to test (tools/test.py) may
+  still share a work dir with a running training.
 - the model config's backbone outputs are checked against the neck's inputs before it is built
   (:func:`~mmdet_dinov2.models.check_backbone_neck`).
 
@@ -29,7 +33,7 @@ import glob
 import os.path as osp
 import re
 
-from mmengine.dist import is_main_process
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
@@ -38,7 +42,7 @@ from mmdet.registry import RUNNERS
 
 from ..checkpoints import compare_state_dict, trusted_checkpoints
 from ..models import check_backbone_neck
-from .work_dir_lock import WorkDirLock
+from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
 __all__ = ['ResumeError', 'SafeLoadRunner', 'load_detector_weights']
 
@@ -96,6 +100,22 @@ class SafeLoadRunner(Runner):
     """
 
     _resuming = False
+    _work_dir_lock = None
+
+    def setup_env(self, env_cfg):
+        super().setup_env(env_cfg)  # starts the process group; mmengine writes nothing before it
+        # popped: a config copy that tools/test.py reads later must not lock the work dir
+        if not self.cfg.pop('lock_work_dir_at_build', False):
+            return
+        refusal = [None]
+        if is_main_process():
+            try:
+                self._work_dir_lock = WorkDirLock(self.work_dir).acquire()
+            except WorkDirLockedError as err:
+                refusal = [str(err)]
+        broadcast_object_list(refusal)  # every rank stops before writing its log folder
+        if refusal[0] is not None:
+            raise WorkDirLockedError(refusal[0])
 
     def register_default_hooks(self, hooks=None):
         # mmengine only lets ``name=None`` switch off its own default hooks; ours (non_finite_loss,
@@ -111,7 +131,8 @@ class SafeLoadRunner(Runner):
         return super().build_model(model)
 
     def train(self):
-        lock = WorkDirLock(self.work_dir, logger=self.logger) if is_main_process() else None
+        lock = self._work_dir_lock or (
+            WorkDirLock(self.work_dir, logger=self.logger) if is_main_process() else None)
         with self._trust(), (lock or contextlib.nullcontext()):
             return super().train()
 

@@ -1,75 +1,47 @@
-"""One training per work dir: a lock file that names its owner, and a judge of stale owners.
+"""One training per work dir: ``WORK_DIR/.train.lock``, a kernel file lock that names its owner.
 
-Two trainings on the same work dir overwrite each other's checkpoints and ``last_checkpoint``. A
-training holds :class:`WorkDirLock` for as long as it runs; a second one is refused with
-:class:`WorkDirLockedError`, which says who holds the work dir and what to do.
+Two trainings in one work dir overwrite each other's checkpoints and ``last_checkpoint``. A
+training holds :class:`WorkDirLock` while it runs; a second one is refused with
+:class:`WorkDirLockedError`, which names the holder. The lock is :class:`filelock.FileLock`
+(``flock``): the kernel releases it when its process ends, however it ends, so a dead run never
+blocks the work dir. While held, the file records the owner's pid, host and start time (JSON) for
+the refused run's message; a clean release empties it, so a record found on acquiring was left by a
+run that died, and is reported as taken over.
 
-The lock is a file, ``WORK_DIR/.train.lock``, holding JSON: the owner's pid, host name, start
-time and a random token. It is written completely under a private name and then hard-linked into
-place, which fails when the file exists: two runs never both create it, and nobody reads a half
-written one (where a file system has no hard links, ``O_CREAT | O_EXCL`` creates it instead).
+Kept here because filelock does not do it: a record left by a run on another host is refused, since
+where a shared file system does not carry locks between hosts, holding the kernel lock says nothing
+about that run; and a lock this process still holds from an earlier run (which raised without
+releasing) is taken over instead of refusing its own process.
 
-A lock is stale, and is taken over with a warning, when its owner is provably gone: the same host
-and a pid that no longer runs, or this very process (an earlier run here ended by an exception
-without releasing), or a lock file that cannot be read and was not touched for
-:data:`UNREADABLE_STALE_AFTER_S` seconds. A lock from another host is refused: on a shared file
-system the owner's liveness cannot be checked from here. Pid reuse is not detected: if the owner
-died and an unrelated process got its pid (e.g. after a reboot), the lock is refused and the error
-says to delete the file if that run is dead. Hosts are told apart by name only: containers that
-share a work dir need distinct host names.
-
-Everything here is the standard library, so that a test can use it without mmdet.
+Only the standard library and filelock: a test can load this module without mmdet.
 """
-import contextlib
 import datetime
-import errno
 import json
 import logging
 import os
 import os.path as osp
-import secrets
 import socket
-import time
+import stat
 
-__all__ = ['LOCK_NAME', 'WorkDirLock', 'WorkDirLockedError', 'held_by_this_process',
-           'pid_alive']
+import filelock
+
+__all__ = ['LOCK_NAME', 'WorkDirLock', 'WorkDirLockedError', 'held_by_this_process']
 
 LOCK_NAME = '.train.lock'
-UNREADABLE_STALE_AFTER_S = 30.0
-GUARD_STALE_AFTER_S = 10.0  # a takeover takes milliseconds
 
 _HELD = {}  # realpath of a work dir -> the WorkDirLock of this process that holds it
 
 
 class WorkDirLockedError(RuntimeError):
-    """Another training holds the work dir (or may hold it: another host, an unreadable lock)."""
+    """Another training holds the work dir (or may hold it: another host), or its lock file cannot
+    be used."""
 
 
 def held_by_this_process(work_dir):
-    """Whether this process holds the lock of ``work_dir`` now.
-
-    True only while a :class:`WorkDirLock` of this process is acquired on it and the lock file
-    still holds that lock's token (not if someone deleted it and another run took the work dir).
-    """
+    """Whether a :class:`WorkDirLock` of this process holds the lock of ``work_dir`` now (not if
+    someone deleted the lock file and another run took the work dir)."""
     lock = _HELD.get(osp.realpath(work_dir))
     return lock is not None and lock.is_held()
-
-
-def pid_alive(pid):
-    """Whether process ``pid`` runs on this host (a zombie, dead but not yet reaped, does not)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except (OSError, IndexError):  # no /proc (not Linux), or it exited meanwhile
-        return True
 
 
 class WorkDirLock:
@@ -77,8 +49,8 @@ class WorkDirLock:
 
     Args:
         work_dir (str | Path): the training's work dir; created when missing.
-        logger (logging.Logger, optional): where takeovers of stale locks are reported (default:
-            this module's logger). Pass the runner's logger to have them in the run's log.
+        logger (logging.Logger, optional): where takeovers of locks left by dead runs are reported
+            (default: this module's logger). Pass the runner's logger to have them in the run's log.
 
     Example::
 
@@ -90,7 +62,10 @@ class WorkDirLock:
         self.work_dir = osp.abspath(work_dir)
         self.path = osp.join(self.work_dir, LOCK_NAME)
         self.logger = logger or logging.getLogger(__name__)
-        self._token = None
+        self._inode = None  # (st_dev, st_ino) of the lock file this lock holds
+        # thread_local=False: the runner may release from another thread than the one that took it
+        self._lock = filelock.FileLock(self.path, blocking=False, thread_local=False,
+                                       on_acquired=self._claim)
 
     def __enter__(self):
         return self.acquire()
@@ -99,146 +74,96 @@ class WorkDirLock:
         self.release()
 
     def acquire(self):
-        """Take the work dir, or raise :class:`WorkDirLockedError` naming its live owner.
+        """Take the work dir, or raise :class:`WorkDirLockedError` naming its owner.
 
         Returns:
             WorkDirLock: self.
         """
         if self.is_held():
             return self
+        self.release()  # a kernel lock on a file someone deleted is let go
         os.makedirs(self.work_dir, exist_ok=True)
-        token = secrets.token_hex(16)
-        record = dict(pid=os.getpid(), host=socket.gethostname(), token=token,
-                      started=datetime.datetime.now().astimezone().isoformat(timespec='seconds'))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # a retry follows a stale lock's removal, or a rival's
-            if _create_new(self.path, json.dumps(record, indent=1) + '\n'):
-                self._token = token
-                _HELD[osp.realpath(self.work_dir)] = self
-                return self
-            content, age = _read(self.path)
-            if content is None:
-                continue  # released meanwhile
-            owner = _parse(content)
-            why_stale = self._judge(owner, age)
-            self._remove_stale(content, why_stale)
-        raise WorkDirLockedError(
-            f'could not take the work dir {self.work_dir}: its lock file {self.path} keeps '
-            f'changing, or its takeover guard {self.path}.takeover stays (several runs starting at '
-            'once?). Give each run its own --work-dir.')
+        earlier = _HELD.pop(osp.realpath(self.work_dir), None)
+        if earlier is not None and earlier._lock.is_locked:
+            earlier._lock.release()  # its record stays: _claim reports the takeover
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise WorkDirLockedError(self._busy()) from None
+        except OSError as err:
+            raise WorkDirLockedError(self._unusable(err)) from err
+        _HELD[osp.realpath(self.work_dir)] = self
+        return self
 
     def release(self):
-        """Remove the lock file if it is still this lock's; a no-op otherwise."""
+        """Empty the lock file if it is still this lock's, then release the kernel lock."""
         if self.is_held():
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path)
+            os.truncate(self.path, 0)
+        if self._lock.is_locked:
+            self._lock.release()
         if _HELD.get(osp.realpath(self.work_dir)) is self:
             del _HELD[osp.realpath(self.work_dir)]
-        self._token = None
 
     def is_held(self):
-        """Whether the lock file is this lock's (acquired, not released, not taken over)."""
-        if self._token is None:
-            return False
-        content, _ = _read(self.path)
-        owner = _parse(content) if content is not None else None
-        return owner is not None and owner.get('token') == self._token
-
-    def _judge(self, owner, age):
-        """Why the lock of ``owner`` is stale; raise :class:`WorkDirLockedError` if it is not."""
-        delete = f'if you are sure that run is dead, delete {self.path}'
-        if owner is None:
-            if age >= UNREADABLE_STALE_AFTER_S:
-                return f'its lock file is unreadable and untouched for {age:.0f} s'
-            raise WorkDirLockedError(
-                f'the work dir {self.work_dir} has an unreadable lock file {self.path}, written '
-                f'{age:.0f} s ago: another training may be starting there. Wait, give this run '
-                f'another --work-dir, or, {delete}.')
-        pid, host, started = owner['pid'], owner['host'], owner.get('started', 'at an unknown time')
-        here = socket.gethostname()
-        if host != here:
-            raise WorkDirLockedError(
-                f'the work dir {self.work_dir} is locked by process {pid} on host {host}, started '
-                f'{started}; whether it still runs cannot be checked from host {here} (a shared '
-                f'file system). Wait for it to finish, give this run another --work-dir, or, '
-                f'{delete}.')
-        if pid == os.getpid():
-            return 'this process holds it: an earlier run here ended without releasing it'
-        if not pid_alive(pid):
-            return f'its owner, process {pid} (started {started}), is no longer running'
-        raise WorkDirLockedError(
-            f'the work dir {self.work_dir} is in use by another training: process {pid} on host '
-            f'{host}, started {started}. Two trainings in one work dir overwrite each other\'s '
-            f'checkpoints. Wait for it to finish, give this run another --work-dir, or, {delete} '
-            f'(its pid may have been reused).')
-
-    def _remove_stale(self, content, why):
-        """Remove the lock file if it still holds ``content``, the stale lock judged by ``why``.
-
-        Takeovers go one at a time, under a guard file: a run that judged the same stale lock a
-        moment later finds a new owner's lock in its place and leaves it. Returns at once when
-        another run holds the guard (the caller then looks at the lock file again).
-        """
-        guard = self.path + '.takeover'
-        if not _create_new(guard, f'{os.getpid()}@{socket.gethostname()}\n'):
-            _, age = _read(guard)
-            if age > GUARD_STALE_AFTER_S:  # its writer died in the middle of a takeover
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(guard)
-            time.sleep(0.02)
-            return
+        """Whether this lock holds the kernel lock on the file that is at its path now."""
         try:
-            if _read(self.path)[0] == content:
-                os.remove(self.path)
-                self.logger.warning(
-                    f'took over the stale lock of the work dir {self.work_dir}: {why}')
-        finally:
-            os.remove(guard)
+            now = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        return self._lock.is_locked and (now.st_dev, now.st_ino) == self._inode
 
+    def _claim(self, fd):
+        """Called by filelock with the locked file: judge the record left there, write ours."""
+        left = os.pread(fd, 4096, 0).decode('utf-8', errors='replace')
+        owner = _parse(left)
+        here = socket.gethostname()
+        if owner is not None and owner['host'] != here:  # raising makes filelock release it
+            raise WorkDirLockedError(
+                f'the work dir {self.work_dir} is locked by process {owner["pid"]} on host '
+                f'{owner["host"]}, started {owner["started"]}; whether it still runs cannot be '
+                f'checked from host {here} (a shared file system). Wait for it to finish, give '
+                f'this run another --work-dir, or, if you are sure that run is dead, delete '
+                f'{self.path}.')
+        if left.strip():  # a clean release leaves the file empty
+            why = ('this process holds it: an earlier run here ended without releasing it'
+                   if owner is not None and owner['pid'] == os.getpid() else
+                   f'its owner, process {owner["pid"]} (started {owner["started"]}), is no longer '
+                   'running' if owner is not None else
+                   f'its record {left[:40]!r} is unreadable and its writer is gone')
+            self.logger.warning(f'took over the stale lock of the work dir {self.work_dir}: {why}')
+        record = dict(pid=os.getpid(), host=here,
+                      started=datetime.datetime.now().astimezone().isoformat(timespec='seconds'))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + '\n').encode(), 0)
+        info = os.fstat(fd)
+        self._inode = (info.st_dev, info.st_ino)
 
-def _create_new(path, text):
-    """Create the file ``path`` holding ``text``, never replacing one; False if it exists.
+    def _busy(self):
+        try:
+            with open(self.path, encoding='utf-8', errors='replace') as f:
+                owner = _parse(f.read())
+        except OSError:
+            owner = None
+        who = (f'process {owner["pid"]} on host {owner["host"]}, started {owner["started"]}'
+               if owner is not None else 'a process that has not written its record yet')
+        return (f'the work dir {self.work_dir} is in use by another training: {who}. Two '
+                'trainings in one work dir overwrite each other\'s checkpoints. Wait for it to '
+                'finish, or give this run another --work-dir.')
 
-    Written under a private name, then hard-linked into place: nobody reads it half written.
-    """
-    private = f'{path}.{os.getpid()}.{secrets.token_hex(4)}.new'
-    with open(private, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        os.link(private, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as err:  # no hard links here (some network and FUSE file systems)
-        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
-            raise
-        return _create_exclusive(path, text)
-    finally:
-        os.remove(private)
-
-
-def _create_exclusive(path, text):
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    return True
-
-
-def _read(path):
-    """(text or None if missing, seconds since the last change) of a lock file."""
-    try:
-        with open(path, encoding='utf-8', errors='replace') as f:
-            age = time.time() - os.fstat(f.fileno()).st_mtime
-            return f.read(), age
-    except FileNotFoundError:
-        return None, 0.0
+    def _unusable(self, err):
+        try:
+            mode = os.lstat(self.path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+            what = ('a directory' if stat.S_ISDIR(mode)
+                    else f'a symbolic link (to {os.readlink(self.path)})')
+            return (f'cannot take the work dir {self.work_dir}: its lock file {self.path} is '
+                    f'{what}, not a plain file. Remove it if no training uses it, or give this '
+                    'run another --work-dir.')
+        return (f'cannot take the work dir {self.work_dir}: locking {self.path} failed ({err}). '
+                'Put the work dir on a file system with file locks (flock), e.g. a local disk, '
+                'or give this run another --work-dir.')
 
 
 def _parse(text):
@@ -250,4 +175,5 @@ def _parse(text):
     if (not isinstance(owner, dict) or not isinstance(owner.get('pid'), int)
             or not isinstance(owner.get('host'), str)):
         return None
+    owner.setdefault('started', 'at an unknown time')
     return owner

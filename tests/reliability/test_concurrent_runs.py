@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -100,6 +102,21 @@ def test_temp_names_carry_the_writer(tmp_path):
     assert atomic_file.temp_writer('.epoch_1.pth.12@a.b-c.x_y1.tmp') == (12, 'a.b-c')
     for name in ('.epoch_1.pth.q1w2e3r4.tmp', '.train.lock.12.ab.new', 'epoch_1.pth'):
         assert atomic_file.temp_writer(name) is None
+
+
+def test_pid_alive():
+    from mmdet_dinov2.engine.hooks.atomic_checkpoint_hook import pid_alive
+    exited = subprocess.Popen([sys.executable, '-c', 'pass'])
+    exited.wait()
+    assert pid_alive(os.getpid()) and not pid_alive(exited.pid) and not pid_alive(0)
+    zombie = subprocess.Popen([sys.executable, '-c', 'pass'])
+    stat = Path(f'/proc/{zombie.pid}/stat')
+    for _ in range(200):  # exited but not reaped (no wait yet)
+        if not stat.exists() or stat.read_text().rsplit(')', 1)[1].split()[0] == 'Z':
+            break
+        time.sleep(0.05)
+    assert not pid_alive(zombie.pid)
+    zombie.wait()
 
 
 # ------------------------------------------------------------------ tools/test.py --out

@@ -11,9 +11,9 @@ from mmengine.hooks import CheckpointHook
 from mmdet.registry import HOOKS
 
 from ...utils.atomic_file import atomic_open, host_name, temp_writer
-from ..work_dir_lock import held_by_this_process, pid_alive
+from ..work_dir_lock import held_by_this_process
 
-__all__ = ['AtomicCheckpointHook', 'CheckpointSaveError', 'stale_temp']
+__all__ = ['AtomicCheckpointHook', 'CheckpointSaveError', 'pid_alive', 'stale_temp']
 
 
 class CheckpointSaveError(RuntimeError):
@@ -130,6 +130,23 @@ def stale_temp(filename, locked):
         pid = writer[0]
         return pid != os.getpid() and not pid_alive(pid)
     return True if locked else None
+
+
+def pid_alive(pid):
+    """Whether process ``pid`` runs on this host (a zombie, dead but not yet reaped, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError):  # no /proc (not Linux), or it exited meanwhile
+        return True
 
 
 def _save_failure(path, err, previous):
