@@ -16,11 +16,11 @@ runner adds, all through public Runner methods:
 - ``resume = True`` with nothing to resume from stops with an error (a mistyped ``--work-dir``
   would otherwise train from scratch); ``resume = 'if_exists'`` starts a new run then.
 - ``train`` holds :class:`~mmdet_dinov2.engine.work_dir_lock.WorkDirLock`: a second training in
-  the same work dir is refused while the first runs. With ``lock_work_dir_at_build = True`` (config
-  key, for a tool that builds the runner to train) the lock is taken while the runner is built,
-  before mmengine writes its log folder and config copy into the work dir, so a refused run leaves
-  the running one's files as they are. Without it, a runner built only to test (tools/test.py) may
-  still share a work dir with a running training.
+  the same work dir is refused while the first runs. ``lock_work_dir_at_build = True`` (config key,
+  for a tool that builds the runner to train it) takes the lock while the runner is built, before
+  mmengine writes its log folder and config copy there, so a refused run leaves the running one's
+  files as they are. It is off by default: a runner built to test (tools/test.py) must not take
+  the lock, since it may evaluate in the work dir of a running training.
 - the model config's backbone outputs are checked against the neck's inputs before it is built
   (:func:`~mmdet_dinov2.models.check_backbone_neck`).
 
@@ -96,7 +96,7 @@ class SafeLoadRunner(Runner):
     """A :class:`mmengine.runner.Runner` that checks what it loads; arguments are Runner's.
 
     Config keys it reads: ``trust_checkpoint`` (bool), ``partial_load`` (bool), ``resume``
-    (False, True or ``'if_exists'``), ``load_from``.
+    (False, True or ``'if_exists'``), ``load_from``, ``lock_work_dir_at_build`` (bool).
     """
 
     _resuming = False

@@ -16,12 +16,12 @@ releasing) is taken over instead of refusing its own process.
 Only the standard library and filelock: a test can load this module without mmdet.
 """
 import datetime
+import errno
 import json
 import logging
 import os
 import os.path as osp
 import socket
-import stat
 
 import filelock
 
@@ -151,12 +151,8 @@ class WorkDirLock:
                 'finish, or give this run another --work-dir.')
 
     def _unusable(self, err):
-        try:
-            mode = os.lstat(self.path).st_mode
-        except OSError:
-            mode = 0
-        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
-            what = ('a directory' if stat.S_ISDIR(mode)
+        if err.errno in (errno.EISDIR, errno.ELOOP):  # filelock opens it with O_NOFOLLOW
+            what = ('a directory' if err.errno == errno.EISDIR
                     else f'a symbolic link (to {os.readlink(self.path)})')
             return (f'cannot take the work dir {self.work_dir}: its lock file {self.path} is '
                     f'{what}, not a plain file. Remove it if no training uses it, or give this '
@@ -172,8 +168,6 @@ def _parse(text):
         owner = json.loads(text)
     except ValueError:
         return None
-    if (not isinstance(owner, dict) or not isinstance(owner.get('pid'), int)
-            or not isinstance(owner.get('host'), str)):
-        return None
-    owner.setdefault('started', 'at an unknown time')
-    return owner
+    if isinstance(owner, dict) and isinstance(owner.get('pid'), int) and 'host' in owner:
+        return {'started': 'at an unknown time', **owner}
+    return None

@@ -1,6 +1,6 @@
 """WorkDirLock: one training per work dir. A live owner is refused with who holds it and what to do;
 a dead owner (another process, or this one) never blocks; a record from another host is refused;
-a lock file that is a directory or a link is named as such. SafeLoadRunner can take the lock before
+a lock file that is a directory or a link, or a file system without locks, is named as such.
 it writes anything into the work dir."""
 import json
 import logging
@@ -189,6 +189,19 @@ def test_a_lock_file_that_is_not_a_plain_file_is_named(tmp_path, kind):
     assert (f'cannot take the work dir {tmp_path}: its lock file {path} is {what}, not a plain '
             'file. Remove it if no training uses it') in str(error.value)
     assert not held_by_this_process(tmp_path)
+
+
+def test_a_file_system_without_file_locks_is_named(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOSYS, 'Function not implemented')
+
+    monkeypatch.setattr(fcntl, 'flock', no_flock)
+    with pytest.raises(WorkDirLockedError, match=r'locking .*\.train\.lock failed \(\[Errno 38\].*'
+                                                 r'a file system with file locks \(flock\)'):
+        WorkDirLock(tmp_path).acquire()
 
 
 # ------------------------------------------------------------------ SafeLoadRunner
