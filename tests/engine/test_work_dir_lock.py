@@ -1,7 +1,7 @@
 """WorkDirLock: one training per work dir. A live owner is refused with who holds it and what to do;
 a dead owner (another process, or this one) never blocks; a record from another host is refused;
 a lock file that is a directory or a link, or a file system without locks, is named as such.
-it writes anything into the work dir."""
+SafeLoadRunner can take the lock before it writes anything into the work dir."""
 import json
 import logging
 import os
