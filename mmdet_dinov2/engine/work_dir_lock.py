@@ -1,19 +1,13 @@
 """One training per work dir: ``WORK_DIR/.train.lock``, a kernel file lock that names its owner.
 
-Two trainings in one work dir overwrite each other's checkpoints and ``last_checkpoint``. A
-training holds :class:`WorkDirLock` while it runs; a second one is refused with
-:class:`WorkDirLockedError`, which names the holder. The lock is :class:`filelock.FileLock`
-(``flock``): the kernel releases it when its process ends, however it ends, so a dead run never
-blocks the work dir. While held, the file records the owner's pid, host and start time (JSON) for
-the refused run's message; a clean release empties it, so a record found on acquiring was left by a
-run that died, and is reported as taken over.
+Two trainings in one work dir overwrite each other's checkpoints. :class:`filelock.FileLock`
+(``flock``) is released by the kernel when its process ends, however it ends, so a dead run never
+blocks; while held, the file records the owner (pid, host, start time) for a refused run's message,
+and a clean release empties it. What filelock does not do is kept here: a record left by another
+host is refused (where a shared file system does not carry locks between hosts, the kernel lock
+proves nothing about that run), and this process takes over a lock an earlier run of its own left.
 
-Kept here because filelock does not do it: a record left by a run on another host is refused, since
-where a shared file system does not carry locks between hosts, holding the kernel lock says nothing
-about that run; and a lock this process still holds from an earlier run (which raised without
-releasing) is taken over instead of refusing its own process.
-
-Only the standard library and filelock: a test can load this module without mmdet.
+Only the standard library and filelock: a test loads this module without mmdet.
 """
 import datetime
 import errno
@@ -51,11 +45,6 @@ class WorkDirLock:
         work_dir (str | Path): the training's work dir; created when missing.
         logger (logging.Logger, optional): where takeovers of locks left by dead runs are reported
             (default: this module's logger). Pass the runner's logger to have them in the run's log.
-
-    Example::
-
-        with WorkDirLock(runner.work_dir, logger=runner.logger):
-            runner.train()
     """
 
     def __init__(self, work_dir, logger=None):
@@ -63,7 +52,7 @@ class WorkDirLock:
         self.path = osp.join(self.work_dir, LOCK_NAME)
         self.logger = logger or logging.getLogger(__name__)
         self._inode = None  # (st_dev, st_ino) of the lock file this lock holds
-        # thread_local=False: the runner may release from another thread than the one that took it
+        # the lock is the process's: is_held() and release() must see it from any thread
         self._lock = filelock.FileLock(self.path, blocking=False, thread_local=False,
                                        on_acquired=self._claim)
 
