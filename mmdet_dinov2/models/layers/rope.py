@@ -1,4 +1,4 @@
-"""Axial rotary position embedding of DINOv3 (Siméoni et al. 2025; RoPE: Su et al. 2021).
+"""Axial rotary position embedding of DINOv3 (Siméoni et al. 2025; RoPE: Su et al. 2021), via timm.
 
 Each patch token gets a 2-D coordinate in [-1, 1]: its cell centre over the grid's height and width
 ("separate" normalisation), or over the grid's longer / shorter side ("max" / "min"). A head of
@@ -9,28 +9,20 @@ Only patch tokens are rotated; class and register (storage) tokens carry no posi
 
 In training DINOv3 perturbs the coordinates (``shift``, ``jitter``, ``rescale``: a random shift, a
 random per-axis and a random global log-uniform scale per forward); in eval mode none applies.
+
+timm's :class:`RotaryEmbeddingDinoV3` computes the coordinates, their perturbation, the periods and the
+tables; this subclass keeps the official state dict (a persistent ``periods``) and float32 tables.
 """
-import math
 from typing import Optional, Tuple
 
 import torch
+from timm.layers import RotaryEmbeddingDinoV3, apply_rot_embed
 from torch import Tensor, nn
 
 NORMALIZE_COORDS = ('separate', 'max', 'min')
 
 
-def rope_periods(head_dim: int, base: Optional[float] = 100.0, min_period: Optional[float] = None,
-                 max_period: Optional[float] = None, dtype=torch.float32, device=None) -> Tensor:
-    """The ``head_dim // 4`` rotation periods: ``base ** (4 i / head_dim)``, or a geometric series from
-    min_period to max_period when those are given instead of base."""
-    n = head_dim // 4
-    if base is not None:
-        return base ** (torch.arange(n, dtype=dtype, device=device) * 4 / head_dim)
-    ratio = max_period / min_period
-    return ratio ** torch.linspace(0, 1, n, dtype=dtype, device=device) * (max_period / ratio)
-
-
-class RopePositionEmbedding(nn.Module):
+class RopePositionEmbedding(RotaryEmbeddingDinoV3):
     """sin and cos tables of the axial RoPE for an (H, W) token grid.
 
     Args:
@@ -50,7 +42,6 @@ class RopePositionEmbedding(nn.Module):
                  min_period: Optional[float] = None, max_period: Optional[float] = None,
                  normalize_coords: str = 'separate', shift_coords: Optional[float] = None,
                  jitter_coords: Optional[float] = None, rescale_coords: Optional[float] = None):
-        super().__init__()
         head_dim = embed_dim // num_heads
         if embed_dim % num_heads or head_dim % 4:
             raise ValueError(f'RoPE: embed_dim={embed_dim} / num_heads={num_heads} must give a head width '
@@ -60,35 +51,25 @@ class RopePositionEmbedding(nn.Module):
                              f'{min_period!r}, {max_period!r}), not both and not neither')
         if normalize_coords not in NORMALIZE_COORDS:
             raise ValueError(f'RoPE: normalize_coords={normalize_coords!r} is not one of {NORMALIZE_COORDS}')
+        super().__init__(head_dim, temperature=base, min_period=min_period, max_period=max_period,
+                         normalize_coords=normalize_coords, rotate_half=True, shift_coords=shift_coords,
+                         jitter_coords=jitter_coords, rescale_coords=rescale_coords)
         self.head_dim = head_dim
-        self.normalize_coords = normalize_coords
-        self.shift_coords, self.jitter_coords, self.rescale_coords = shift_coords, jitter_coords, rescale_coords
-        # persistent, like the official model's: official files carry it and it loads like a weight
-        self.register_buffer('periods', rope_periods(head_dim, base, min_period, max_period), persistent=True)
+        # persistent, unlike timm's: official files carry the periods and they load like a weight
+        self.register_buffer('periods', self.periods, persistent=True)
 
-    def coords(self, H: int, W: int) -> Tensor:
-        """(H * W, 2) row-major (row, column) coordinates in [-1, 1], perturbed in training."""
-        dd = dict(dtype=torch.float32, device=self.periods.device)
-        div_h, div_w = {'separate': (H, W), 'max': (max(H, W),) * 2, 'min': (min(H, W),) * 2}[self.normalize_coords]
-        rows = (torch.arange(H, **dd) + 0.5) / div_h
-        cols = (torch.arange(W, **dd) + 0.5) / div_w
-        coords = torch.stack(torch.meshgrid(rows, cols, indexing='ij'), -1).reshape(H * W, 2) * 2 - 1
-        if self.training:
-            if self.shift_coords is not None:
-                coords = coords + torch.empty(2, **dd).uniform_(-self.shift_coords, self.shift_coords)
-            if self.jitter_coords is not None:
-                log_j = math.log(self.jitter_coords)
-                coords = coords * torch.empty(2, **dd).uniform_(-log_j, log_j).exp()
-            if self.rescale_coords is not None:
-                log_r = math.log(self.rescale_coords)
-                coords = coords * torch.empty(1, **dd).uniform_(-log_r, log_r).exp()
-        return coords
+    def _apply(self, fn, *args, **kwargs):
+        # Plain nn.Module casting, then periods back to float32: the released DINOv3 models compute
+        # RoPE in float32 whatever the model's dtype, and timm's own _apply would replace the periods
+        # loaded from a file by recomputed, non-persistent ones on a down-cast.
+        module = nn.Module._apply(self, fn, *args, **kwargs)
+        self.periods = self.periods.float()
+        return module
 
     def forward(self, H: int, W: int) -> Tuple[Tensor, Tensor]:
-        """sin, cos: (H * W, head_dim) each, in float32."""
-        angles = 2 * math.pi * self.coords(H, W)[:, :, None] / self.periods.float()  # (HW, 2, d / 4)
-        angles = angles.flatten(1).repeat(1, 2)  # (HW, d): plane i and plane i + d / 2 share an angle
-        return angles.sin(), angles.cos()
+        """sin, cos: (H * W, head_dim) each, in float32, for the row-major (H, W) grid."""
+        sin, cos = self.get_embed([H, W]).chunk(2, dim=-1)
+        return sin, cos
 
 
 def apply_rope(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
@@ -96,7 +77,4 @@ def apply_rope(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
 
     Computed in float32 (the official model's RoPE dtype for every released ViT) and returned in x's dtype.
     """
-    x32 = x.float()
-    first, second = x32.chunk(2, dim=-1)
-    rotated = torch.cat([-second, first], dim=-1)
-    return (x32 * cos + rotated * sin).to(x.dtype)
+    return apply_rot_embed(x.float(), sin, cos, half=True).to(x.dtype)
