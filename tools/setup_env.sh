@@ -14,6 +14,8 @@
 #   MAX_JOBS=N            parallel compile jobs for the mmcv build (default: number of cores)
 #   SETUP_MIN_FREE_GIB=10 free space the cache folder's disk must have (torch alone is ~6 GB)
 #   BUILD_PROGRESS_INTERVAL=S  seconds between two progress lines of the mmcv build (default 30)
+#   MMCV_FULL_BUILD=1     compile every op of onedl-mmcv, not only those of tools/lib/mmcv_ops.txt
+#                         (the trimmed build's other ops raise an error naming themselves)
 #
 # Any failure prints "setup failed in step: ..." and what to try; a failure, Ctrl-C or kill also
 # stops the mmcv build running in the background (tools/lib/setup_helpers.sh).
@@ -93,7 +95,7 @@ echo "$TORCH" > "$VENV/.torch-mode"
 done_step
 
 step "build onedl-mmcv $MMCV_VERSION with compiled ops" \
-    "the build log is $CACHE/build-mmcv.log; the build needs g++ (apt install g++), and nvcc for CUDA ops"
+    "the build log is $CACHE/build-mmcv.log; the build needs g++ (apt install g++), and nvcc for CUDA ops; MMCV_FULL_BUILD=1 compiles every op instead of the trimmed set"
 # The cache key: everything the compiled ops depend on.
 read -r TORCH_VER PY_TAG CUDA_TAG < <("$PY" - <<'EOF'
 import os, sys
@@ -105,13 +107,18 @@ if torch.version.cuda and CUDA_HOME and (torch.cuda.is_available() or os.environ
 print(torch.__version__.replace('+', '_'), f'cp{sys.version_info.major}{sys.version_info.minor}', cuda)
 EOF
 )
-WHEEL_DIR="$CACHE/wheels/onedl-mmcv-$MMCV_VERSION/torch-$TORCH_VER-$PY_TAG-$CUDA_TAG"
-echo "    for torch $TORCH_VER, $PY_TAG, $CUDA_TAG"
+# trim-<hash>: only the ops of tools/lib/mmcv_ops.txt (tools/lib/trim_mmcv.py); full: MMCV_FULL_BUILD=1
+BUILD_KIND=$(mmcv_build_kind "$PY")
+WHEEL_DIR="$CACHE/wheels/onedl-mmcv-$MMCV_VERSION/torch-$TORCH_VER-$PY_TAG-$CUDA_TAG-$BUILD_KIND"
+echo "    for torch $TORCH_VER, $PY_TAG, $CUDA_TAG, $BUILD_KIND"
 if compgen -G "$WHEEL_DIR/*.whl" >/dev/null; then
     echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
 else
     SRC=$CACHE/src; rm -rf "$SRC"
-    "${PIP[@]}" download $PIP_QUIET --no-deps --no-binary :all: "onedl-mmcv==$MMCV_VERSION" -d "$SRC"
+    # --no-build-isolation: pip reads the archive's metadata with .venv's setuptools instead of
+    # installing a build environment first (half a minute of a cold setup)
+    "${PIP[@]}" download $PIP_QUIET --no-deps --no-build-isolation --no-binary :all: \
+        "onedl-mmcv==$MMCV_VERSION" -d "$SRC"
     arch=-
     if [[ "$CUDA_TAG" != cpu ]]; then
         arch=$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' 2>/dev/null \

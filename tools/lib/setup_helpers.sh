@@ -172,12 +172,28 @@ watch_build() {
     return 0
 }
 
+# mmcv_build_kind PY: the part of the mmcv wheel's cache key that says which ops it compiles:
+# "trim-<hash>" (the trimmed build: tools/lib/mmcv_ops.txt and tools/lib/trim_mmcv.py hashed) or
+# "full" (MMCV_FULL_BUILD=1: every op). A trimmed wheel is never taken for a full one, nor for a
+# trim of another list.
+mmcv_build_kind() {
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    if [[ "${MMCV_FULL_BUILD:-0}" == 1 ]]; then
+        echo full
+    else
+        "$1" "$root/tools/lib/trim_mmcv.py" key
+    fi
+}
+
 # build_mmcv_wheel PY SDIST WHEEL_DIR LOG CUDA_TAG ARCH [PIP_OPTION...]: compile onedl-mmcv's ops
 # from SDIST with PY, through the compiler wrapper tools/lib/mmcv_cxx.sh (C++20, no debug info, a
 # precompiled <torch/types.h> with gcc), showing progress, and publish the wheel into WHEEL_DIR
-# atomically: a killed build never leaves a half wheel there. CUDA_TAG cpu builds CPU ops only
-# (ARCH -); cuXYZ builds CUDA ops for ARCH (TORCH_CUDA_ARCH_LIST, e.g. 9.0). Run it after
-# setup_traps: the exit trap stops the build and removes its folder. Fails with the log's tail.
+# atomically: a killed build never leaves a half wheel there. The source is unpacked and trimmed
+# first (tools/lib/trim_mmcv.py: only the ops of tools/lib/mmcv_ops.txt are compiled, the others
+# raise an error naming them) unless MMCV_FULL_BUILD=1. CUDA_TAG cpu builds CPU ops only (ARCH -);
+# cuXYZ builds CUDA ops for ARCH (TORCH_CUDA_ARCH_LIST, e.g. 9.0). Run it after setup_traps: the
+# exit trap stops the build and removes its folder. Fails with the log's tail.
 build_mmcv_wheel() {
     local py=$1 sdist=$2 wheel_dir=$3 log=$4 cuda=$5 arch=$6
     shift 6
@@ -185,7 +201,17 @@ build_mmcv_wheel() {
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     mkdir -p "$(dirname "$wheel_dir")" "$(dirname "$log")"
     BUILD_TMP=$(mktemp -d "$(dirname "$wheel_dir")/build.XXXXXX")
-    mkdir -p "$BUILD_TMP/bin" "$BUILD_TMP/pch"
+    mkdir -p "$BUILD_TMP/bin" "$BUILD_TMP/pch" "$BUILD_TMP/src"
+    # a source folder of our own: trimmed (or not), and built in place by pip
+    tar -xzf "$sdist" -C "$BUILD_TMP/src"
+    local src
+    src=$(find "$BUILD_TMP/src" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+    [[ -f "$src/setup.py" ]] || { echo "!! $sdist holds no setup.py: not an onedl-mmcv source archive" >&2; return 1; }
+    if [[ "${MMCV_FULL_BUILD:-0}" == 1 ]]; then
+        echo "    full build (MMCV_FULL_BUILD=1): every op of onedl-mmcv is compiled"
+    else
+        "$py" "$root/tools/lib/trim_mmcv.py" trim "$src"
+    fi
     export MMCV_REAL_CXX
     MMCV_REAL_CXX=$(real_compiler c++ "$BUILD_TMP/bin")  # the user's (conda, modules) first
     if [[ "$("$MMCV_REAL_CXX" --version 2>/dev/null)" == *"Free Software Foundation"* ]]; then
@@ -209,7 +235,7 @@ build_mmcv_wheel() {
     echo "    compiling ($what); log: $log"
     # -v: pip passes ninja's "[done/total]" lines through to the log, which watch_build reads
     start_build "$log" env PATH="$BUILD_TMP/bin:$py_bin:$PATH" CXX="$BUILD_TMP/bin/c++" \
-        "$py" -m pip wheel -v --no-build-isolation --no-deps "$@" -w "$BUILD_TMP/wheel" "$sdist"
+        "$py" -m pip wheel -v --no-build-isolation --no-deps "$@" -w "$BUILD_TMP/wheel" "$src"
     pid=$BUILD_PID
     watch_build "$pid" "$log" "${BUILD_PROGRESS_INTERVAL:-30}"
     if ! wait "$pid"; then
