@@ -1,17 +1,484 @@
-"""A CocoDataset that checks its annotation file before training and says what is wrong."""
-import os.path as osp
+"""CheckedCocoDataset: a CocoDataset that refuses annotation files that would train wrongly.
 
-from mmengine.logging import MMLogger
+The checks are pure functions on the json's dicts, shared with ``tools/misc/check_dataset.py``
+(which adds file forensics: files cut short, damage inside images). Each finding is a
+:class:`Problem` whose ``action`` says what happens to it:
+
+- ``refuse``: training cannot go on (a missing image, an unknown category id, ...);
+- ``fix``: the annotation is corrected (a box reaching outside its image is clipped, ...);
+- ``drop``: the annotation is left out, because nothing sensible can be learnt from it.
+"""
+import json
+import math
+import os.path as osp
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.registry import DATASETS
+from mmengine.logging import MMLogger
+from PIL import Image
+from pycocotools import mask as mask_util
 
-from .coco_checks import (DatasetCheckError, check_annotations, check_categories, check_ids,
-                          check_image, for_evaluation, format_problems, load_annotation_file,
-                          summarize_problems)
+__all__ = ['CheckedCocoDataset', 'DatasetCheckError', 'POLYGON_MARGIN', 'Problem',
+           'check_annotations', 'check_categories', 'check_ids', 'check_image', 'for_evaluation',
+           'format_problems', 'load_annotation_file', 'summarize_problems']
 
-__all__ = ['CheckedCocoDataset', 'DatasetCheckError']
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+# Where a polygon's vertices may lie: within its image or its own box (an object cut by the
+# image border: the box is clipped, rasterisation clips the polygon), the box taken at most one
+# image size beyond the border, plus a margin of POLYGON_MARGIN pixels or fraction of the side,
+# the larger. Annotation tools and rescaled exports leave vertices a little outside; further
+# out, the polygon was drawn for another image size or in other units, and rasterisation
+# allocates memory in proportion to the polygon's extent (a NaN: without bound).
+POLYGON_MARGIN = (4, 0.02)
+
+# pycocotools' compressed RLE: characters '0'..'o', each run ending at one of '0'..'O'
+_RLE_CHARACTERS = re.compile('[0-o]*')
+_JSON_TYPES = {str: 'string', list: 'array', dict: 'object', type(None): 'null'}
+
+ADVICE = {
+    'class not in json': "set the config's metainfo classes to names of the json's categories",
+    'class order': "list the config's metainfo classes in the order of the json's categories",
+    'unknown category': 'fix its category_id, or add the category to the json "categories"',
+    'bad box': 'give bbox as [x, y, width, height] in pixels, four finite numbers',
+    'bad image entry': 'give the image positive integer "width" and "height" and a "file_name"',
+    'missing image': 'check data_root and data_prefix.img, or remove the image from the json',
+    'unreadable image': 'replace the file with a readable PNG/JPEG, or remove the image',
+    'size mismatch': 'correct the image\'s "width"/"height" in the json (or the file)',
+    'exif rotation': ('the json follows the stored pixels but the loader turns the image '
+                      'upright by its EXIF orientation: re-save the file upright without the '
+                      "orientation tag, or load with "
+                      "LoadImageFromFile(color_type='color_ignore_orientation')"),
+    'bad id': ('ids (image "id"; annotation "id", "image_id", "category_id"; category "id") must '
+               'be JSON integers: not true/false, strings or numbers with a decimal point'),
+    'duplicate image id': ('give every image its own id: pycocotools keeps one of the images and '
+                           "hands it the other's annotations too"),
+    'duplicate annotation id': 'give every annotation its own id',
+    'duplicate category id': ('give every category its own id: labels are assigned by id, so '
+                              'two categories would share one'),
+    'rle size': 'the RLE mask "size" must be [height, width] of its image',
+    'bad rle': ('RLE "counts" must cover exactly height*width pixels: a list of non-negative '
+                'integers or a COCO compressed string (pycocotools.mask.encode writes one)'),
+    'bad polygon coordinates': ('give polygon parts as flat lists [x1, y1, x2, y2, ...] of '
+                                'finite numbers (a NaN or inf makes mask rasterisation allocate '
+                                'memory without bound)'),
+    'polygon outside image': ('polygon coordinates are pixels of its image: a vertex may lie '
+                              'outside the image as far as its box does (at most one image '
+                              f'size), and {POLYGON_MARGIN[0]} pixels or {POLYGON_MARGIN[1]:.0%} '
+                              'of the side (the larger) beyond: fix the coordinates (drawn on '
+                              'another image size? normalised?) or remove the annotation'),
+    'box outside image': 'clipped to the image',
+    'degenerate box': 'dropped: a box under one pixel wide or high (or wholly outside the image)',
+    'bad area': 'set to the box area',
+    'bad polygon': 'polygon parts of fewer than three points dropped',
+    'no mask': 'dropped: the pipeline loads masks and this instance has none',
+}
+# Problems that COCO evaluation (pycocotools, reading the annotation file as it is) fails on: in a
+# validation or test file they cannot be fixed on the fly and are refused.
+BREAK_EVALUATION = ('bad polygon', 'no mask')
+EVALUATION_ADVICE = ('the COCO evaluator reads this file as it is and fails on it: fix the '
+                     'annotation in the json')
+
+
+class DatasetCheckError(ValueError):
+    """An annotation file with problems that cannot be fixed automatically."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about an annotation file.
+
+    Args:
+        action (str): ``'refuse'``, ``'fix'`` or ``'drop'`` (see the module docstring).
+        kind (str): a key of :data:`ADVICE`, or any name when ``advice`` is given.
+        img_id: the image's id (None for file-wide problems).
+        ann_id: the annotation's id (None for image-wide problems).
+        detail (str): the values involved.
+        advice (str | None): what to do, when not the kind's usual :data:`ADVICE`.
+    """
+    action: str
+    kind: str
+    img_id: object
+    ann_id: object
+    detail: str
+    advice: str = None
+
+    def __str__(self):
+        where = 'file' if self.img_id is None else f'image {self.img_id}'
+        if self.ann_id is not None:
+            where += f', annotation {self.ann_id}'
+        advice = self.advice or ADVICE[self.kind]
+        return f'[{self.action}] {where}: {self.kind}: {self.detail}; {advice}'
+
+
+def load_annotation_file(path):
+    """Read a COCO annotation file.
+
+    Raises:
+        DatasetCheckError: not UTF-8 JSON (the message names the file, line and column; the JSON
+            error is its ``__cause__``), or not a JSON object.
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            dataset = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetCheckError(f'cannot parse {path}: {err}. A COCO annotation file is one JSON '
+                                'object in UTF-8; tools/misc/check_dataset.py says whether it '
+                                'was cut short') from err
+    if not isinstance(dataset, dict):
+        raise DatasetCheckError(f'{path}: holds a JSON {type(dataset).__name__}; a COCO annotation '
+                                'file is one object with "images", "annotations" and "categories"')
+    return dataset
+
+
+def check_ids(dataset):
+    """The ids of a json's images, annotations and categories: JSON integers, each used once.
+
+    pycocotools indexes images, annotations and categories in dicts keyed by id: a repeated id
+    silently keeps one entry (a repeated image id hands both images' annotations to one file), and
+    Python takes ``true`` for 1 and ``1.0`` for 1. Run before indexing; every finding is refused.
+
+    Args:
+        dataset (dict): the json's content.
+
+    Returns:
+        list[Problem]
+    """
+    problems = []
+    images = {}  # id -> file names
+    for img in _entries(dataset, 'images', problems):
+        img_id = img.get('id')
+        if type(img_id) is not int:  # exact type: bool is an int subclass
+            problems.append(Problem('refuse', 'bad id', img_id, None,
+                                    f'image {img.get("file_name")!r}: id {_why(img)}'))
+        else:
+            images.setdefault(img_id, []).append(img.get('file_name'))
+    problems += [Problem('refuse', 'duplicate image id', img_id, None,
+                         f'{len(names)} images have id {img_id}: file names '
+                         f'{", ".join(map(repr, names))}')
+                 for img_id, names in images.items() if len(names) > 1]
+    categories = Counter()
+    for cat in _entries(dataset, 'categories', problems):
+        if type(cat.get('id')) is not int:
+            problems.append(Problem('refuse', 'bad id', None, None,
+                                    f'category {cat.get("name")!r}: id {_why(cat)}'))
+        else:
+            categories[cat['id']] += 1
+    problems += [Problem('refuse', 'duplicate category id', None, None,
+                         f'{count} categories have id {cat_id}')
+                 for cat_id, count in categories.items() if count > 1]
+    annotations = {}  # id -> image ids of every use
+    for ann in _entries(dataset, 'annotations', problems):
+        ann_id, img_id = ann.get('id'), ann.get('image_id')
+        bad_keys = [key for key in ('id', 'image_id', 'category_id')
+                    if type(ann.get(key)) is not int]
+        problems += [Problem('refuse', 'bad id', img_id, ann_id,
+                             f'annotation {key} {_why(ann, key)}') for key in bad_keys]
+        if not bad_keys:
+            annotations.setdefault(ann_id, []).append(img_id)
+    problems += [Problem('refuse', 'duplicate annotation id', img_ids[0], ann_id,
+                         f'{len(img_ids)} annotations have id {ann_id}, on images {img_ids}')
+                 for ann_id, img_ids in annotations.items() if len(img_ids) > 1]
+    return problems
+
+
+def _entries(dataset, key, problems):
+    """The json's list ``key`` (an absent one is empty); what is not an object is a problem."""
+    entries = dataset.get(key, [])
+    if not isinstance(entries, list):
+        problems.append(Problem('refuse', 'bad id', None, None,
+                                f'"{key}" is a JSON {type(entries).__name__}, not a list'))
+        return []
+    objects = [entry for entry in entries if isinstance(entry, dict)]
+    if len(objects) < len(entries):
+        example = next(entry for entry in entries if not isinstance(entry, dict))
+        problems.append(Problem('refuse', 'bad id', None, None,
+                                f'{len(entries) - len(objects)} entries of "{key}" are not '
+                                f'objects, such as {json.dumps(example)[:80]}'))
+    return objects
+
+
+def _why(entry, key='id'):
+    """Why ``entry[key]`` is not an id, in JSON's words."""
+    if key not in entry:
+        return 'is missing'
+    value = entry[key]
+    if isinstance(value, bool):
+        return f'is the JSON boolean {json.dumps(value)}'
+    if isinstance(value, float):
+        return f'{value!r} is a number with a decimal point'
+    return f'{json.dumps(value)[:80]} is a JSON {_JSON_TYPES.get(type(value), "value")}'
+
+
+def check_categories(classes, categories):
+    """The config's class names against the json's ``categories``.
+
+    mmdet maps the json's categories to labels in the json's order, whatever the order of the
+    config's ``classes``: a different order silently gives every label the wrong name.
+    """
+    names = [cat['name'] for cat in categories]
+    missing = [name for name in classes if name not in names]
+    if missing:
+        return [Problem('refuse', 'class not in json', None, None,
+                        f'classes {missing} are not among the json categories {names}')]
+    in_json_order = [name for name in names if name in classes]
+    if in_json_order != list(classes):
+        return [Problem('refuse', 'class order', None, None,
+                        f'config classes {list(classes)} vs json order {in_json_order}')]
+    return []
+
+
+def check_image(img_info, img_path, verify_size=True):
+    """The json's image entry against the file on disk.
+
+    Args:
+        img_info (dict): the json's image entry (``id``, ``file_name``, ``width``, ``height``).
+        img_path (str): where the file should be.
+        verify_size (bool): open the file's header and compare its upright size (after the EXIF
+            orientation the loader applies) with the json's width and height: boxes and masks are
+            drawn in the json's pixels, the loader resizes the file's.
+    """
+    img_id, width, height = img_info.get('id'), img_info.get('width'), img_info.get('height')
+    if not (_positive_int(width) and _positive_int(height) and img_info.get('file_name')):
+        return [Problem('refuse', 'bad image entry', img_id, None,
+                        f'file_name={img_info.get("file_name")!r} width={width!r} '
+                        f'height={height!r}')]
+    if not osp.isfile(img_path):
+        return [Problem('refuse', 'missing image', img_id, None, f'{img_path} does not exist')]
+    if not verify_size:
+        return []
+    try:
+        with Image.open(img_path) as image:
+            stored = image.size
+            # 'exif' in info: EXIF read with the header (getexif() of a PNG without it decodes
+            # the whole image)
+            orientation = (image.getexif().get(_EXIF_ORIENTATION, 1) if 'exif' in image.info
+                           else 1)
+    except (OSError, SyntaxError, ValueError) as err:
+        return [Problem('refuse', 'unreadable image', img_id, None, f'{img_path}: {err}')]
+    upright = stored[::-1] if orientation in _TRANSPOSING_ORIENTATIONS else stored
+    if upright == (width, height):
+        return []
+    kind = 'exif rotation' if stored == (width, height) else 'size mismatch'
+    return [Problem('refuse', kind, img_id, None,
+                    f'{img_path} is {upright[0]}x{upright[1]} upright (stored {stored[0]}x'
+                    f'{stored[1]}, EXIF orientation {orientation}), the json says '
+                    f'{width}x{height}')]
+
+
+def check_annotations(img_info, anns, category_ids, need_masks):
+    """Check one image's annotations; return the usable ones (fixed copies) and the findings.
+
+    Args:
+        img_info (dict): the json's image entry (its ``width``/``height`` bound the boxes).
+        anns (list[dict]): the image's annotations.
+        category_ids (set): the ids of the json's ``categories``.
+        need_masks (bool): the pipeline loads instance masks (an annotation without one is dropped,
+            where mmdet's loader would fail with a KeyError in the middle of training).
+
+    Returns:
+        tuple[list[dict], list[Problem]]
+    """
+    img_id, width, height = img_info['id'], img_info['width'], img_info['height']
+    kept, problems = [], []
+
+    def note(action, kind, ann, detail):
+        problems.append(Problem(action, kind, img_id, ann.get('id'), detail))
+
+    for ann in anns:
+        category_id = ann.get('category_id')
+        if type(category_id) is not int:  # exact type: True would pass as category 1
+            note('refuse', 'bad id', ann, f'annotation category_id {_why(ann, "category_id")}')
+            continue
+        if category_id not in category_ids:
+            note('refuse', 'unknown category', ann,
+                 f'category_id {category_id!r} (the json has {sorted(category_ids)})')
+            continue
+        box = ann.get('bbox')
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(map(_finite, box))):
+            note('refuse', 'bad box', ann, f'bbox={box!r}')
+            continue
+        segm = ann.get('segmentation')
+        # what rasterisation cannot handle safely (ignored annotations are loaded too)
+        unsafe = (_polygon_problem(segm, box, width, height) if isinstance(segm, list)
+                  else _rle_problem(segm, width, height) if isinstance(segm, dict) else None)
+        if unsafe:
+            note('refuse', unsafe[0], ann, unsafe[1])
+            continue
+        if ann.get('ignore', False):
+            kept.append(ann)
+            continue
+        x, y, w, h = box
+        x1, y1 = max(x, 0), max(y, 0)
+        x2, y2 = min(x + w, width), min(y + h, height)
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            note('drop', 'degenerate box', ann, f'bbox={list(box)} in a {width}x{height} image')
+            continue
+        ann = dict(ann)
+        if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+            ann['bbox'] = [x1, y1, x2 - x1, y2 - y1]
+            note('fix', 'box outside image', ann,
+                 f'bbox={list(box)} -> {ann["bbox"]} in a {width}x{height} image')
+        if not (isinstance(ann.get('area'), (int, float)) and ann['area'] > 0):
+            note('fix', 'bad area', ann, f'area={ann.get("area")!r}')
+            ann['area'] = float((x2 - x1) * (y2 - y1))
+        if isinstance(segm, list) and segm:
+            parts = [p for p in segm if len(p) >= 6 and len(p) % 2 == 0]
+            if not parts:
+                note('drop', 'bad polygon', ann, f'no part with 3 points: lengths '
+                     f'{[len(p) for p in segm]}')
+                continue
+            if len(parts) < len(segm):
+                note('fix', 'bad polygon', ann, f'{len(segm) - len(parts)} of {len(segm)} parts')
+                ann['segmentation'] = parts
+        elif not isinstance(segm, dict) and need_masks:
+            note('drop', 'no mask', ann, f'segmentation={segm!r}')
+            continue
+        kept.append(ann)
+    return kept, problems
+
+
+def _finite(value):
+    """A JSON number that is not NaN or infinite (and not a boolean)."""
+    return type(value) is int or (isinstance(value, float) and math.isfinite(value))
+
+
+def _polygon_problem(parts, box, width, height):
+    """Non-numbers, non-finite numbers, vertices outside the image and the box (finite
+    ``[x, y, w, h]``) by more than :data:`POLYGON_MARGIN`.
+
+    Only C-level passes over a part's coordinates (sum, slices, min, max): polygons are most of a
+    COCO file's numbers, and a Python loop per vertex would cost seconds on COCO train.
+    """
+    for i, part in enumerate(parts):
+        if not isinstance(part, list):
+            return 'bad polygon coordinates', f'part {i} is {json.dumps(part)[:60]}, not a list'
+        try:
+            total = float(sum(part))  # TypeError on anything but numbers; NaN or inf if one is
+        except TypeError:
+            value = next(v for v in part if not isinstance(v, (int, float)))
+            return 'bad polygon coordinates', f'part {i} holds {json.dumps(value)[:60]}'
+        except OverflowError:  # integers beyond floating point
+            return 'bad polygon coordinates', f'part {i} holds an integer beyond 1e308'
+        if not math.isfinite(total):
+            value = next((v for v in part if not math.isfinite(v)), None)
+            if value is not None:  # else finite but huge: outside the image below
+                return 'bad polygon coordinates', f'part {i} holds {value!r}'
+        if len(part) < 2:  # no vertex (dropped with the parts of fewer than 3 points)
+            continue
+        xs, ys = part[0::2], part[1::2]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        if 0 <= x0 and x1 <= width and 0 <= y0 and y1 <= height:  # the usual case
+            continue
+        left, right, top, bottom = _polygon_bounds(box, width, height)
+        if x0 < left or x1 > right or y0 < top or y1 > bottom:
+            return 'polygon outside image', (
+                f'part {i} spans x {x0:g}..{x1:g}, y {y0:g}..{y1:g}; image {width}x{height}, '
+                f'bbox {list(box)} (allowed: x {left:g}..{right:g}, y {top:g}..{bottom:g})')
+    return None
+
+
+def _polygon_bounds(box, width, height):
+    """Where the vertices of a polygon with box ``box`` may lie (see :data:`POLYGON_MARGIN`):
+    (left, right, top, bottom)."""
+    x, y, w, h = box  # w or h < 0: the box is dropped as degenerate
+    margin_x = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * width)
+    margin_y = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * height)
+    return (max(min(0, x, x + w), -width) - margin_x,
+            min(max(width, x, x + w), 2 * width) + margin_x,
+            max(min(0, y, y + h), -height) - margin_y,
+            min(max(height, y, y + h), 2 * height) + margin_y)
+
+
+def _rle_problem(rle, width, height):
+    """An RLE's size against its image's, and whether its runs cover exactly its pixels.
+
+    pycocotools refuses runs beyond the mask but leaves the pixels after runs that stop short
+    undefined (uninitialised memory becomes the instance's mask), reads past the end of a
+    compressed string cut in the middle of a run, and turns negative runs into huge ones.
+    """
+    size = rle.get('size')
+    if not (isinstance(size, (list, tuple)) and list(size) == [height, width]):
+        return 'rle size', f'size={size!r}, image {height}x{width}'
+    counts, pixels = rle.get('counts'), height * width
+    if isinstance(counts, list):
+        try:
+            covered = sum(counts)  # TypeError on non-numbers, a float if one is there
+        except TypeError:
+            covered = None
+        if type(covered) is not int:
+            value = next(run for run in counts if type(run) is not int)
+            return 'bad rle', f'counts hold {json.dumps(value)[:60]}, not an integer'
+        shortest = min(counts, default=0)
+        if shortest < 0 or covered != pixels:
+            return 'bad rle', (f'the runs cover {covered} pixels (shortest run {shortest}), the '
+                               f'image {height}x{width} = {pixels}')
+        return None
+    if not isinstance(counts, str):
+        return 'bad rle', f'counts={json.dumps(counts)[:60]}, not a list or a string'
+    valid = _RLE_CHARACTERS.match(counts).end()
+    if valid < len(counts):
+        return 'bad rle', (f'counts {counts[:40]!r}...: character {counts[valid]!r} is not in '
+                           "the compressed RLE alphabet '0'..'o'")
+    if counts[-1:] > 'O':
+        return 'bad rle', f'counts {counts[:40]!r}...: the string ends in the middle of a run'
+    # pycocotools refuses runs reaching past its mask: they cover exactly `pixels` when they fit
+    # into `pixels` and not into `pixels - 1`
+    if not _decodes(counts, [height, width]):
+        fault = 'more'
+    elif _decodes(counts, [1, pixels - 1]):
+        fault = 'fewer'
+    else:
+        return None
+    return 'bad rle', (f'the runs of counts {counts[:40]!r}... cover {fault} pixels than the '
+                       f'image {height}x{width} = {pixels}')
+
+
+def _decodes(counts, size):
+    """Whether pycocotools decodes compressed ``counts`` into a mask of ``size`` without its runs
+    reaching past the mask."""
+    try:
+        mask_util.decode(dict(size=size, counts=counts))
+    except ValueError:
+        return False
+    return True
+
+
+def for_evaluation(problems):
+    """The findings for a validation/test file: what would break COCO evaluation is refused."""
+    return [replace(p, action='refuse', advice=EVALUATION_ADVICE)
+            if p.kind in BREAK_EVALUATION else p for p in problems]
+
+
+def format_problems(problems, limit=None):
+    """One line per problem (the first ``limit`` of them), then how many were left out."""
+    shown = problems if limit is None else problems[:limit]
+    lines = [f'  {problem}' for problem in shown]
+    if len(problems) > len(shown):
+        lines.append(f'  ... and {len(problems) - len(shown)} more')
+    return '\n'.join(lines)
+
+
+def summarize_problems(problems, examples=5):
+    """One line per (action, kind): how many, and a few image/annotation ids."""
+    counts = Counter((p.action, p.kind) for p in problems)
+    lines = []
+    for (action, kind), count in counts.items():
+        ids = [f'{p.img_id}/{p.ann_id}' if p.ann_id is not None else f'{p.img_id}'
+               for p in problems if (p.action, p.kind) == (action, kind)][:examples]
+        lines.append(f'  {action} {count} x {kind} ({ADVICE[kind]}); image/annotation ids: '
+                     f'{", ".join(ids)}{", ..." if count > examples else ""}')
+    return '\n'.join(lines)
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class _BadIds(Exception):
@@ -44,26 +511,23 @@ class CheckedCocoDataset(CocoDataset):
     mmdet skips bad annotations silently (boxes outside the image, degenerate boxes, unknown
     categories), keeps boxes that reach outside the image unclipped, and fails in the middle of
     training on a missing image file or an instance without a mask. Here each problem is found
-    before the first iteration (see :mod:`~mmdet_dinov2.datasets.coco_checks`): what can be fixed is
-    fixed (boxes clipped to the image), what cannot be learnt from is dropped, both with a warning
-    listing the kinds, counts and ids; what cannot be fixed (missing or unreadable images, sizes
-    that disagree with the file, unknown category ids, ...) stops the run with every such problem
-    listed (file, image id, annotation id, what to do). The file as a whole is checked first: a JSON
-    error is reported with its line and column, and ids that are not integers or are used twice
-    (which pycocotools would merge silently) stop the run before any image is looked at.
-    Segmentations that rasterisation cannot handle safely are refused: polygons with non-finite or
-    far-outside coordinates, RLE masks whose runs do not cover their image; and so are images cut
-    short (see :func:`~mmdet_dinov2.datasets.coco_checks.check_image`). In a validation/test file,
-    polygons and missing masks that COCO evaluation would fail on are refused too (the evaluator
-    reads the file itself). An empty dataset is refused.
-    Images without annotations stay (trained on as negatives) unless ``filter_cfg`` drops them.
+    before the first iteration: what can be fixed is fixed (boxes clipped to the image), what
+    cannot be learnt from is dropped, both with a warning listing the kinds, counts and ids; what
+    cannot be fixed (missing or unreadable images, sizes that disagree with the file, unknown
+    category ids, ...) stops the run with every such problem listed (file, image id, annotation
+    id, what to do). The file as a whole is checked first: a JSON error is reported with its line
+    and column, and ids that are not integers or are used twice (which pycocotools would merge
+    silently) stop the run before any image is looked at. Segmentations that rasterisation cannot
+    handle safely are refused: polygons with non-finite or far-outside coordinates, RLE masks whose
+    runs do not cover their image. In a validation/test file, polygons and missing masks that COCO
+    evaluation would fail on are refused too (the evaluator reads the file itself). An empty
+    dataset is refused. Images without annotations stay (trained on as negatives) unless
+    ``filter_cfg`` drops them. Files cut short or damaged inside are found by
+    ``tools/misc/check_dataset.py``, which reads every file to its end.
 
     Args:
         verify_image_size (bool): open each image's header to compare its size (upright, after
-            its EXIF orientation) with the json's, and read its last 4 KiB to find files cut
-            short; costs a file open per image.
-        decode_images (bool): with ``verify_image_size``, decode every image in full
-            (milliseconds an image; ``tools/misc/check_dataset.py --decode``).
+            its EXIF orientation) with the json's; costs a file open per image.
         max_listed (int): at most this many refused problems in the error message
             (``tools/misc/check_dataset.py`` lists them all).
         *args, **kwargs: as :class:`~mmdet.datasets.CocoDataset`.
@@ -71,10 +535,8 @@ class CheckedCocoDataset(CocoDataset):
 
     COCOAPI = _CheckedCOCO
 
-    def __init__(self, *args, verify_image_size=True, decode_images=False, max_listed=50,
-                 **kwargs):
+    def __init__(self, *args, verify_image_size=True, max_listed=50, **kwargs):
         self.verify_image_size = verify_image_size
-        self.decode_images = decode_images
         self.max_listed = max_listed
         self.problems = []
         super().__init__(*args, **kwargs)
@@ -97,9 +559,8 @@ class CheckedCocoDataset(CocoDataset):
         img_info = dict(raw_data_info['raw_img_info'], id=raw_data_info['raw_img_info']['img_id'])
         img_path = osp.join(self.data_prefix.get('img', ''), str(img_info.get('file_name', '')))
         # remote storage (backend_args): a file check would cost a request per image
-        image_problems = (check_image(img_info, img_path, self.verify_image_size,
-                                      self.decode_images)
-                          if not self.backend_args else [])
+        image_problems = ([] if self.backend_args
+                          else check_image(img_info, img_path, self.verify_image_size))
         self.problems += image_problems
         if any(p.kind == 'bad image entry' for p in image_problems):  # refused in _report
             return dict(img_path=img_path, img_id=img_info['id'], instances=[])

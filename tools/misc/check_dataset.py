@@ -3,28 +3,49 @@
     python tools/misc/check_dataset.py CONFIG [--splits train val test] [--decode]
         [--cfg-options K=V ...]
 
-Each split's dataset is built as training would build it, as a
+Each split's dataset is built as training builds it, as a
 :class:`~mmdet_dinov2.datasets.CheckedCocoDataset` (a plain ``CocoDataset`` is checked as one), and
 every finding is printed: what was fixed (boxes clipped), dropped (degenerate boxes, polygons of
-fewer than three points) and refused (a truncated or malformed json, ids that are not integers or
-are used twice, missing or truncated images, unknown category ids, sizes that disagree with the
-files, polygons with non-finite or far-outside coordinates, RLE masks that do not cover their
-image, ...), with image and annotation ids and what to do. ``--decode`` decodes every image in
-full (training does that image by image; the default check reads headers and file ends). Exit
-status 1 when a split has problems that stop training.
+fewer than three points) and refused (ids that are not integers or are used twice, missing images,
+unknown category ids, sizes that disagree with the files, polygons with non-finite or far-outside
+coordinates, RLE masks that do not cover their image, ...), with image and annotation ids and what
+to do. On top of what training checks, the files are read to their end: a JSON error says whether
+the file was cut short or is malformed, and a PNG or JPEG file without its end marker is decoded
+and refused as cut short when that fails. ``--decode`` decodes every image in full (finds damage
+inside files). Exit status 1 when a split has problems that stop training.
 """
 import argparse
 import copy
+import json
+import os
+import os.path as osp
 import sys
 
+from mmdet.registry import DATASETS
 from mmengine.config import Config, DictAction
+from mmengine.fileio import get_local_path
 from mmengine.registry import init_default_scope
+from PIL import Image
+
+from mmdet_dinov2.datasets import DatasetCheckError, Problem, format_problems, load_annotation_file
 
 SPLITS = ('train', 'val', 'test')
 
+# An image's end marker, looked for in its last bytes: the type and CRC of the PNG IEND chunk,
+# JPEG's end-of-image marker. Entropy-coded JPEG data never holds FF D9 (a data byte FF is
+# followed by 00), so the marker in the tail means the file was written to its end.
+END_MARKERS = {'PNG': b'IEND\xaeB`\x82', 'JPEG': b'\xff\xd9', 'MPO': b'\xff\xd9'}
+TAIL_BYTES = 4096  # tolerates padding written after the marker
+TRUNCATED_ADVICE = ('the file is cut short (an interrupted download or copy?): copy it again, or '
+                    'remove the image from the json')
+_JSON_LITERALS = ('true', 'false', 'null', 'NaN', 'Infinity', '-Infinity')
+_NUMBER_CHARACTERS = '0123456789+-.eE'
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='check the annotation files of a config')
+    parser = argparse.ArgumentParser(
+        description='check the annotation files and images of a config before training; exit '
+                    'status 1 when a split has problems that stop training')
     parser.add_argument('config', help='config file')
     parser.add_argument('--splits', nargs='+', choices=SPLITS, default=list(SPLITS),
                         help='which dataloaders to check (default: all the config has)')
@@ -35,22 +56,119 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def check_json(path):
+    """Read an annotation file; on a JSON error, raise a :class:`DatasetCheckError` that says
+    where, and whether the file was cut short or is malformed. Returns the json's content."""
+    try:
+        return load_annotation_file(path)
+    except DatasetCheckError as err:
+        if not isinstance(err.__cause__, json.JSONDecodeError):
+            raise
+        cause = err.__cause__
+    where = f'line {cause.lineno}, column {cause.colno}'
+    if _cut_short(cause):
+        size = os.path.getsize(path)
+        what = 'is empty' if size == 0 else f'ends ({size} bytes) in the middle of its JSON'
+        raise DatasetCheckError(
+            f'{path}: truncated: the file {what}, at {where} ({cause.msg}). It was cut short (an '
+            'interrupted download, copy or write?): fetch or write it again') from None
+    near = cause.doc[max(0, cause.pos - 30):cause.pos + 30]
+    raise DatasetCheckError(f'{path}: malformed JSON at {where}: {cause.msg}, near {near!r}. Fix '
+                            'the file: a COCO annotation file is one JSON object') from None
+
+
+def _cut_short(err):
+    """Whether a JSON error comes from text that stops in the middle of a value: a string running
+    to the end (the scanner says "Unterminated string" only then), or nothing after the error but
+    white space, the start of a literal or the rest of a number."""
+    rest = err.doc[err.pos:].strip()
+    return (err.msg.startswith('Unterminated string') or not rest
+            or any(literal.startswith(rest) for literal in _JSON_LITERALS)
+            or not rest.strip(_NUMBER_CHARACTERS))
+
+
+def check_image_file(img_id, path, decode=False):
+    """Whether an image file that opens is whole: a PNG or JPEG file needs its end marker in its
+    last :data:`TAIL_BYTES` (else it is decoded, and refused as cut short when that fails);
+    ``decode`` decodes every file in full. Files that do not open are left to
+    :func:`~mmdet_dinov2.datasets.check_image` (training refuses them itself).
+
+    Returns:
+        list[Problem]
+    """
+    with open(path, 'rb') as f:
+        try:
+            image = Image.open(f)
+        except (OSError, SyntaxError, ValueError):
+            return []
+        with image:
+            marker = END_MARKERS.get(image.format)
+            ended = marker is None or marker in _tail(f)
+            if ended and not decode:
+                return []
+            try:
+                image.load()
+            except (OSError, SyntaxError, ValueError) as err:
+                if ended:
+                    return [Problem('refuse', 'unreadable image', img_id, None, f'{path}: {err}')]
+                return [Problem('refuse', 'truncated image', img_id, None,
+                                f'{path} ({osp.getsize(path)} bytes) has no {image.format} end '
+                                f'marker in its last {TAIL_BYTES} bytes, and decoding it fails: '
+                                f'{err}', advice=TRUNCATED_ADVICE)]
+    return []
+
+
+def _tail(f):
+    """The last :data:`TAIL_BYTES` of the open file ``f``; its position kept."""
+    position = f.tell()
+    f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES))
+    tail = f.read()
+    f.seek(position)
+    return tail
+
+
+def check_files(dataset, decode=False):
+    """What training does not read of ``dataset`` (a lazily built CheckedCocoDataset): its JSON
+    parsed with a diagnosis of errors (raises :class:`DatasetCheckError`), and every image file
+    that exists to its end. Returns the images' problems."""
+    with get_local_path(dataset.ann_file, backend_args=dataset.backend_args) as local_path:
+        content = check_json(local_path)
+    if dataset.backend_args:  # remote storage: a request per image
+        print(f'{dataset.ann_file}: images on remote storage, their files not read')
+        return []
+    problems = []
+    for img in content.get('images', []):
+        if isinstance(img, dict) and isinstance(img.get('file_name'), str):
+            path = osp.join(dataset.data_prefix.get('img', ''), img['file_name'])
+            if osp.isfile(path):
+                problems += check_image_file(img.get('id'), path, decode)
+    return problems
+
+
 def check_split(cfg, split, decode=False):
     """Build ``split``'s dataset with every problem listed; print them; True when it can train."""
-    from mmdet.registry import DATASETS
-    from mmdet_dinov2.datasets import DatasetCheckError, format_problems
     dataset_cfg = copy.deepcopy(cfg[f'{split}_dataloader']['dataset'])
     if dataset_cfg['type'] == 'CocoDataset':
         dataset_cfg['type'] = 'CheckedCocoDataset'
     if dataset_cfg['type'] != 'CheckedCocoDataset':
         print(f'{split}: {dataset_cfg["type"]} is not a COCO dataset; not checked')
         return True
-    dataset_cfg['max_listed'] = None
-    dataset_cfg['decode_images'] = decode
+    dataset = DATASETS.build(dict(dataset_cfg, max_listed=None, lazy_init=True))
     try:
-        dataset = DATASETS.build(dataset_cfg)
+        file_problems = check_files(dataset, decode)
     except DatasetCheckError as err:
         print(f'{split}: REFUSED\n{err}')
+        return False
+    refused = []
+    try:
+        dataset.full_init()
+    except DatasetCheckError as err:
+        refused.append(str(err))
+    if file_problems:
+        refused.append(f'{dataset.ann_file}: {len(file_problems)} image file(s) cut short or '
+                       f'damaged:\n{format_problems(file_problems)}')
+    if refused:
+        print(f'{split}: REFUSED\n' + '\n'.join(refused))
         return False
     print(f'{split}: {dataset.ann_file}: {len(dataset)} images usable, '
           f'{len(dataset.problems)} annotation(s) fixed or dropped')
