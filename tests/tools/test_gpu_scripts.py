@@ -118,6 +118,23 @@ def test_make_wheelhouse_never_takes_torch(tmp_path):
     assert rc == 2 and "lists 'torch==2.11.0'" in out
 
 
+@pytest.mark.parametrize('args, message', [
+    (['--cuda-wheel', '--arch', 'sm_90'], 'compute capability X.Y'),
+    (['--cuda-wheel', '--cuda', '13'], '--cuda takes MAJOR.MINOR'),
+    (['--cuda-wheel', '--torch', '2.11'], '--torch takes a version X.Y.Z'),
+    (['--cuda-wheel', '--no-mmcv'], 'cannot go with --no-mmcv'),
+])
+def test_make_wheelhouse_refuses_bad_cross_build_arguments(args, message):
+    rc, out = run(GPU / 'make_wheelhouse.sh', *args, '--dry-run')
+    assert rc == 2 and message in out
+
+
+def test_make_wheelhouse_dry_run_prints_the_cross_build():
+    rc, out = run(GPU / 'make_wheelhouse.sh', '--cuda-wheel', '--dry-run')
+    assert rc == 0, out
+    assert 'CUDA 13.0 ops for sm90, Python 3.12, torch 2.11.0' in out and 'TORCH_CUDA_ARCH_LIST=9.0' in out
+
+
 def test_make_wheelhouse_dry_run_prints_the_plan():
     rc, out = run(GPU / 'make_wheelhouse.sh', '--dry-run')
     assert rc == 0, out
@@ -154,17 +171,18 @@ def test_verify_finds_a_changed_and_an_unlisted_file(local_index):
 @pytest.fixture
 def fake_python(tmp_path):
     """fake_python(torch_version or None) -> an interpreter whose `import torch` finds a stub."""
-    def make(version):
-        site = tmp_path / f'site-{version}'
+    def make(version, cuda=None):
+        site = tmp_path / f'site-{version}-{cuda}'
         (site / 'torch' / 'utils').mkdir(parents=True, exist_ok=True)
         if version is None:
             (site / 'torch' / '__init__.py').write_text('raise ImportError("no torch here")\n')
         else:
             (site / 'torch' / '__init__.py').write_text(
-                f'__version__ = {version!r}\nclass version:\n    cuda = None\n')
+                f'__version__ = {version!r}\nclass version:\n    cuda = {cuda!r}\n'
+                'class cuda:\n    @staticmethod\n    def is_available():\n        return False\n')
             (site / 'torch' / 'utils' / '__init__.py').write_text('')
             (site / 'torch' / 'utils' / 'cpp_extension.py').write_text('CUDA_HOME = None\n')
-        py = tmp_path / f'python-{version}'
+        py = tmp_path / f'python-{version}-{cuda}'
         py.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
         py.chmod(0o755)
         return py
@@ -188,19 +206,46 @@ def test_install_offline_refuses_without_a_recent_torch(version, message, fake_p
     assert rc == 1 and message in out and 'never' in out
 
 
+def trim_key():
+    return subprocess.run([sys.executable, str(ROOT / 'tools' / 'lib' / 'trim_mmcv.py'), 'key'],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_install_offline_dry_run_prints_key_and_plan(fake_python, wheelhouse_311, tmp_path):
     rc, out = run(GPU / 'install_offline.sh', wheelhouse_311, '--python', fake_python('2.11.0+cpu'),
                   '--cache', tmp_path / 'cache', '--jobs', '3', '--dry-run')
     assert rc == 0, out
     tag = f'cp{sys.version_info.major}{sys.version_info.minor}'
-    assert f'onedl-mmcv-2.3.6/torch-2.11.0_cpu-{tag}-cpu (miss: compile)' in out
+    key = f'torch-2.11.0_cpu-{tag}-cpu-{trim_key()}'  # the trimmed build's, never a full one's
+    assert f'onedl-mmcv-2.3.6/{key} (miss: compile)' in out
     assert 'MAX_JOBS=3 FORCE_CUDA=0' in out and 'tinybeta-2.1-py3-none-any.whl' in out
     assert 'nothing installed' in out
-    (tmp_path / 'cache' / 'onedl-mmcv-2.3.6' / f'torch-2.11.0_cpu-{tag}-cpu').mkdir(parents=True)
-    (tmp_path / 'cache' / 'onedl-mmcv-2.3.6' / f'torch-2.11.0_cpu-{tag}-cpu' / 'x.whl').write_bytes(b'')
+    rc, out = run(GPU / 'install_offline.sh', wheelhouse_311, '--python', fake_python('2.11.0+cpu'),
+                  '--cache', tmp_path / 'cache', '--dry-run', env={'MMCV_FULL_BUILD': '1'})
+    assert f'onedl-mmcv-2.3.6/torch-2.11.0_cpu-{tag}-cpu-full (miss: compile)' in out
+    (tmp_path / 'cache' / 'onedl-mmcv-2.3.6' / key).mkdir(parents=True)
+    (tmp_path / 'cache' / 'onedl-mmcv-2.3.6' / key / 'x.whl').write_bytes(b'')
     rc, out = run(GPU / 'install_offline.sh', wheelhouse_311, '--python', fake_python('2.11.0+cpu'),
                   '--cache', tmp_path / 'cache', '--dry-run')
     assert rc == 0 and 'hit: nothing to compile' in out
+
+
+def test_install_offline_takes_the_cross_built_wheel_only_for_its_node(fake_python, wheelhouse_311, tmp_path):
+    py = fake_python('2.11.0+cu130', cuda='13.0')
+    tag = f'cp{sys.version_info.major}{sys.version_info.minor}'
+    # no prebuilt wheel and no CUDA toolkit: nothing could make the CUDA ops
+    rc, out = run(GPU / 'install_offline.sh', wheelhouse_311, '--python', py, '--arch', '9.0', '--dry-run')
+    assert rc == 1 and 'no CUDA toolkit' in out and f'torch-2.11.0_cu130-{tag}-cu130-sm90-{trim_key()}' in out
+    prebuilt = wheelhouse_311 / 'prebuilt' / f'torch-2.11.0_cu130-{tag}-cu130-sm90-{trim_key()}'
+    prebuilt.mkdir(parents=True)
+    (prebuilt / f'onedl_mmcv-2.3.6-{tag}-{tag}-linux_x86_64.whl').write_bytes(b'')
+    rc, out = run(GPU / 'install_offline.sh', wheelhouse_311, '--python', py, '--arch', '9.0', '--dry-run')
+    assert rc == 0 and "the wheelhouse's cross-built wheel for" in out and 'nothing to compile' in out
+    # another architecture: the prebuilt wheel is not taken
+    rc, out = run(GPU / 'install_offline.sh', wheelhouse_311, '--python', py, '--arch', '8.0', '--dry-run')
+    assert rc == 1 and 'sm80' in out and 'no CUDA toolkit' in out
+    rc, out = run(GPU / 'install_offline.sh', wheelhouse_311, '--python', py, '--arch', 'sm90', '--dry-run')
+    assert rc == 2 and 'compute capability X.Y' in out
 
 
 def test_install_offline_refuses_a_wheelhouse_for_another_python(fake_python, wheelhouse_311):
@@ -274,3 +319,18 @@ def test_needed_skips_what_is_installed_at_that_version_or_newer(tmp_path):
     assert installed.__version__ < '999'
     assert [Path(p).name for p in wheelhouse.needed(tmp_path)] == ['pytest-999.0-py3-none-any.whl',
                                                                    'tinybeta-2.1-py3-none-any.whl']
+
+
+def test_the_manifest_covers_prebuilt_wheels_which_only_install_offline_chooses(local_index):
+    wh = local_index['out']
+    (wh / 'prebuilt' / 'torch-2.11.0_cu130-cp312-cu130-sm90-trim-x').mkdir(parents=True)
+    fake_wheel(wh, 'tinybeta', '2.1')
+    prebuilt = fake_wheel(wh / 'prebuilt' / 'torch-2.11.0_cu130-cp312-cu130-sm90-trim-x', 'tinyzeta', '1.0')
+    wheelhouse.write_manifest(wh, '3.12')
+    rows = wheelhouse.read_manifest(wh)
+    assert [r[3] for r in rows] == ['tinybeta-2.1-py3-none-any.whl',
+                                    'prebuilt/torch-2.11.0_cu130-cp312-cu130-sm90-trim-x/tinyzeta-1.0-py3-none-any.whl']
+    assert wheelhouse.verify(wh) == []
+    prebuilt.write_bytes(prebuilt.read_bytes() + b'x')
+    assert any('tinyzeta' in p and 'sha256' in p for p in wheelhouse.verify(wh))
+    assert [Path(p).name for p in wheelhouse.needed(wh)] == ['tinybeta-2.1-py3-none-any.whl']

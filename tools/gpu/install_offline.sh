@@ -4,17 +4,21 @@
 #   1. check the wheelhouse against its MANIFEST (sha256);
 #   2. pip install --no-index its wheels, --no-deps so torch is never replaced (a requirement on
 #      opencv-python is met by the node's opencv-python-headless: same cv2);
-#   3. build onedl-mmcv's compiled ops from its source archive, CUDA ops for the local GPU's
-#      architecture only (TORCH_CUDA_ARCH_LIST from torch.cuda.get_device_capability()), MAX_JOBS =
-#      cores; the wheel is cached, keyed by torch, Python, CUDA and architecture, so a second
-#      install compiles nothing;
+#   3. onedl-mmcv with compiled ops, trimmed to the ops of tools/lib/mmcv_ops.txt (MMCV_FULL_BUILD=1:
+#      all): the wheel make_wheelhouse.sh cross-built (WHEELHOUSE/prebuilt/KEY/) when KEY (torch,
+#      Python, CUDA, architecture, trim) is this node's; else built from the source archive, CUDA
+#      ops for the local GPU's architecture only (TORCH_CUDA_ARCH_LIST from
+#      torch.cuda.get_device_capability()), MAX_JOBS = cores, and cached under the same key, so a
+#      second install compiles nothing;
 #   4. install this package (editable, --no-deps) and check that mmcv.ops imports and runs its
 #      ops on the GPU (with --cpu or without CUDA: on the CPU).
 #
-# usage: tools/gpu/install_offline.sh WHEELHOUSE [--python PY] [--cpu] [--cache DIR] [--jobs N]
-#                                     [--dry-run]
+# usage: tools/gpu/install_offline.sh WHEELHOUSE [--python PY] [--cpu] [--arch X.Y] [--cache DIR]
+#                                     [--jobs N] [--dry-run]
 #   --python PY   the interpreter to install into (default: python3 on PATH)
 #   --cpu         build mmcv's CPU ops only (automatic when torch sees no CUDA device)
+#   --arch X.Y    CUDA ops for compute capability X.Y even where torch sees no GPU (a CPU rehearsal of
+#                 the node's install: make offline-check); the check then runs the CPU ops only
 #   --cache DIR   built-wheel cache (default ${MMDET_DINOV2_CACHE:-~/.cache/mmdet-dinov2}/wheels,
 #                 the cache tools/setup_env.sh uses too)
 #   --dry-run     print the plan (cache key, build settings, packages) and change nothing
@@ -27,15 +31,17 @@ PY=python3
 MODE=auto
 CACHE=${MMDET_DINOV2_CACHE:-$HOME/.cache/mmdet-dinov2}/wheels
 JOBS=$(nproc)
+FORCE_ARCH=""
 DRY_RUN=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --python) PY=$2; shift 2 ;;
         --cpu) MODE=cpu; shift ;;
+        --arch) FORCE_ARCH=$2; shift 2 ;;
         --cache) CACHE=$2; shift 2 ;;
         --jobs) JOBS=$2; shift 2 ;;
         --dry-run) DRY_RUN=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "!! unknown option '$1' (see --help)" >&2; exit 2 ;;
         *) [[ -z "$WH" ]] || { echo "!! one WHEELHOUSE only (got '$WH' and '$1')" >&2; exit 2; }
            WH=$1; shift ;;
@@ -46,6 +52,7 @@ done
 WH=$(cd "$WH" && pwd)
 [[ -f "$WH/MANIFEST" ]] || { echo "!! $WH has no MANIFEST: make it with tools/gpu/make_wheelhouse.sh" >&2; exit 2; }
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "!! --jobs takes a positive number (got '$JOBS')" >&2; exit 2; }
+[[ -z "$FORCE_ARCH" || "$FORCE_ARCH" =~ ^[0-9]+\.[0-9]+$ ]] || { echo "!! --arch takes a compute capability X.Y, e.g. 9.0 (got '$FORCE_ARCH')" >&2; exit 2; }
 
 T0=$(date +%s)
 # shellcheck source=tools/lib/setup_helpers.sh
@@ -55,7 +62,7 @@ setup_traps install  # any failure names its step; the exit trap stops a backgro
 step "the target Python and its torch"
 command -v "$PY" >/dev/null || { echo "!! no interpreter '$PY' (--python)" >&2; exit 2; }
 # torch version, Python tag, CUDA tag, architecture (e.g. 9.0 / sm90), pip's site
-read -r TORCH_VER PY_TAG CUDA_TAG ARCH SM < <("$PY" - "$MODE" 2>/dev/null <<'PYEOF' || echo "FAIL"
+read -r TORCH_VER PY_TAG CUDA_TAG ARCH SM HAS_CUDA_HOME < <("$PY" - "$MODE" "$FORCE_ARCH" 2>/dev/null <<'PYEOF' || echo "FAIL"
 import sys
 try:
     import torch
@@ -68,20 +75,18 @@ if (major, minor) < (2, 8):
     print('OLD', torch.__version__); sys.exit()
 cuda = 'cpu'
 arch = sm = '-'
-if sys.argv[1] != 'cpu' and torch.version.cuda and torch.cuda.is_available() and not CUDA_HOME:
-    print('NOCUDAHOME', torch.__version__); sys.exit()
-if sys.argv[1] != 'cpu' and torch.version.cuda and CUDA_HOME and torch.cuda.is_available():
+forced = sys.argv[2] if len(sys.argv) > 2 else ''
+if sys.argv[1] != 'cpu' and torch.version.cuda and (forced or torch.cuda.is_available()):
     cuda = 'cu' + torch.version.cuda.replace('.', '')
-    cap = torch.cuda.get_device_capability()
+    cap = tuple(map(int, forced.split('.'))) if forced else torch.cuda.get_device_capability()
     arch, sm = f'{cap[0]}.{cap[1]}', f'sm{cap[0]}{cap[1]}'
 print(torch.__version__.replace('+', '_'), f'cp{sys.version_info.major}{sys.version_info.minor}',
-      cuda, arch, sm)
+      cuda, arch, sm, 'yes' if CUDA_HOME else 'no')
 PYEOF
 )
 case "$TORCH_VER" in
     MISSING) echo "!! $PY has no torch: install the node's CUDA build of torch (>= 2.8) first; this script never installs torch" >&2; exit 1 ;;
     OLD) echo "!! $PY has torch $PY_TAG; >= 2.8 is needed (this script never replaces torch)" >&2; exit 1 ;;
-    NOCUDAHOME) echo "!! torch $PY_TAG sees a GPU but no CUDA toolkit (nvcc): set CUDA_HOME (e.g. /usr/local/cuda), or --cpu for CPU ops only" >&2; exit 1 ;;
     FAIL|"") echo "!! could not inspect torch in $PY" >&2; exit 1 ;;
 esac
 WH_PY=$(sed -n 's/^# python \([0-9.]*\).*/\1/p' "$WH/MANIFEST")
@@ -89,16 +94,33 @@ if [[ -n "$WH_PY" && "cp${WH_PY/./}" != "$PY_TAG" ]]; then
     echo "!! $WH was made for Python $WH_PY; $PY is $PY_TAG: tools/gpu/make_wheelhouse.sh --python ${PY_TAG:2:1}.${PY_TAG:3}" >&2
     exit 1
 fi
+BUILD_KIND=$(mmcv_build_kind "$PY")  # trim-<hash> or full (MMCV_FULL_BUILD=1)
 KEY=torch-$TORCH_VER-$PY_TAG-$CUDA_TAG
 [[ "$CUDA_TAG" != cpu ]] && KEY=$KEY-$SM
-WHEEL_DIR=$CACHE/onedl-mmcv-2.3.6/$KEY
+KEY=$KEY-$BUILD_KIND
 SDIST=$(ls "$WH"/onedl_mmcv-*.tar.gz 2>/dev/null | head -1)
 [[ -n "$SDIST" ]] || { echo "!! $WH has no onedl_mmcv-*.tar.gz" >&2; exit 1; }
 MMCV_VERSION=$(basename "$SDIST" .tar.gz); MMCV_VERSION=${MMCV_VERSION#onedl_mmcv-}
 WHEEL_DIR=$CACHE/onedl-mmcv-$MMCV_VERSION/$KEY
+PREBUILT=""
+if compgen -G "$WH/prebuilt/$KEY/onedl_mmcv-$MMCV_VERSION-*.whl" >/dev/null; then
+    PREBUILT=$WH/prebuilt/$KEY  # cross-built by make_wheelhouse.sh for exactly this node
+    WHEEL_DIR=$PREBUILT
+elif [[ "$CUDA_TAG" != cpu && "$HAS_CUDA_HOME" != yes ]]; then
+    echo "!! torch $TORCH_VER has CUDA but there is no CUDA toolkit (nvcc) to build mmcv's ops, and $WH" \
+         "holds no wheel built for $KEY (prebuilt/: $(ls "$WH/prebuilt" 2>/dev/null | tr '\n' ' '))." \
+         "Set CUDA_HOME (e.g. /usr/local/cuda), make the wheelhouse for this node" \
+         "(make_wheelhouse.sh --torch/--cuda/--arch), or --cpu for CPU ops only" >&2
+    exit 1
+fi
 mapfile -t WHEELS < <(ls "$WH"/*.whl)
 echo "    python $("$PY" -c 'import sys; print(sys.executable)') ($PY_TAG), torch $TORCH_VER, ops: $CUDA_TAG${ARCH/-/}"
-echo "    mmcv $MMCV_VERSION wheel cache: $WHEEL_DIR ($(compgen -G "$WHEEL_DIR/*.whl" >/dev/null && echo 'hit: nothing to compile' || echo 'miss: compile'))"
+if [[ -n "$PREBUILT" ]]; then
+    echo "    mmcv $MMCV_VERSION: the wheelhouse's cross-built wheel for $KEY: nothing to compile"
+else
+    echo "    mmcv $MMCV_VERSION wheel cache: $WHEEL_DIR ($(compgen -G "$WHEEL_DIR/*.whl" >/dev/null && echo 'hit: nothing to compile' || echo 'miss: compile'))"
+    [[ -d "$WH/prebuilt" ]] && echo "    (the wheelhouse's prebuilt wheels are for $(ls "$WH/prebuilt" | tr '\n' ' '), not $KEY)"
+fi
 echo "    build: MAX_JOBS=$JOBS$([[ "$CUDA_TAG" != cpu ]] && echo " FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$ARCH" || echo ' FORCE_CUDA=0 (CPU ops)')"
 echo "    wheels (${#WHEELS[@]}): $(for w in "${WHEELS[@]}"; do basename "$w"; done | tr '\n' ' ')"
 if [[ "$DRY_RUN" == 1 ]]; then
@@ -137,7 +159,7 @@ done_step
 
 step "onedl-mmcv $MMCV_VERSION with compiled ops ($KEY)"
 if compgen -G "$WHEEL_DIR/*.whl" >/dev/null; then
-    echo "    cached: $(ls "$WHEEL_DIR"/*.whl)"
+    echo "    $([[ -n "$PREBUILT" ]] && echo 'cross-built' || echo 'cached'): $(ls "$WHEEL_DIR"/*.whl)"
 else
     MAX_JOBS=$JOBS
     # the wrapper, progress and clean-up of tools/setup_env.sh (tools/lib/setup_helpers.sh)
@@ -151,14 +173,14 @@ step "install mmdet_dinov2 (editable, no dependencies)"
 "${PIP[@]}" install -q --no-index --no-deps --no-build-isolation -e "$ROOT"
 done_step
 
-step "check: mmcv.ops runs$([[ "$CUDA_TAG" != cpu ]] && echo ' on the GPU' || echo ' on the CPU')"
+step "check: mmcv.ops runs$([[ "$CUDA_TAG" != cpu && -z "$FORCE_ARCH" ]] && echo ' on the GPU' || echo ' on the CPU')"
 "$PY" - "$CUDA_TAG" "$TORCH_VER" <<'PYEOF' 2>&1 | grep -v 'Could not import OneDL'
 import sys
 import torch
 import mmcv, mmengine, mmdet, mmdet_dinov2  # noqa: F401
 from mmcv.ops import nms, roi_align
 assert torch.__version__.replace('+', '_') == sys.argv[2], f'torch changed: {torch.__version__}'
-device = 'cpu' if sys.argv[1] == 'cpu' else 'cuda'
+device = 'cuda' if sys.argv[1] != 'cpu' and torch.cuda.is_available() else 'cpu'
 boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.], [50., 50., 60., 60.]], device=device)
 scores = torch.tensor([0.9, 0.8, 0.7], device=device)
 _, keep = nms(boxes, scores, iou_threshold=0.5)
@@ -168,6 +190,18 @@ rois = torch.tensor([[0., 0., 0., 7., 7.]], device=device)
 out = roi_align(feat, rois, (2, 2), 1.0, 2, 'avg', True)
 assert out.shape == (1, 1, 2, 2) and torch.isfinite(out).all()
 msg = f'nms and roi_align ran on {device}'
+if sys.argv[1] != 'cpu' and device == 'cpu':  # a CUDA build rehearsed without a GPU (--arch)
+    from mmcv import _ext
+    assert _ext.get_compiling_cuda_version() == torch.version.cuda, _ext.get_compiling_cuda_version()
+    value = torch.zeros(1, 4, 1, 2)
+    try:
+        _ext.ms_deform_attn_forward(value, torch.tensor([[2, 2]]), torch.tensor([0]),
+                                    torch.zeros(1, 1, 1, 1, 1, 2), torch.ones(1, 1, 1, 1, 1), im2col_step=1)
+        raise AssertionError('ms_deform_attn_forward ran on the CPU: not the CUDA-only kernel')
+    except RuntimeError as e:
+        assert 'implementation for device cpu not found' in str(e), e
+    msg += (f'; CUDA {_ext.get_compiling_cuda_version()} ops compiled in, and a CUDA-only op on CPU '
+            'tensors refuses ("ms_deform_attn_impl_forward: implementation for device cpu not found")')
 if device == 'cuda':
     from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttnFunction,
                                                   multi_scale_deformable_attn_pytorch)

@@ -43,9 +43,17 @@ def read_metadata(path):
     return email.parser.Parser().parsestr(text, headersonly=True)
 
 
+PREBUILT = 'prebuilt'  # prebuilt/KEY/*.whl: onedl-mmcv cross-built for one node (make_wheelhouse.sh)
+
+
 def distributions(wheelhouse):
-    return sorted(p for p in Path(wheelhouse).iterdir()
-                  if p.name.endswith(('.whl', '.tar.gz')))
+    """The wheelhouse's files: its wheels and source archives, and the prebuilt wheels."""
+    top = [p for p in Path(wheelhouse).iterdir() if p.name.endswith(('.whl', '.tar.gz'))]
+    return sorted(top) + sorted(Path(wheelhouse).glob(f'{PREBUILT}/*/*.whl'))
+
+
+def relative(wheelhouse, path):
+    return path.relative_to(wheelhouse).as_posix()
 
 
 def sha256(path):
@@ -60,7 +68,7 @@ def write_manifest(wheelhouse, python):
     lines = []
     for path in distributions(wheelhouse):
         meta = read_metadata(path)
-        lines.append(f"{canonical(meta['Name'])} {meta['Version']} {sha256(path)} {path.name}")
+        lines.append(f"{canonical(meta['Name'])} {meta['Version']} {sha256(path)} {relative(wheelhouse, path)}")
     (Path(wheelhouse) / MANIFEST).write_text(
         f'# python {python} (the wheels are for this Python)\n'
         '# name version sha256 file (written by tools/gpu/wheelhouse.py)\n' + '\n'.join(lines) + '\n')
@@ -87,8 +95,8 @@ def verify(wheelhouse):
         elif sha256(path) != digest:
             problems.append(f'{filename}: sha256 differs from MANIFEST (corrupt or replaced)')
     listed = {r[3] for r in rows}
-    problems += [f'{p.name}: not in MANIFEST' for p in distributions(wheelhouse)
-                 if p.name not in listed]
+    problems += [f'{relative(wheelhouse, p)}: not in MANIFEST' for p in distributions(wheelhouse)
+                 if relative(wheelhouse, p) not in listed]
     return problems
 
 
@@ -131,8 +139,8 @@ def needed(wheelhouse):
     Version = _version_class()
     paths = []
     for name, version, _, filename in read_manifest(wheelhouse):
-        if not filename.endswith('.whl'):
-            continue
+        if not filename.endswith('.whl') or '/' in filename:
+            continue  # source archives, and the prebuilt wheels install_offline.sh chooses from
         try:
             if Version(metadata.version(name)) >= Version(version):
                 continue
