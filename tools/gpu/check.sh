@@ -58,6 +58,7 @@ fi
 
 echo "==> [check] 1/3 install (when needed)"
 INSTALL="already installed"
+INSTALL_S=0
 probe='import mmcv.ops, mmdet, mmengine, mmdet_dinov2, torch'
 [[ "$CPU" == 0 ]] && probe+='; from mmcv.ops import nms; nms(torch.rand(3, 4, device="cuda") * torch.tensor([1., 1., 0., 0.], device="cuda") + torch.tensor([0., 0., 10., 10.], device="cuda"), torch.rand(3, device="cuda"), 0.5)'
 if "$PY" -c "$probe" >/dev/null 2>&1; then
@@ -66,8 +67,10 @@ else
     t=$(date +%s)
     if "$HERE/install_offline.sh" "$WH" --python "$PY" $([[ "$CPU" == 1 ]] && echo --cpu) 2>&1 \
             | tee "$LOGS/install.log"; then
-        INSTALL="installed from $WH in $(($(date +%s) - t)) s"
+        INSTALL_S=$(($(date +%s) - t))
+        INSTALL="installed from $WH in $INSTALL_S s"
     else
+        INSTALL_S=$(($(date +%s) - t))
         INSTALL="FAILED (see $LOGS/install.log)"; FAILED+=(install)
     fi
 fi
@@ -86,7 +89,9 @@ fi
 
 BENCH_MD=$LOGS/benchmark.md
 : > "$BENCH_MD"
+BENCH_S=0
 if [[ "$BENCH" == 1 ]]; then
+    t=$(date +%s)
     echo "==> [check] 3/3 benchmark"
     left=$((BUDGET - ($(date +%s) - T0) - 60))
     (( left < 30 )) && left=30
@@ -101,17 +106,22 @@ if [[ "$BENCH" == 1 ]]; then
         | quiet | grep -v -E 'mmengine - INFO|Initialized by|^ *$|torch.Size|faster_coco_eval|warnings.warn' \
         | tee "$LOGS/benchmark.log"
     [[ "${PIPESTATUS[0]}" == 0 ]] || FAILED+=(benchmark)
+    BENCH_S=$(($(date +%s) - t))
 fi
 
 echo "==> [check] report: $REPORT"
-"$PY" - "$REPORT" "$LOGS" "$INSTALL" "$TESTS_S" "$CPU" "${FAILED[*]:-}" "$(($(date +%s) - T0))" <<'PYEOF' 2>&1 | quiet
+"$PY" - "$REPORT" "$LOGS" "$INSTALL" "$TESTS_S" "$CPU" "${FAILED[*]:-}" "$(($(date +%s) - T0))" \
+    "$INSTALL_S" "$BENCH_S" <<'PYEOF' 2>&1 | quiet
 import datetime, platform, subprocess, sys, xml.etree.ElementTree as ET
 from pathlib import Path
-report, logs, install, tests_s, cpu, failed, total_s = sys.argv[1:]
+report, logs, install, tests_s, cpu, failed, total_s, install_s, bench_s = sys.argv[1:]
 import torch
 lines = [f'# GPU check ({"CPU dry run" if cpu == "1" else "GPU"}), '
          f'{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC', '']
 lines.append(f'Result: **{"FAILED: " + failed if failed else "passed"}** in {total_s} s')
+other_s = int(total_s) - int(install_s) - int(tests_s) - int(bench_s)
+lines += ['', '## Where the time went', '', '| install | CUDA tests | benchmark | other (checks, report) | total |',
+          '|---|---|---|---|---|', f'| {install_s} s | {tests_s} s | {bench_s} s | {other_s} s | {total_s} s |']
 lines += ['', '## Versions', '']
 if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
