@@ -136,8 +136,9 @@ def check_files(dataset, decode=False):
     if dataset.backend_args:  # remote storage: a request per image
         print(f'{dataset.ann_file}: images on remote storage, their files not read')
         return []
+    images = content.get('images')  # what is not a list of objects, training refuses itself
     problems = []
-    for img in content.get('images', []):
+    for img in images if isinstance(images, list) else []:
         if isinstance(img, dict) and isinstance(img.get('file_name'), str):
             path = osp.join(dataset.data_prefix.get('img', ''), img['file_name'])
             if osp.isfile(path):
