@@ -12,16 +12,13 @@
 #      SafeLoadRunner checks this before building and names both keys if they disagree.
 #   3. optim_wrapper.paramwise_cfg: num_layers = the number of ViT blocks (the layer-decay
 #      constructor refuses another count) and a layer_decay_rate for them.
-# Change model.backbone, not the top-level `backbone` / `layer_decay` names the S config inherits
-# from its backbone file: those were read once, by the S config, and changing them here does nothing.
-# For a backbone you will reuse under several heads, write it as a _base_/models/vit-adapter_*.py
-# file instead and list it in each detector config, as configs/vit_adapter/ does.
+# For a backbone you will reuse, write the same keys as a _base_/models/vit-adapter_*.py file that
+# inherits vit-adapter_dinov2-s.py (or the nearest sibling), as the other backbone files there do.
 _base_ = '../vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
 
-embed_dim = 192
 model = dict(
     backbone=dict(
-        embed_dim=embed_dim,
+        embed_dim=192,
         depth=12,
         num_heads=3,
         drop_path_rate=0.1,
@@ -30,6 +27,6 @@ model = dict(
         # DINOv2 and original ViT-Adapter files; pretrain_size must match the file's position grid
         # (in pixels of 16: 592 for DINOv2's 37x37).
         pretrained=None),
-    neck=dict(in_channels=[embed_dim] * 4))
+    neck=dict(in_channels=[192] * 4))
 # the original T recipe had no layer decay; 0.9 decays gently over 12 blocks
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.9))

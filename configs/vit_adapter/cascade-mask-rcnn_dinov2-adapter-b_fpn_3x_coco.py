@@ -1,15 +1,18 @@
 # ViT-Adapter-B on DINOv2 ViT-B/14, Cascade Mask R-CNN + FPN, 3x + multi-scale, COCO.
 # Not in the original (its Cascade configs are DeiT-S/B only) and not yet trained here: no result.
 # The Mask R-CNN recipe of mask-rcnn_dinov2-adapter-b_fpn_3x_coco.py (backbone, layer decay, data,
-# schedule, runtime) with the original's Cascade heads
-# (_base_/models/cascade-mask-rcnn_vit-adapter_fpn.py).
-_base_ = [
-    '../_base_/models/cascade-mask-rcnn_vit-adapter_fpn.py',
-    '../_base_/models/vit-adapter_dinov2-b.py',
-    '../_base_/datasets/coco_instance_detr-multiscale.py',
-    '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
-    '../_base_/default_runtime.py',
-]
+# schedule, runtime) with the original's Cascade heads: the S Cascade config with the B backbone.
+_base_ = './cascade-mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
 
-model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
-optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
+# What _base_/models/vit-adapter_dinov2-b.py changes in the backbone file it inherits, stated again
+# for the Cascade heads (see the S Cascade config)
+model = dict(
+    backbone=dict(
+        embed_dim=768,
+        num_heads=12,
+        drop_path_rate=0.3,
+        deform_num_heads=12,
+        deform_ratio=0.5,
+        pretrained='pretrained/dinov2_vitb14_pretrain_14to16.pth'),
+    neck=dict(in_channels=[768] * 4))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.60))

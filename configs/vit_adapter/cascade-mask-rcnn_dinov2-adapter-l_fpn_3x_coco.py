@@ -1,18 +1,25 @@
 # ViT-Adapter-L on DINOv2 ViT-L/14, Cascade Mask R-CNN + FPN, 3x + multi-scale, COCO.
 # Not in the original (its Cascade configs are DeiT-S/B only) and not yet trained here: no result.
 # The Mask R-CNN recipe of mask-rcnn_dinov2-adapter-l_fpn_3x_coco.py (backbone, layer decay, data,
-# schedule, runtime) with the original's Cascade heads
-# (_base_/models/cascade-mask-rcnn_vit-adapter_fpn.py).
-_base_ = [
-    '../_base_/models/cascade-mask-rcnn_vit-adapter_fpn.py',
-    '../_base_/models/vit-adapter_dinov2-l.py',
-    '../_base_/datasets/coco_instance_detr-multiscale.py',
-    '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
-    '../_base_/default_runtime.py',
-]
+# schedule, runtime) with the original's Cascade heads: the B Cascade config with the L backbone.
+_base_ = './cascade-mask-rcnn_dinov2-adapter-b_fpn_3x_coco.py'
 
-model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
-optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
+# What _base_/models/vit-adapter_dinov2-l.py changes in the backbone file it inherits, stated again
+# for the Cascade heads (see the S Cascade config)
+model = dict(
+    backbone=dict(
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        drop_path_rate=0.4,
+        # windowed attention (14x14) except in the last block of each interaction
+        window_attn=([True] * 5 + [False]) * 4,
+        window_size=([14] * 5 + [None]) * 4,
+        deform_num_heads=16,
+        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
+        pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth'),
+    neck=dict(in_channels=[1024] * 4))
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=24, layer_decay_rate=0.65))
 
 # Normalised with the ImageNet mean/std in training and testing alike (the data preprocessor, as for
 # S and B). The Mask R-CNN L config's 127.5 / 127.5 training normalisation is a quirk kept only to

@@ -2,14 +2,41 @@
 # Not in the original (its Cascade configs are DeiT-S/B only) and not yet trained here: no result.
 # The Mask R-CNN recipe of mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py (backbone, layer decay, data,
 # schedule, runtime) with the original's Cascade heads
-# (_base_/models/cascade-mask-rcnn_vit-adapter_fpn.py).
+# (_base_/models/cascade-mask-rcnn_vit-adapter_fpn.py); the B and L Cascade configs inherit this one.
 _base_ = [
     '../_base_/models/cascade-mask-rcnn_vit-adapter_fpn.py',
-    '../_base_/models/vit-adapter_dinov2-s.py',
     '../_base_/datasets/coco_instance_detr-multiscale.py',
     '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
     '../_base_/default_runtime.py',
 ]
 
-model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
-optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
+# The backbone, FPN widths and layer decay of _base_/models/vit-adapter_dinov2-s.py, stated again:
+# that file sets `model` over the Mask R-CNN heads, and mmengine refuses two files that both set
+# `model` in one _base_ list (tests/configs/test_config_builds.py keeps the two equal).
+model = dict(
+    backbone=dict(
+        type='ViTAdapter',
+        # the ViT: DINOv2's 518x518 (37x37 patches of 14) position grid, read as 37x37 of 16
+        pretrain_size=592,
+        img_size=592,
+        patch_size=16,
+        embed_dim=384,
+        depth=12,
+        num_heads=6,
+        mlp_ratio=4,
+        drop_path_rate=0.2,
+        # windowed attention (14x14) except in the last block of each interaction
+        window_attn=[True, True, False] * 4,
+        window_size=[14, 14, None] * 4,
+        # the adapter
+        conv_inplane=64,
+        n_points=4,
+        deform_num_heads=6,
+        cffn_ratio=0.25,
+        deform_ratio=1.0,
+        interaction_indexes=[[0, 2], [3, 5], [6, 8], [9, 11]],
+        # the original's four output norms are nn.SyncBatchNorm
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        pretrained='pretrained/dinov2_vits14_pretrain_14to16.pth'),
+    neck=dict(in_channels=[384] * 4))
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.70))

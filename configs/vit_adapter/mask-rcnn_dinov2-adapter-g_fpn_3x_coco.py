@@ -1,13 +1,5 @@
 # ViT-Adapter-g on DINOv2 ViT-g/14, Mask R-CNN + FPN, 3x + multi-scale, COCO.
 # Not in the original (it released S/B/L only): no reference result.
-# Heads x backbone x schedule; each concern is one file under configs/_base_/.
-_base_ = [
-    '../_base_/models/mask-rcnn_vit-adapter_fpn.py',
-    '../_base_/models/vit-adapter_dinov2-g.py',
-    '../_base_/datasets/coco_instance_detr-multiscale.py',
-    '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
-    '../_base_/default_runtime.py',
-]
-
-model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
-optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
+# The backbone file carries the backbone and its layer decay over the Mask R-CNN recipe (heads,
+# data, schedule, runtime: one file each under configs/_base_/).
+_base_ = '../_base_/models/vit-adapter_dinov2-g.py'

@@ -1,23 +1,15 @@
 # ViT-Adapter-L on DINOv2 ViT-L/14, Mask R-CNN + FPN, 3x + multi-scale, COCO.
 # Original result (mmdet 2.22, 8 GPUs x 2 images): 55.3 box AP, 49.0 mask AP.
-# Heads x backbone x schedule; each concern is one file under configs/_base_/.
-_base_ = [
-    '../_base_/models/mask-rcnn_vit-adapter_fpn.py',
-    '../_base_/models/vit-adapter_dinov2-l.py',
-    '../_base_/datasets/coco_instance_detr-multiscale.py',
-    '../_base_/schedules/schedule_adamw-layer-decay_3x.py',
-    '../_base_/default_runtime.py',
-]
+# The backbone file carries the backbone and its layer decay over the Mask R-CNN recipe (heads,
+# data, schedule, runtime: one file each under configs/_base_/).
+_base_ = '../_base_/models/vit-adapter_dinov2-l.py'
 
-model = dict(
-    # Normalisation is done in the pipelines below (see there), not here.
-    data_preprocessor=dict(mean=None, std=None, bgr_to_rgb=False),
-    backbone=_base_.backbone,
-    neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
-optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
+# Normalisation is done in the pipelines below (see there), not here.
+model = dict(data_preprocessor=dict(mean=None, std=None, bgr_to_rgb=False))
 
-# A quirk of the original L config, kept so that its released checkpoint is evaluated as it was:
-# it set img_norm_cfg = mean 127.5, std 127.5 for its TRAIN pipeline only. Its validation and
+# A quirk of the original L config, kept so that its released checkpoint is evaluated as it was (in
+# this config only: the other L-sized configs inherit the backbone file, not this one): it set
+# img_norm_cfg = mean 127.5, std 127.5 for its TRAIN pipeline only. Its validation and
 # test pipelines were inherited from coco_instance.py and kept the ImageNet mean/std, and the
 # reported 55.3 / 49.0 AP (and its training-time evaluations) were measured that way. mmdet 3.x
 # normalises in the data preprocessor, which serves training and testing alike, so here each

@@ -77,6 +77,10 @@ def test_dino_keeps_mmdet_dino_recipe_with_layer_decay():
     assert cfg.model.neck.type == 'ChannelMapper'
     assert (cfg.model.neck.in_channels, cfg.model.neck.num_outs) == ([384] * 3, 4)
     assert cfg.model.data_preprocessor.pad_size_divisor == 32
+    # the backbone and layer decay of the S backbone file, stated again beside mmdet's DINO model
+    s_file = Config.fromfile(str(ROOT / 'configs/_base_/models/vit-adapter_dinov2-s.py'))
+    assert {k: v for k, v in cfg.model.backbone.items() if k != 'out_indices'} == s_file.model.backbone
+    assert cfg.optim_wrapper.paramwise_cfg == s_file.optim_wrapper.paramwise_cfg
     ow = cfg.optim_wrapper
     assert ow.optimizer == dict(type='AdamW', lr=1e-4, weight_decay=1e-4)
     assert ow.clip_grad == dict(max_norm=0.1, norm_type=2)
@@ -115,7 +119,9 @@ def test_cascade_follows_the_original_cascade_heads(size, embed_dim):
         assert (head.type, head.num_shared_convs, head.num_shared_fcs) == ('ConvFCBBoxHead', 4, 1)
         assert head.norm_cfg.type == 'SyncBN' and head.loss_bbox == dict(type='GIoULoss', loss_weight=10.0)
         assert head.reg_decoded_bbox is True and head.reg_class_agnostic is False
-    # the Mask R-CNN recipe otherwise, except the L config's normalisation quirk
+    # the Mask R-CNN recipe otherwise (its backbone and layer decay stated again: mmengine cannot
+    # combine the backbone file, which sets `model`, with other heads), except the L config's
+    # normalisation quirk
     assert cfg.model.backbone == mask_rcnn.model.backbone
     assert cfg.model.neck.in_channels == [embed_dim] * 4
     for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'default_hooks', 'auto_scale_lr'):

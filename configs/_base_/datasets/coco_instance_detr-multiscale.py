@@ -6,8 +6,8 @@ _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 # then crop to at most 1024x1024. mmdet 2.x's Resize(multiscale_mode='value', override=True) is
 # RandomChoiceResize here (it resizes whatever image it gets), its AutoAugment is RandomChoice
 # (one policy, uniformly).
-# (short side, long side limit): the short side is one of 480, 512, ..., 800; the long side <= 1333
-multiscale = [(480 + 32 * i, 1333) for i in range(11)]
+# The multi-scale resize (both policies end with it) takes (short side, long side limit) scales:
+# the short side is one of 480, 512, ..., 800, the long side <= 1333.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
@@ -15,7 +15,9 @@ train_pipeline = [
     dict(
         type='RandomChoice',
         transforms=[
-            [dict(type='RandomChoiceResize', scales=multiscale, keep_ratio=True)],
+            [dict(type='RandomChoiceResize',
+                  scales=[(480 + 32 * i, 1333) for i in range(11)],
+                  keep_ratio=True)],
             [
                 dict(type='RandomChoiceResize',
                      scales=[(400, 1333), (500, 1333), (600, 1333)],
@@ -24,7 +26,9 @@ train_pipeline = [
                      crop_type='absolute_range',
                      crop_size=(384, 600),
                      allow_negative_crop=True),
-                dict(type='RandomChoiceResize', scales=multiscale, keep_ratio=True),
+                dict(type='RandomChoiceResize',
+                     scales=[(480 + 32 * i, 1333) for i in range(11)],
+                     keep_ratio=True),
             ],
         ]),
     dict(type='RandomCrop',
@@ -33,6 +37,9 @@ train_pipeline = [
          allow_negative_crop=True),
     dict(type='PackDetInputs'),
 ]
+# `train_pipeline` is mmdet's name for the list (its base defines it too); it is read into
+# train_dataloader here, so a config changes the pipeline in use through
+# train_dataloader.dataset.pipeline (and may build it from _base_.train_pipeline).
 # 2 images per GPU (8 GPUs in the recipes); the test pipeline (1333x800) is mmdet's.
 # CheckedCocoDataset (mmdet_dinov2.datasets) checks the annotation file before training: it clips
 # boxes reaching outside their image, drops degenerate ones with a warning, and refuses missing

@@ -3,8 +3,8 @@
 # each of the three stages is a "4conv1fc" head (four 3x3 convs with SyncBN, one 1024-wide fc),
 # regresses one box per class, and is trained with GIoU on the decoded boxes (weight 10) instead
 # of smooth L1 on the deltas. Everything else (RPN, IoU thresholds 0.5 / 0.6 / 0.7, stage weights
-# 1 / 0.5 / 0.25, target stds, mask head) is mmdet's. The backbone and the FPN's in_channels come
-# from a _base_/models/vit-adapter_*.py file, as for Mask R-CNN.
+# 1 / 0.5 / 0.25, target stds, mask head) is mmdet's. The backbone, the FPN's in_channels and the
+# layer decay come from the Cascade detector configs (configs/vit_adapter/cascade-mask-rcnn_*.py).
 _base_ = 'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py'
 
 model = dict(

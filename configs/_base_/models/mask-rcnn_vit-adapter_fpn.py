@@ -1,8 +1,7 @@
 # Mask R-CNN + FPN (mmdet's heads) for a ViT-Adapter: the four maps (strides 4, 8, 16, 32) feed an
-# FPN of five levels (the fifth by max pooling). The backbone and the FPN's in_channels come from a
-# _base_/models/vit-adapter_*.py file, set by the detector config (see
-# configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py): a detector without a backbone
-# fails to build, naming the missing type.
+# FPN of five levels (the fifth by max pooling). The backbone and the FPN's in_channels come from the
+# backbone files (vit-adapter_*.py here), which inherit this one through vit-adapter_dinov2-s.py: a
+# detector without a backbone fails to build, naming the missing type.
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 
 model = dict(

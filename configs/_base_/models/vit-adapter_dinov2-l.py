@@ -1,38 +1,20 @@
-# DINOv2 ViT-L/14 in ViT-Adapter-L: the backbone and its layer decay, nothing else.
+# DINOv2 ViT-L/14 in ViT-Adapter-L: the ViT-Adapter-B file with the L widths and depth and the
+# original's L recipe (drop path 0.4, layer decay 0.65; deform_ratio 0.5 as B).
 # Weights: https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth into
 # pretrained/, then `python tools/convert_14to16.py pretrained/dinov2_vitl14_pretrain.pth`.
-#
-# A detector config lists this file among its _base_ and hands the two dicts on:
-#     model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
-#     optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
-# (they are not set as model / optim_wrapper here: mmengine refuses a key that two files of one
-# _base_ list both define, and the heads and schedule files define those). A config inheriting a
-# detector config changes the backbone through model.backbone; `backbone` and `layer_decay` are read
-# once, by the detector config.
-depth = 24
-backbone = dict(
-    type='ViTAdapter',
-    # the ViT: DINOv2's 518x518 (37x37 patches of 14) position grid, read as 37x37 of 16
-    pretrain_size=592,
-    img_size=592,
-    patch_size=16,
-    embed_dim=1024,
-    depth=depth,
-    num_heads=16,
-    mlp_ratio=4,
-    drop_path_rate=0.4,
-    # windowed attention (14x14) except in the last block of each interaction
-    window_attn=([True] * 5 + [False]) * 4,
-    window_size=([14] * 5 + [None]) * 4,
-    # the adapter
-    conv_inplane=64,
-    n_points=4,
-    deform_num_heads=16,
-    cffn_ratio=0.25,
-    deform_ratio=0.5,
-    interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
-    # the original's four output norms are nn.SyncBatchNorm
-    norm_cfg=dict(type='SyncBN', requires_grad=True),
-    pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth')
-# layer-wise lr decay over the ViT's blocks (LayerDecayOptimizerConstructor): the original's rate
-layer_decay = dict(num_layers=depth, layer_decay_rate=0.65)
+_base_ = './vit-adapter_dinov2-b.py'
+
+model = dict(
+    backbone=dict(
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        drop_path_rate=0.4,
+        # windowed attention (14x14) except in the last block of each interaction
+        window_attn=([True] * 5 + [False]) * 4,
+        window_size=([14] * 5 + [None]) * 4,
+        deform_num_heads=16,
+        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
+        pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth'),
+    neck=dict(in_channels=[1024] * 4))
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=24, layer_decay_rate=0.65))

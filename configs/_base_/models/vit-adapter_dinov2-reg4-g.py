@@ -4,11 +4,10 @@
 # get_intermediate_layers. UNVALIDATED: DINOv2-G's recipe carried over, no COCO run.
 # Weights: https://dl.fbaipublicfiles.com/dinov2/dinov2_vitg14/dinov2_vitg14_reg4_pretrain.pth into
 # pretrained/, then `python tools/convert_14to16.py pretrained/dinov2_vitg14_reg4_pretrain.pth`.
-#
-# Used like vit-adapter_dinov2-g.py (its `backbone` and `layer_decay`).
 _base_ = './vit-adapter_dinov2-g.py'
-backbone = dict(
+
+model = dict(backbone=dict(
     with_cls_token=True,
     num_register_tokens=4,
     final_norm=True,
-    pretrained='pretrained/dinov2_vitg14_reg4_pretrain_14to16.pth')
+    pretrained='pretrained/dinov2_vitg14_reg4_pretrain_14to16.pth'))

@@ -9,10 +9,9 @@
 # no COCO run has checked them with DINOv3.
 # Weights: request access on facebookresearch/dinov3 (README, "Pretrained models"), put
 # dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth into pretrained/; it loads as it is (no conversion).
-#
-# Used like vit-adapter_dinov2-b.py (its `backbone` and `layer_decay`).
 _base_ = './vit-adapter_dinov2-b.py'
-backbone = dict(
+
+model = dict(backbone=dict(
     # RoPE: no position grid to store (the DINOv2 file's 592 grid does not apply)
     pretrain_size=224,
     img_size=None,
@@ -23,4 +22,4 @@ backbone = dict(
     final_norm=True,
     norm_eps=1e-5,
     mask_k_bias=True,
-    pretrained='pretrained/dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth')
+    pretrained='pretrained/dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth'))

@@ -5,17 +5,17 @@
 # Weights: request access on facebookresearch/dinov3 (README, "Pretrained models"), put
 # dinov3_vit7b16_pretrain_lvd1689m-a955f4ea.pth into pretrained/ (or give an official DINOv3_Adapter
 # state dict: it loads strictly).
-#
-# Used like vit-adapter_dinov3-frozen-s.py (its `backbone` and `layer_decay`).
 _base_ = './vit-adapter_dinov3-frozen-s.py'
-depth = 40
-backbone = dict(
-    embed_dim=4096,
-    depth=depth,
-    num_heads=32,
-    mlp_ratio=3,
-    ffn_type='swiglu64',
-    qkv_bias=False,
-    interaction_indexes=[9, 19, 29, 39],
-    pretrained='pretrained/dinov3_vit7b16_pretrain_lvd1689m-a955f4ea.pth')
-layer_decay = dict(num_layers=depth)
+
+model = dict(
+    backbone=dict(
+        embed_dim=4096,
+        depth=40,
+        num_heads=32,
+        mlp_ratio=3,
+        ffn_type='swiglu64',
+        qkv_bias=False,
+        interaction_indexes=[9, 19, 29, 39],
+        pretrained='pretrained/dinov3_vit7b16_pretrain_lvd1689m-a955f4ea.pth'),
+    neck=dict(in_channels=[4096] * 4))
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=40))

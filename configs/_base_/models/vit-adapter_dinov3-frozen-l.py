@@ -5,14 +5,14 @@
 # Weights: request access on facebookresearch/dinov3 (README, "Pretrained models"), put
 # dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth into pretrained/ (or give an official DINOv3_Adapter
 # state dict: it loads strictly).
-#
-# Used like vit-adapter_dinov3-frozen-s.py (its `backbone` and `layer_decay`).
 _base_ = './vit-adapter_dinov3-frozen-s.py'
-depth = 24
-backbone = dict(
-    embed_dim=1024,
-    depth=depth,
-    num_heads=16,
-    interaction_indexes=[4, 11, 17, 23],
-    pretrained='pretrained/dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth')
-layer_decay = dict(num_layers=depth)
+
+model = dict(
+    backbone=dict(
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        interaction_indexes=[4, 11, 17, 23],
+        pretrained='pretrained/dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth'),
+    neck=dict(in_channels=[1024] * 4))
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=24))

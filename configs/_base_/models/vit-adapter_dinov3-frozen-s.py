@@ -1,5 +1,6 @@
-# DINOv3 ViT-S/16 in DINOv3's own adapter mode (the official DINOv3_Adapter): the backbone and
-# its (trivial) layer decay, nothing else.
+# DINOv3 ViT-S/16 in DINOv3's own adapter mode (the official DINOv3_Adapter), in the recipe of the
+# ViT-Adapter-S file: its backbone dict replaced whole (another class), with its FPN widths and its
+# (trivial) layer decay.
 # The ViT (the hub's dinov3_vits16) is frozen, in eval mode and out of the optimizer, runs in
 # bfloat16 on CUDA as the official module does, and is read (final-normed) at the blocks the
 # official segmentation code uses; no injection. The extractors use activation checkpointing.
@@ -7,28 +8,28 @@
 # Weights: request access on facebookresearch/dinov3 (README, "Pretrained models"), put
 # dinov3_vits16_pretrain_lvd1689m-08c60483.pth into pretrained/ (or give an official DINOv3_Adapter
 # state dict: it loads strictly).
-#
-# A detector config lists this file among its _base_ and hands the two dicts on:
-#     model = dict(backbone=_base_.backbone, neck=dict(in_channels=[_base_.backbone.embed_dim] * 4))
-#     optim_wrapper = dict(paramwise_cfg=_base_.layer_decay)
-depth = 12
-backbone = dict(
-    type='DINOv3Adapter',
-    embed_dim=384,
-    depth=depth,
-    num_heads=6,
-    mlp_ratio=4,
-    rope_cfg=dict(base=100.0, normalize_coords='separate', rescale_coords=2.0),
-    interaction_indexes=[2, 5, 8, 11],
-    conv_inplane=64,
-    n_points=4,
-    deform_num_heads=16,
-    drop_path_rate=0.3,
-    cffn_ratio=0.25,
-    deform_ratio=0.5,
-    with_cp=True,
-    vit_dtype='bfloat16',
-    norm_cfg=dict(type='SyncBN', requires_grad=True),
-    pretrained='pretrained/dinov3_vits16_pretrain_lvd1689m-08c60483.pth')
+_base_ = './vit-adapter_dinov2-s.py'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,  # none of the ViTAdapter keys applies to DINOv3Adapter
+        type='DINOv3Adapter',
+        embed_dim=384,
+        depth=12,
+        num_heads=6,
+        mlp_ratio=4,
+        rope_cfg=dict(base=100.0, normalize_coords='separate', rescale_coords=2.0),
+        interaction_indexes=[2, 5, 8, 11],
+        conv_inplane=64,
+        n_points=4,
+        deform_num_heads=16,
+        drop_path_rate=0.3,
+        cffn_ratio=0.25,
+        deform_ratio=0.5,
+        with_cp=True,
+        vit_dtype='bfloat16',
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        pretrained='pretrained/dinov3_vits16_pretrain_lvd1689m-08c60483.pth'),
+    neck=dict(in_channels=[384] * 4))
 # the ViT is frozen (no group of its own): every trainable parameter keeps the base lr
-layer_decay = dict(num_layers=depth, layer_decay_rate=1.0)
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=12, layer_decay_rate=1.0))
