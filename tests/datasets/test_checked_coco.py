@@ -1,7 +1,6 @@
 """CheckedCocoDataset: annotation files that would give silently wrong results or bare errors are
 refused before training, by the dataset and by ``tools/misc/check_dataset.py`` alike, naming the
 file, the image/annotation id, the value and what to do."""
-import json
 import re
 
 import numpy as np
