@@ -14,8 +14,9 @@ from pathlib import Path
 
 from mmdet_dinov2.checkpoints import (CheckpointError, convert_dinov2, detect_format,
                                       load_state_dict_file, save_state_dict_file)
-from mmdet_dinov2.checkpoints.dinov2 import RESAMPLE_METHODS, config_to_use
-from mmdet_dinov2.checkpoints.dinov3 import DINOV3_FORMATS, dinov3_variant
+from mmdet_dinov2.checkpoints.convert.dinov2 import RESAMPLE_METHODS
+from mmdet_dinov2.checkpoints.convert.dinov3 import DINOV3_FORMATS, dinov3_variant
+from mmdet_dinov2.checkpoints.load import config_to_use
 
 SUFFIX = '_14to16'
 

@@ -16,7 +16,7 @@ import torch
 
 from ..utils.atomic_file import atomic_open
 from .allowlist import RefusedLookupError, exactly_these_globals, safe_globals
-from .remote import cached_download, is_url
+from .remote import fetch_url, is_url
 from .trust import checkpoints_trusted
 
 __all__ = ['CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
@@ -83,7 +83,7 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
 
     Args:
         file (str | PathLike | file-like): a ``.pth``/``.pt``/``.safetensors`` path, an
-            ``http(s)://`` URL (downloaded once, see :func:`fetch_url`), or an open binary
+            ``http(s)://`` URL (downloaded once, see :func:`~.remote.fetch_url`), or an open binary
             buffer holding a ``torch.save`` pickle (what mmengine's remote backends give).
         trust (bool): load with ``weights_only=False``: only for a file you trust. Also on when
             the caller runs inside :func:`~mmdet_dinov2.checkpoints.trusted_checkpoints`.
@@ -108,20 +108,6 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
         if path.suffix == '.safetensors':
             return _load_safetensors(path, map_location)
     return _load_pickle(file, trust or checkpoints_trusted(), map_location, name)
-
-
-def fetch_url(url, model_dir=None):
-    """The local copy of a checkpoint URL (:func:`~mmdet_dinov2.checkpoints.remote.cached_download`);
-    in a distributed run rank 0 downloads while the others wait."""
-    from mmengine.dist import barrier, get_dist_info
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        path = cached_download(url, model_dir)
-    if world_size > 1:
-        barrier()
-        if rank > 0:
-            path = cached_download(url, model_dir)
-    return path
 
 
 def _check_is_file(path):

@@ -20,6 +20,7 @@ from mmengine.runner.checkpoint import (CheckpointLoader, get_deprecated_model_n
                                         get_torchvision_models)
 
 from .io import load_checkpoint_file
+from .remote import URL_PREFIXES
 
 __all__ = ['SCHEMES', 'register']
 
@@ -54,7 +55,7 @@ def load_from_openmmlab(filename, map_location=None):
     name = filename.split('://', 1)[1]
     name = get_deprecated_model_names().get(name, name)
     url = _zoo_url(get_external_models(), name, filename)
-    if url.startswith(('http://', 'https://')):
+    if url.startswith(URL_PREFIXES):
         return load_from_http(url, map_location)
     home = os.path.expanduser(os.getenv('MMENGINE_HOME', os.path.join(
         os.getenv('XDG_CACHE_HOME', '~/.cache'), 'mmengine')))
@@ -79,7 +80,7 @@ def _zoo_url(table, name, filename):
 # prefix(es) -> loader; the prefixes are mmengine 0.10's, so that none of its loaders stays reachable
 SCHEMES = (
     ('', load_from_local),
-    (('http://', 'https://'), load_from_http),
+    (URL_PREFIXES, load_from_http),
     ((r'(\S+\:)?s3://', r'(\S+\:)?petrel://'), load_from_ceph),
     ('pavi://', load_from_pavi),
     (('modelzoo://', 'torchvision://'), load_from_torchvision),

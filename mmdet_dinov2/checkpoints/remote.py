@@ -1,30 +1,35 @@
-"""Checkpoints named by URL: downloaded once with a timeout, cached under the whole URL.
+"""Checkpoints named by URL: downloaded once by :func:`torch.hub.download_url_to_file`, with a
+timeout, cached under the whole URL.
 
-torch.hub's and mmengine's URL loaders cache a download under its file name alone, so
-``http://a/model.pth`` and then ``http://b/model.pth`` silently give a's weights, and they open the
-connection without a timeout, so a server that accepts and never answers blocks a run forever.
-Here the cache file is named by a hash of the whole URL (plus the file name, for people browsing
-the folder), every socket operation times out, a file name carrying a SHA-256 prefix
-(``name-<hex>.pth``, torch.hub's convention) is verified, and a download is published atomically.
+torch.hub's and mmengine's URL loaders cache a download under its file name alone (``http://a/m.pth``
+then ``http://b/m.pth`` silently gives a's weights) and wait forever on a server that accepts and never
+answers. Here the cache file is named by a hash of the whole URL plus the file name, every socket
+operation times out, a name carrying a SHA-256 prefix (``name-<hex>.pth``) is verified, and the cache
+file appears in one rename once its data is on disk.
 """
+import contextlib
 import hashlib
 import os
 import re
 import socket
 import urllib.error
-import urllib.request
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from mmengine.dist import barrier, get_dist_info
 
-from ..utils.atomic_file import atomic_open
+from ..utils.atomic_file import host_name
 
-__all__ = ['DownloadError', 'REMOTE_PREFIXES', 'cached_download', 'download_timeout',
-           'is_url']
+__all__ = ['DownloadError', 'REMOTE_PREFIXES', 'URL_PREFIXES', 'cached_download', 'download_timeout',
+           'fetch_url', 'is_url']
 
-REMOTE_PREFIXES = ('http://', 'https://')
-# torch.hub's convention: the first hex digits of the file's SHA-256 after the last '-'
+URL_PREFIXES = ('http://', 'https://')  # downloaded here
+# every prefix mmengine_schemes.SCHEMES reads from off this machine
+REMOTE_PREFIXES = URL_PREFIXES + ('s3://', 'petrel://', 'pavi://', 'modelzoo://', 'torchvision://',
+                                  'open-mmlab://', 'openmmlab://', 'mmcls://')
+# torch.hub's convention, with at least 8 digits: its own regex reads 'vit-b.pth' as hash 'b'
 _HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
 DEFAULT_TIMEOUT_S = 60
 
@@ -34,21 +39,17 @@ class DownloadError(OSError):
 
 
 def is_url(path):
-    return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
+    return isinstance(path, str) and path.startswith(URL_PREFIXES)
 
 
 def download_timeout():
     """Seconds any one socket operation of a download may wait (``MMDET_DINOV2_DOWNLOAD_TIMEOUT``,
     default 60)."""
     value = os.environ.get('MMDET_DINOV2_DOWNLOAD_TIMEOUT', str(DEFAULT_TIMEOUT_S))
-    try:
-        timeout = float(value)
-    except ValueError:
-        timeout = -1.0
-    if not timeout > 0:
-        raise ValueError(f'MMDET_DINOV2_DOWNLOAD_TIMEOUT={value!r}: give a positive number of '
-                         'seconds')
-    return timeout
+    with contextlib.suppress(ValueError):
+        if float(value) > 0:
+            return float(value)
+    raise ValueError(f'MMDET_DINOV2_DOWNLOAD_TIMEOUT={value!r}: give a positive number of seconds')
 
 
 def cache_path(url, model_dir=None):
@@ -58,6 +59,19 @@ def cache_path(url, model_dir=None):
     return model_dir / f'{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}'
 
 
+def fetch_url(url, model_dir=None):
+    """The local copy of a checkpoint URL (:func:`cached_download`); in a distributed run rank 0
+    downloads while the others wait."""
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        path = cached_download(url, model_dir)
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            path = cached_download(url, model_dir)
+    return path
+
+
 def cached_download(url, model_dir=None, timeout=None, progress=False):
     """Download ``url`` unless it is cached already; return the local file.
 
@@ -65,7 +79,7 @@ def cached_download(url, model_dir=None, timeout=None, progress=False):
         url (str): ``http(s)://`` address.
         model_dir (str | None): cache folder (default ``$TORCH_HOME/hub/checkpoints``).
         timeout (float | None): seconds per socket operation (default :func:`download_timeout`).
-        progress (bool): print the bytes received.
+        progress (bool): show a progress bar (stderr).
 
     Raises:
         DownloadError: naming the URL and the cause.
@@ -75,32 +89,39 @@ def cached_download(url, model_dir=None, timeout=None, progress=False):
         return path
     timeout = download_timeout() if timeout is None else timeout
     match = _HASH_IN_NAME.search(os.path.basename(urlparse(url).path))
-    digest = hashlib.sha256()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # torch.hub renames its download without an fsync (a power cut could then publish an empty
+    # cache file): it writes a temporary name, which becomes the cache file here after an fsync
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}@{host_name()}.{uuid.uuid4().hex[:8]}.tmp')
     try:
-        request = urllib.request.Request(url, headers={'User-Agent': 'mmdet-dinov2'})
-        with urllib.request.urlopen(request, timeout=timeout) as response, \
-                atomic_open(path, 'wb') as out:
-            received = 0
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-                received += len(chunk)
-                if progress:
-                    print(f'\r{url}: {received / 2**20:.1f} MiB', end='', flush=True)
-            if match and not digest.hexdigest().startswith(match.group(1)):
-                raise DownloadError(
-                    f'{url}: the file\'s SHA-256 starts with {digest.hexdigest()[:len(match[1])]}, '
-                    f'its name says {match.group(1)}: a corrupt or substituted download (not '
-                    'cached)')
-    except (socket.timeout, TimeoutError) as err:
-        raise DownloadError(f'{url}: no answer within {timeout:g} s (set '
-                            'MMDET_DINOV2_DOWNLOAD_TIMEOUT to wait longer)') from err
-    except urllib.error.URLError as err:
+        with _socket_timeout(timeout):
+            torch.hub.download_url_to_file(url, str(tmp), match and match.group(1), progress)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except RuntimeError as err:
+        if 'invalid hash value' not in str(err):
+            raise
+        raise DownloadError(f'{url}: a corrupt or substituted download (not cached): its name says its '
+                            f'SHA-256 starts with {match.group(1)}; torch.hub: {err}') from None
+    except (TimeoutError, urllib.error.URLError) as err:
         reason = getattr(err, 'reason', err)
-        if isinstance(reason, (socket.timeout, TimeoutError)):
+        if isinstance(reason, TimeoutError):
             raise DownloadError(f'{url}: no answer within {timeout:g} s (set '
                                 'MMDET_DINOV2_DOWNLOAD_TIMEOUT to wait longer)') from err
         raise DownloadError(f'cannot download {url}: {reason}') from err
-    if progress:
-        print()
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds):
+    """torch.hub's ``urlopen`` takes no timeout: new sockets read the process default, set here for
+    the download (sockets other threads open meanwhile get it too)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)

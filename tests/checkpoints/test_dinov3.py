@@ -7,7 +7,7 @@ import timm
 import torch
 
 from mmdet_dinov2.checkpoints import detect_format, load_backbone_weights
-from mmdet_dinov2.checkpoints.dinov3 import convert_dinov3
+from mmdet_dinov2.checkpoints.convert.dinov3 import convert_dinov3
 from mmdet_dinov2.models.backbones import ViT
 
 LOGGER = 'test_dinov3_checkpoints'

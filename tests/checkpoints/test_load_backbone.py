@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmdet_dinov2.checkpoints import convert_dinov2, load_backbone_weights
+from mmdet_dinov2.checkpoints import CheckpointError, convert_dinov2, load_backbone_weights
+from mmdet_dinov2.checkpoints.load import VARIANTS, config_to_use
 
 LOGGER = 'test_load_backbone'
 
@@ -111,6 +112,30 @@ def test_position_grid_mismatch_names_pretrain_size(tmp_path, vits_state_dict, m
                                          'model: build the model with pretrain_size'):
         load_backbone_weights(model, _save(vits_state_dict, tmp_path / 'd.pth'),
                               logger=logging.getLogger(LOGGER))
+
+
+def test_non_finite_weights_are_refused_before_loading(tmp_path, vits_state_dict, make_stand_in):
+    damaged = dict(vits_state_dict)
+    damaged['blocks.1.attn.proj.weight'] = damaged['blocks.1.attn.proj.weight'].clone()
+    damaged['blocks.1.attn.proj.weight'][0, :3] = float('nan')
+    path = _save(damaged, tmp_path / 'damaged.pth')
+    model = make_stand_in(384, depth=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r'damaged\.pth: 1 tensors hold NaN or inf: '
+                                              r'blocks\.1\.attn\.proj\.weight \(3 values\).*download'):
+        load_backbone_weights(model, path, logger=logging.getLogger(LOGGER))
+    _assert_loaded(model, before)  # nothing was loaded
+
+
+@pytest.mark.parametrize('family, sizes', [('dinov2', 'sblg'), ('dinov2_reg4', 'sblg'), ('dinov3', 'sbl')])
+def test_the_config_named_in_errors_exists(family, sizes):
+    configs = Path(__file__).parents[2] / 'configs' / 'vit_adapter'
+    for dim, variant in VARIANTS.items():
+        if variant[-1].lower() in sizes:
+            hint = config_to_use(family, dim)
+            assert hint.startswith(f'a {variant} config such as ')
+            assert (configs / hint.split()[-1]).is_file(), hint
+    assert 'widened to embed_dim=1280' in config_to_use('dinov3', 1280)
 
 
 def test_resnet_file_is_rejected(tmp_path, make_stand_in):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mmdet_dinov2.checkpoints import load_backbone_weights
-from mmdet_dinov2.checkpoints.dinov3 import convert_dinov3
+from mmdet_dinov2.checkpoints.convert.dinov3 import convert_dinov3
 from mmdet_dinov2.models.backbones import DINOv3Adapter, ViT, ViTAdapter
 from mmdet_dinov2.models.backbones.vit import Attention
 from mmdet_dinov2.models.layers.rope import RopePositionEmbedding, apply_rope

@@ -1,6 +1,7 @@
 """Checkpoints that would give silent wrong results, trust that outlives its run, URLs, resume and
 concurrent runs (issue 11): each is refused with an error naming the file and the tensors, or
 handled as documented."""
+import hashlib
 import os
 import socket
 import subprocess
@@ -179,6 +180,27 @@ def test_a_hash_in_the_file_name_is_verified(h, tmp_path):
     assert not list((tmp_path.parent).glob('**/hub/checkpoints/*model-0123abcd.pth'))
 
 
+def test_a_download_is_cached_whole_and_a_failed_one_not_at_all(h, tmp_path):
+    from mmdet_dinov2.checkpoints.remote import cache_path
+    served = tmp_path / 'served'
+    served.mkdir()
+    torch.save({'w': torch.ones(2)}, served / 'model.pth')
+    data = (served / 'model.pth').read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:8]
+    (served / f'model-{digest}.pth').write_bytes(data)
+    with h.serve_folder(served) as url:
+        for name in ('model.pth', f'model-{digest}.pth'):  # the second one's hash is verified
+            assert torch.equal(load_checkpoint_file(f'{url}/{name}')['w'], torch.ones(2))
+        with pytest.raises(DownloadError, match=r'cannot download .*absent\.pth: File not found'):
+            load_checkpoint_file(f'{url}/absent.pth')
+    cached = cache_path(f'{url}/model.pth')
+    assert cached.read_bytes() == data
+    names = [p.name for p in cached.parent.iterdir()]
+    assert cache_path(f'{url}/absent.pth').name not in names
+    assert not [name for name in names if name.startswith('.') or name.endswith('.partial')]
+    assert torch.equal(load_checkpoint_file(f'{url}/model.pth')['w'], torch.ones(2))  # server gone
+
+
 def test_a_server_that_never_answers_times_out(monkeypatch):
     server = socket.socket()
     server.bind(('127.0.0.1', 0))
@@ -189,6 +211,7 @@ def test_a_server_that_never_answers_times_out(monkeypatch):
             load_checkpoint_file(f'http://127.0.0.1:{server.getsockname()[1]}/model.pth')
     finally:
         server.close()
+    assert socket.getdefaulttimeout() is None  # the download's timeout does not outlive it
 
 
 # ------------------------------------------------------------------ resume

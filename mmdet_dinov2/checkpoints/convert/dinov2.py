@@ -1,0 +1,179 @@
+"""Official DINOv2 state dicts -> the ViTAdapter's names and patch size, and which layout a file has.
+
+Pure functions: state dict in, state dict (and notes) out.
+
+Official DINOv2 hub files (``dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth``) hold ``cls_token``
+(1, 1, D), ``pos_embed`` (1, 1 + 37 * 37, D), ``mask_token`` (1, D), ``register_tokens``
+(1, 4, D) for reg4, ``patch_embed.proj`` with a 14x14 kernel, ``blocks.N.{norm1, attn.qkv,
+attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2 | mlp.w12, mlp.w3 (ViT-g, SwiGLU), ls2.gamma}`` and
+the final ``norm``. Converting them follows the original ViT-Adapter's ``convert_14to16.py``: the
+14x14 kernel is resized to 16x16, ``ls1/ls2.gamma`` become ``gamma1/gamma2``, ``mask_token`` is
+dropped; the SwiGLU weights take timm's ``GluMlp`` names ``mlp.fc1/fc2``. The original
+ViT-Adapter's own checkpoints already use these names; a detector's keep them under ``backbone.``.
+"""
+import re
+from collections import Counter
+
+import torch.nn.functional as F
+from timm.layers import resample_patch_embed
+
+from .dinov3 import is_dinov3, is_dinov3_adapter, is_dinov3_convnext, is_dinov3_timm
+
+__all__ = ['RESAMPLE_METHODS', 'DETECTOR_PREFIX', 'PATCH_KERNEL', 'detect_format', 'strip_prefix',
+           'resample_patch_embed_kernel', 'resample_note', 'convert_dinov2']
+
+RESAMPLE_METHODS = ('bilinear', 'pinv')
+DETECTOR_PREFIX = 'backbone.'
+PATCH_KERNEL = 'patch_embed.proj.weight'
+ADAPTER_PREFIXES = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.',
+                    'norm4.')
+
+# Names only DINOv2's own code uses (timm/ViT-Adapter call them gamma1/2, fc1/fc2).
+_DINOV2_ONLY = re.compile(r'\.ls[12]\.gamma$|\.mlp\.w(12|3)\.')
+# DINOv2 with block_chunks > 0 nests blocks as blocks.<chunk>.<index>.
+_CHUNKED_BLOCK = re.compile(r'^blocks\.\d+\.(\d+)\.')
+# (DINOv2 name, our name, why), applied with str.replace as the original converter does.
+_RENAMES = (
+    ('ls1.gamma', 'gamma1', 'layer scale'),
+    ('ls2.gamma', 'gamma2', 'layer scale'),
+    ('mlp.w12.', 'mlp.fc1.', "SwiGLU input projection (timm GluMlp's name)"),
+    ('mlp.w3.', 'mlp.fc2.', "SwiGLU output projection (timm GluMlp's name)"),
+)
+
+
+def detect_format(state_dict):
+    """Name the layout of a state dict.
+
+    Returns:
+        str: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel, ``ls1.gamma``), ``'dinov3'``
+        (an official DINOv3 ViT file: ``storage_tokens``, ``rope_embed.periods``), ``'dinov3_timm'``
+        (timm's ``vit_*_patch16_dinov3``), ``'dinov3_adapter'`` (the official DINOv3_Adapter:
+        ViT under ``backbone.``, adapter beside it), ``'dinov2_converted'`` (a plain ViT in the
+        ViTAdapter's names, e.g. the output of ``tools/convert_14to16.py``),
+        ``'vit_adapter_detector'`` (a whole detector, backbone under ``backbone.``) or
+        ``'vit_adapter_backbone'`` (ViT + adapter).
+
+    Raises:
+        ValueError: the state dict is no DINOv2/DINOv3/ViT-Adapter checkpoint (e.g. a ResNet, or
+            DINOv3's ConvNeXt).
+    """
+    keys = list(state_dict)
+    if is_dinov3_adapter(state_dict):
+        return 'dinov3_adapter'
+    if any(key.startswith(DETECTOR_PREFIX) for key in keys):
+        if DETECTOR_PREFIX + PATCH_KERNEL in state_dict:
+            return 'vit_adapter_detector'
+        _raise_not_vit(keys, 'its backbone.* ')
+    if is_dinov3_convnext(state_dict):
+        raise ValueError(
+            'this is a ConvNeXt checkpoint (downsample_layers.*, stages.*), e.g. DINOv3\'s '
+            'dinov3_convnext_*_pretrain_*.pth: ViT-Adapter needs a ViT. Use a DINOv3 ViT file '
+            '(dinov3_vit*16_pretrain_*.pth) with a mask-rcnn_dinov3-adapter-{s,b,l}_fpn_3x_coco.py '
+            'config')
+    if PATCH_KERNEL not in state_dict or not any(key.startswith('blocks.') for key in keys):
+        _raise_not_vit(keys)
+    if is_dinov3(state_dict):
+        return 'dinov3'
+    if is_dinov3_timm(state_dict):
+        return 'dinov3_timm'
+    if 'mask_token' in state_dict or any(_DINOV2_ONLY.search(key) for key in keys):
+        return 'dinov2'
+    if any(key.startswith(ADAPTER_PREFIXES) for key in keys):
+        return 'vit_adapter_backbone'
+    return 'dinov2_converted'
+
+
+def _raise_not_vit(keys, where=''):
+    raise ValueError(
+        f'this is not a DINOv2/ViT-Adapter checkpoint: {where}keys look like {keys[:6]} '
+        f'({len(keys)} in all), with no {PATCH_KERNEL} and blocks.*; use an official DINOv2 file '
+        '(dinov2_vit*14*_pretrain.pth), its _14to16 conversion, an official DINOv3 ViT file '
+        '(dinov3_vit*16_pretrain_*.pth) or a ViT-Adapter checkpoint')
+
+
+def strip_prefix(state_dict, prefix=DETECTOR_PREFIX):
+    """Keep the entries under ``prefix`` (e.g. a detector's ``backbone.``), without the prefix."""
+    stripped = {key[len(prefix):]: value for key, value in state_dict.items()
+                if key.startswith(prefix)}
+    if not stripped:
+        raise ValueError(f'no key starts with {prefix!r}; keys look like {list(state_dict)[:6]}')
+    return stripped
+
+
+def resample_patch_embed_kernel(weight, patch_size, method='bilinear'):
+    """Resize a patch-embedding kernel (D, C, k, k) -> (D, C, p, p).
+
+    Args:
+        weight (Tensor): the kernel, (D, C, k, k).
+        patch_size (int | tuple[int, int]): the new kernel size p.
+        method (str): ``'bilinear'``: ``F.interpolate`` (bilinear, ``align_corners=False``) as the
+            original ViT-Adapter does; ``'pinv'``: FlexiViT's pseudo-inverse resize (timm's
+            ``resample_patch_embed``), which keeps the patch embedding of a bilinearly upsampled
+            image equal to the old kernel's on the original image.
+    """
+    size = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
+    if method not in RESAMPLE_METHODS:
+        raise ValueError(f'unknown resampling method {method!r}; use one of {RESAMPLE_METHODS}')
+    if weight.ndim != 4:
+        raise ValueError(f'{PATCH_KERNEL} must be 4-D (D, C, k, k), got {tuple(weight.shape)}')
+    if tuple(weight.shape[-2:]) == size:
+        return weight
+    if method == 'bilinear':
+        return F.interpolate(weight, size=size, mode='bilinear', align_corners=False)
+    return resample_patch_embed(weight, list(size), interpolation='bilinear', antialias=False)
+
+
+def resample_note(old, new, method):
+    """'resampled patch_embed.proj.weight 14x14 -> 16x16 (bilinear)', or that it was kept."""
+    old_size, new_size = 'x'.join(map(str, old.shape[-2:])), 'x'.join(map(str, new.shape[-2:]))
+    if old_size == new_size:
+        return f'{PATCH_KERNEL} already {new_size}: kept'
+    return f'resampled {PATCH_KERNEL} {old_size} -> {new_size} ({method})'
+
+
+def convert_dinov2(state_dict, patch_size=16, method='bilinear'):
+    """Convert an official DINOv2 state dict to the ViTAdapter's names and patch size.
+
+    Args:
+        state_dict (dict): an official DINOv2 state dict (S/B/L/g, with or without registers).
+        patch_size (int): the model's patch size; the 14x14 kernel is resized to it.
+        method (str): how the kernel is resized, see :func:`resample_patch_embed_kernel`.
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+        ``cls_token``, ``norm.*`` and ``register_tokens`` are kept (the original converter keeps
+        them); :func:`~mmdet_dinov2.checkpoints.load_backbone_weights` reports them as unused.
+    """
+    fmt = detect_format(state_dict)
+    if fmt != 'dinov2':
+        hint = ('already converted (no ls1.gamma / mask_token / mlp.w12)'
+                if fmt == 'dinov2_converted' else f'a {fmt} checkpoint')
+        raise ValueError(f'convert_dinov2 expects an official DINOv2 state dict; this one is {hint}')
+    converted, counts = {}, Counter()
+    for key, value in state_dict.items():
+        if key == 'mask_token':
+            counts['mask_token'] += 1
+            continue
+        new_key = _CHUNKED_BLOCK.sub(r'blocks.\1.', key)
+        counts['unchunk'] += new_key != key
+        for old, new, _ in _RENAMES:
+            if old in new_key:
+                new_key = new_key.replace(old, new)
+                counts[old] += 1
+        converted[new_key] = value
+
+    kernel = converted[PATCH_KERNEL]
+    converted[PATCH_KERNEL] = resample_patch_embed_kernel(kernel, patch_size, method)
+    notes = [resample_note(kernel, converted[PATCH_KERNEL], method)]
+    if counts['unchunk']:
+        notes.append(f'unchunked blocks.<chunk>.<i>.* -> blocks.<i>.* ({counts["unchunk"]} tensors)')
+    for old, new, why in _RENAMES:
+        if counts[old]:
+            notes.append(f'renamed blocks.*.{old.rstrip(".")} -> blocks.*.{new.rstrip(".")} '
+                         f'({why}; {counts[old]} tensors)')
+    if counts['mask_token']:
+        notes.append('dropped mask_token (used only by masked-image pretraining)')
+    if 'register_tokens' in converted:
+        notes.append(f'kept register_tokens {tuple(converted["register_tokens"].shape)}: a '
+                     'ViT-Adapter without register tokens will not use them')
+    return converted, notes

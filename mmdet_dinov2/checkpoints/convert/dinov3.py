@@ -1,0 +1,222 @@
+"""Official DINOv3 ViT state dicts (and timm's ``vit_*_patch16_dinov3``) -> the ViT's parameter names.
+
+Pure functions: state dict in, state dict and notes out.
+:func:`~mmdet_dinov2.checkpoints.load_backbone_weights` detects the format and calls them.
+
+Official hub files (``dinov3_vit{s16, s16plus, b16, l16, h16plus, 7b16}_pretrain_*.pth``) hold
+``cls_token`` (1, 1, D), ``storage_tokens`` (1, 4, D), ``mask_token`` (1, D), ``rope_embed.periods``
+(D / heads / 4), ``patch_embed.proj`` (16x16 kernel), ``blocks.N.{norm1, attn.qkv.{weight, bias,
+bias_mask}, attn.proj, ls1.gamma, norm2, mlp.fc1/fc2 | mlp.w1/w2/w3 (SwiGLU), ls2.gamma}``, the final
+``norm`` and, for 7B and the satellite ViT-L, ``local_cls_norm`` (pretraining's local crops only).
+The 7B has no qkv bias (and so no ``bias_mask``).
+
+timm's files name the storage tokens ``reg_token``, layer scale ``gamma_1/gamma_2``, the SwiGLU
+inputs ``mlp.fc1_g`` (gate, DINOv3's w1) and ``mlp.fc1_x`` (w2), split the qkv bias into ``attn.q_bias``
+and ``attn.v_bias`` (or drop it) and store neither the RoPE periods nor the bias mask.
+"""
+import re
+from collections import Counter
+
+import torch
+
+__all__ = ['DINOV3_FORMATS', 'DINOV3_VARIANTS', 'is_dinov3', 'is_dinov3_timm', 'is_dinov3_convnext',
+           'is_dinov3_adapter', 'convert_dinov3', 'convert_dinov3_timm', 'convert_dinov3_adapter',
+           'fill_timm_gaps', 'dinov3_variant']
+
+DINOV3_FORMATS = ('dinov3', 'dinov3_timm', 'dinov3_adapter')
+ADAPTER_BACKBONE = 'backbone.'  # the official DINOv3_Adapter keeps its ViT as .backbone
+# embed_dim -> official name (S and S+ share 384: the FFN tells them apart)
+DINOV3_VARIANTS = {384: 'ViT-S/16 or S+/16', 768: 'ViT-B/16', 1024: 'ViT-L/16', 1280: 'ViT-H+/16',
+                   4096: 'ViT-7B/16'}
+
+_SWIGLU = re.compile(r'^(blocks\.\d+\.mlp\.)w([123])\.(weight|bias)$')
+_TIMM_SWIGLU = re.compile(r'^(blocks\.\d+\.mlp\.)fc1_([gx])\.(weight|bias)$')
+_TIMM_QV_BIAS = re.compile(r'^(blocks\.\d+\.attn\.)([qv])_bias$')
+
+
+def is_dinov3(state_dict) -> bool:
+    """An official DINOv3 ViT state dict: storage tokens, or RoPE periods beside DINOv3's ls1.gamma."""
+    return 'storage_tokens' in state_dict or (
+        'rope_embed.periods' in state_dict and any(key.endswith('.ls1.gamma') for key in state_dict))
+
+
+def is_dinov3_timm(state_dict) -> bool:
+    """timm's DINOv3 layout: ``reg_token`` and EVA's ``gamma_1``, no absolute position embedding."""
+    return ('reg_token' in state_dict and 'pos_embed' not in state_dict
+            and any(key.endswith('.gamma_1') for key in state_dict))
+
+
+def is_dinov3_adapter(state_dict) -> bool:
+    """The official DINOv3_Adapter's state dict: a DINOv3 ViT under ``backbone.``, ``spm.*`` beside it."""
+    vit = {key[len(ADAPTER_BACKBONE):] for key in state_dict if key.startswith(ADAPTER_BACKBONE)}
+    return bool(vit) and is_dinov3(dict.fromkeys(vit)) and any(key.startswith('spm.') for key in state_dict)
+
+
+def is_dinov3_convnext(state_dict) -> bool:
+    """A DINOv3 (or any) ConvNeXt: ``downsample_layers`` and ``stages``, no patch embedding."""
+    return (any(key.startswith('downsample_layers.') for key in state_dict)
+            and any(key.startswith('stages.') for key in state_dict))
+
+
+def dinov3_variant(state_dict) -> str:
+    """'ViT-B/16', ... from the class token's width (S vs S+ from the FFN)."""
+    cls = state_dict['cls_token'] if 'cls_token' in state_dict else state_dict[ADAPTER_BACKBONE + 'cls_token']
+    dim = int(cls.shape[-1])
+    if dim == 384:
+        swiglu = any('.mlp.w1.' in key or '.mlp.fc1_g.' in key for key in state_dict)
+        return 'ViT-S+/16' if swiglu else 'ViT-S/16'
+    return DINOV3_VARIANTS.get(dim, f'ViT with dim {dim}')
+
+
+def convert_dinov3(state_dict):
+    """Convert an official DINOv3 ViT state dict to the ViT's names.
+
+    ``storage_tokens`` -> ``register_tokens``; ``ls1/ls2.gamma`` -> ``gamma1/gamma2``; SwiGLU
+    ``mlp.w1`` and ``mlp.w2`` stacked into ``mlp.fc1`` (its output halves are the gate and the value),
+    ``mlp.w3`` -> ``mlp.fc2``; ``mask_token`` dropped; ``rope_embed.periods``, ``attn.qkv.bias_mask``,
+    ``norm`` kept under their own names; ``local_cls_norm`` kept for the load report to explain.
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+    """
+    if not is_dinov3(state_dict):
+        raise ValueError('convert_dinov3 expects an official DINOv3 ViT state dict (storage_tokens, '
+                         f'rope_embed.periods, ls1.gamma); keys look like {list(state_dict)[:6]}')
+    converted, counts, swiglu = {}, Counter(), {}
+    for key, value in state_dict.items():
+        if key == 'mask_token':
+            counts['mask_token'] += 1
+            continue
+        m = _SWIGLU.match(key)
+        if m:
+            swiglu[(m.group(1), m.group(2), m.group(3))] = value
+            continue
+        new_key = key.replace('.ls1.gamma', '.gamma1').replace('.ls2.gamma', '.gamma2')
+        if key == 'storage_tokens':
+            new_key = 'register_tokens'
+        counts['ls'] += new_key != key and key != 'storage_tokens'
+        converted[new_key] = value
+    for (prefix, index, kind), value in swiglu.items():
+        if index == '1':
+            converted[f'{prefix}fc1.{kind}'] = torch.cat([value, swiglu[(prefix, '2', kind)]], 0)
+            counts['w12'] += 1
+        elif index == '3':
+            converted[f'{prefix}fc2.{kind}'] = value
+    notes = []
+    if 'register_tokens' in converted:
+        notes.append(f'renamed storage_tokens -> register_tokens {tuple(converted["register_tokens"].shape)}')
+    if counts['ls']:
+        notes.append(f'renamed blocks.*.ls1/ls2.gamma -> blocks.*.gamma1/gamma2 (layer scale; '
+                     f'{counts["ls"]} tensors)')
+    if counts['w12']:
+        notes.append(f'stacked blocks.*.mlp.w1 and mlp.w2 into mlp.fc1, renamed mlp.w3 -> mlp.fc2 '
+                     f'(SwiGLU: fc1\'s first half is the gate; {counts["w12"]} tensors)')
+    if counts['mask_token']:
+        notes.append('dropped mask_token (masked-image pretraining only)')
+    return converted, notes
+
+
+def convert_dinov3_timm(state_dict):
+    """Convert timm's ``vit_*_patch16_dinov3`` state dict to the ViT's names.
+
+    ``reg_token`` -> ``register_tokens``; ``gamma_1/gamma_2`` -> ``gamma1/gamma2``; ``mlp.fc1_g`` and
+    ``mlp.fc1_x`` stacked into ``mlp.fc1``; ``attn.q_bias`` and ``attn.v_bias`` put back into
+    ``attn.qkv.bias`` with a zero k third (DINOv3 masks the k bias). The RoPE periods and the bias
+    mask are not in timm's files: :func:`fill_timm_gaps` takes the model's own.
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+    """
+    if not is_dinov3_timm(state_dict):
+        raise ValueError("convert_dinov3_timm expects timm's DINOv3 layout (reg_token, gamma_1, no "
+                         f'pos_embed); keys look like {list(state_dict)[:6]}')
+    converted, counts, glu, qv = {}, Counter(), {}, {}
+    for key, value in state_dict.items():
+        if m := _TIMM_SWIGLU.match(key):
+            glu[(m.group(1), m.group(2), m.group(3))] = value
+            continue
+        if m := _TIMM_QV_BIAS.match(key):
+            qv[(m.group(1), m.group(2))] = value
+            continue
+        new_key = 'register_tokens' if key == 'reg_token' else (
+            key.replace('.gamma_1', '.gamma1').replace('.gamma_2', '.gamma2'))
+        counts['gamma'] += new_key != key and key != 'reg_token'
+        converted[new_key] = value
+    for (prefix, part, kind), value in glu.items():
+        if part == 'g':
+            converted[f'{prefix}fc1.{kind}'] = torch.cat([value, glu[(prefix, 'x', kind)]], 0)
+            counts['glu'] += 1
+    for (prefix, part), value in qv.items():
+        if part == 'q':
+            converted[f'{prefix}qkv.bias'] = torch.cat([value, torch.zeros_like(value), qv[(prefix, 'v')]])
+            counts['qv'] += 1
+    notes = ['renamed reg_token -> register_tokens'] if 'register_tokens' in converted else []
+    if counts['gamma']:
+        notes.append(f'renamed blocks.*.gamma_1/gamma_2 -> blocks.*.gamma1/gamma2 ({counts["gamma"]} tensors)')
+    if counts['glu']:
+        notes.append(f'stacked blocks.*.mlp.fc1_g and fc1_x into mlp.fc1 ({counts["glu"]} blocks)')
+    if counts['qv']:
+        notes.append(f'joined blocks.*.attn.q_bias, a zero k bias and v_bias into attn.qkv.bias '
+                     f'({counts["qv"]} blocks)')
+    return converted, notes
+
+
+def convert_dinov3_adapter(state_dict, drop_unused=False):
+    """Convert the official DINOv3_Adapter's state dict to :class:`DINOv3Adapter`'s names.
+
+    Its ``backbone.*`` ViT goes through :func:`convert_dinov3` (names without ``backbone.``); the
+    adapter's own keys (``spm``, ``interactions``, ``up``, ``norm1..4``, ``level_embed``) are already
+    ours. ``drop_unused`` also drops ``local_cls_norm`` / ``cls_norm`` (for a strict load).
+
+    Returns:
+        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+    """
+    if not is_dinov3_adapter(state_dict):
+        raise ValueError('convert_dinov3_adapter expects the official DINOv3_Adapter state dict '
+                         f'(backbone.storage_tokens, spm.*); keys look like {list(state_dict)[:6]}')
+    vit = {k[len(ADAPTER_BACKBONE):]: v for k, v in state_dict.items() if k.startswith(ADAPTER_BACKBONE)}
+    converted, notes = convert_dinov3(vit)
+    notes = ["took the ViT from the official DINOv3_Adapter's backbone.*"] + notes
+    if drop_unused:
+        dropped = [k for k in converted if k.startswith(('local_cls_norm.', 'cls_norm.'))]
+        for key in dropped:
+            del converted[key]
+        if dropped:
+            notes.append(f'dropped {", ".join(dropped)} (pretraining only)')
+    converted.update({k: v for k, v in state_dict.items() if not k.startswith(ADAPTER_BACKBONE)})
+    return converted, notes
+
+
+def fill_timm_gaps(state_dict, model_state):
+    """Add to a converted timm DINOv3 state dict what timm's files lack, in place.
+
+    timm stores no RoPE periods, no k-bias masks and (non-qkvb variants) no qkv bias: the model's own
+    periods and masks are what timm computes (base 100, k masked), and its missing bias is zero.
+
+    Args:
+        state_dict (dict): the output of :func:`convert_dinov3_timm`; entries are added to it.
+        model_state (Mapping[str, Tensor]): the model's state dict.
+
+    Returns:
+        list[str]: one line per kind of entry added.
+    """
+    filled = Counter()
+    for key, value in model_state.items():
+        if key in state_dict:
+            continue
+        if key == 'rope_embed.periods' or key.endswith('.attn.qkv.bias_mask'):
+            state_dict[key] = value.clone()
+            filled['periods' if key.startswith('rope') else 'mask'] += 1
+        elif key.endswith('.attn.qkv.bias'):
+            state_dict[key] = value.new_zeros(value.shape)
+            filled['bias'] += 1
+    notes = []
+    if filled['periods']:
+        notes.append("kept the model's rope_embed.periods (timm stores none; it computes the same "
+                     'from base 100)')
+    if filled['mask']:
+        notes.append(f"kept the model's attn.qkv.bias_mask (k bias masked; {filled['mask']} blocks)")
+    if filled['bias']:
+        notes.append(f'set attn.qkv.bias to 0 ({filled["bias"]} blocks): the file has none (timm\'s '
+                     'DINOv3 variant without qkv bias)')
+    return notes
