@@ -17,15 +17,12 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from ...checkpoints.dinov3 import convert_dinov3_adapter
-from ..layers.adapter import AdapterGeometry, Extractor, SpatialPriorModule
-from .vit import ViT
-from .vit_adapter import (init_adapter_like_original, level_outputs, load_pretrained, normed_outputs,
-                          spatial_prior)
+from ...checkpoints.convert.dinov3 import convert_dinov3_adapter
+from ..layers.adapter import AdapterGeometry, Extractor
+from .adapter_base import AdapterBase
 
 BF16 = 'bfloat16'
 
@@ -54,7 +51,7 @@ class ExtractorBlock(nn.Module):
 
 
 @MODELS.register_module()
-class DINOv3Adapter(ViT):
+class DINOv3Adapter(AdapterBase):
     """DINOv3's frozen-ViT adapter: four maps at strides 4, 8, 16, 32, all embed_dim wide.
 
     Args:
@@ -99,30 +96,23 @@ class DINOv3Adapter(ViT):
                              f'in 0..{depth - 1}, one per extractor (e.g. [2, 5, 8, 11] for 12 blocks)')
         if vit_dtype not in (None, BF16):
             raise ValueError(f"vit_dtype={vit_dtype!r}: use 'bfloat16' (the official CUDA autocast) or None")
-        if pretrained is not None and init_cfg is not None:
-            raise ValueError(f'give either pretrained={pretrained!r} or init_cfg={init_cfg!r}, not both')
-        super().__init__(patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-                         mlp_ratio=mlp_ratio, ffn_type=ffn_type, pos_embed_type='rope', rope_cfg=rope_cfg,
-                         with_cls_token=True, num_register_tokens=num_register_tokens, final_norm=True,
-                         norm_eps=norm_eps, qkv_bias=qkv_bias, mask_k_bias=mask_k_bias, init_cfg=init_cfg)
-        self.interaction_indexes = indexes
-        self.add_vit_feature = add_vit_feature
-        self.vit_dtype = vit_dtype
-        self.out_indices = tuple(out_indices)
-        self.pretrained = pretrained
 
-        self.level_embed = nn.Parameter(torch.zeros(3, embed_dim))
-        self.spm = SpatialPriorModule(inplanes=conv_inplane, embed_dim=embed_dim, norm_cfg=norm_cfg)
-        self.interactions = nn.ModuleList([
-            ExtractorBlock(dim=embed_dim, extra_extractor=use_extra_extractor and i == 3,
-                           num_heads=deform_num_heads, num_points=n_points, deform_ratio=deform_ratio,
-                           with_cffn=with_cffn, cffn_ratio=cffn_ratio, drop_path=drop_path_rate,
-                           with_cp=with_cp)
-            for i in range(4)])
-        self.up = nn.ConvTranspose2d(embed_dim, embed_dim, kernel_size=2, stride=2)
-        for i in range(1, 5):
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, embed_dim)[1])
-        init_adapter_like_original(self)
+        def interactions() -> nn.ModuleList:
+            return nn.ModuleList([
+                ExtractorBlock(dim=embed_dim, extra_extractor=use_extra_extractor and i == 3,
+                               num_heads=deform_num_heads, num_points=n_points, deform_ratio=deform_ratio,
+                               with_cffn=with_cffn, cffn_ratio=cffn_ratio, drop_path=drop_path_rate,
+                               with_cp=with_cp)
+                for i in range(4)])
+
+        super().__init__(build_interactions=interactions, conv_inplane=conv_inplane, norm_cfg=norm_cfg,
+                         out_indices=out_indices, add_vit_feature=add_vit_feature, pretrained=pretrained,
+                         init_cfg=init_cfg, patch_size=16, embed_dim=embed_dim, depth=depth,
+                         num_heads=num_heads, mlp_ratio=mlp_ratio, ffn_type=ffn_type, pos_embed_type='rope',
+                         rope_cfg=rope_cfg, with_cls_token=True, num_register_tokens=num_register_tokens,
+                         final_norm=True, norm_eps=norm_eps, qkv_bias=qkv_bias, mask_k_bias=mask_k_bias)
+        self.interaction_indexes = indexes
+        self.vit_dtype = vit_dtype
         for p in self.vit_parameters():  # the official module freezes its backbone
             p.requires_grad_(False)
         self._register_load_state_dict_pre_hook(self._official_keys_hook)
@@ -135,12 +125,6 @@ class DINOv3Adapter(ViT):
         mine = {k[len(prefix):]: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(prefix)]}
         converted, _ = convert_dinov3_adapter(mine, drop_unused=True)
         state_dict.update({prefix + k: v for k, v in converted.items()})
-
-    def init_weights(self):
-        """The pretrained file through :func:`~.vit_adapter.load_pretrained` (as ViTAdapter does),
-        else mmengine's init_cfg."""
-        if not load_pretrained(self):
-            super().init_weights()
 
     def train(self, mode: bool = True):
         """The frozen ViT stays in eval mode (no RoPE coordinate perturbation, no drop path)."""
@@ -158,16 +142,16 @@ class DINOv3Adapter(ViT):
 
     def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W), H and W multiples of 32 -> maps (B, embed_dim, H / s, W / s), s = 4, 8, 16, 32."""
-        c1, c, level_shapes = spatial_prior(self, img)
+        c1, c, level_shapes = self.spatial_prior(img)
 
         maps = self.vit_maps(img)  # 4 x (B, C, h, w) at stride 16
         geometry = AdapterGeometry.create(tuple(maps[0].shape[-2:]), level_shapes, img.device)
         for block, vit_map in zip(self.interactions, maps):
             c = block(c, vit_map.flatten(2).transpose(1, 2), geometry)
 
-        outs = level_outputs(self, c1, c, level_shapes)  # (B, h, w, C) each
+        outs = self.level_outputs(c1, c, level_shapes)  # (B, h, w, C) each
         if self.add_vit_feature:  # map i resized to output i's size
             outs = [out + F.interpolate(vit_map, size=out.shape[1:3], mode='bilinear',
                                         align_corners=False).permute(0, 2, 3, 1)
                     for out, vit_map in zip(outs, maps)]
-        return normed_outputs(self, outs)
+        return self.normed_outputs(outs)

@@ -4,130 +4,23 @@ Chen et al., Vision Transformer Adapter for Dense Predictions (ICLR 2023). Same 
 arguments and parameter names as the original (czczup/ViT-Adapter, detection/), so its configs'
 backbone dicts and its checkpoints work unchanged.
 """
-import math
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
-from mmengine.logging import MMLogger
-from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
-from ...checkpoints.dinov2 import load_backbone_weights
-from ..layers.adapter import AdapterGeometry, InteractionBlock, SpatialPriorModule
-from ..layers.linear import linear
-from ..layers.ms_deform_attn import MSDeformAttn
+from ..layers.adapter import AdapterGeometry, InteractionBlock
+from .adapter_base import AdapterBase
 from .arguments import check_adapter_arguments, positive_int
-from .vit import ViT, _per_block
+from .vit import _per_block
 
-# The adapter reads the ViT tokens as its stride-16 level and its own levels at strides 8, 16, 32.
+# The adapter reads the ViT tokens as its stride-16 level.
 VIT_STRIDE = 16
-INPUT_DIVISOR = 32
-
-
-def _init_like_original(m: nn.Module):
-    """The original's ``_init_weights`` for the adapter: truncated-normal linears, fan-out normal convs."""
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-        nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-
-
-def upsample_2x2(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
-    """``up`` (kernel 2, stride 2: each input pixel gives its own 2x2 output pixels) on channels-last
-    (B, h, w, C_in) as the matmul it is -> (B, 2h, 2w, C_out); torch's CPU transposed conv is ~5x slower."""
-    B, h, w, _ = x.shape
-    weight = up.weight.permute(2, 3, 1, 0).flatten(0, 2)  # (2 * 2 * C_out, C_in), rows (dy, dx, out)
-    y = linear(x, weight, up.bias.repeat(4)).view(B, h, w, 2, 2, -1)
-    return y.transpose(2, 3).reshape(B, 2 * h, 2 * w, -1)
-
-
-def spatial_prior(backbone: nn.Module, img: Tensor):
-    """Check the input's size and run ``backbone.spm``: c1 (B, H / 4, W / 4, C), c2..c4 flattened into
-    one token sequence with ``backbone.level_embed`` added (B, N2 + N3 + N4, C), and the (h, w) of
-    c2..c4 (ViTAdapter and DINOv3Adapter share it)."""
-    H, W = img.shape[-2:]
-    if H % INPUT_DIVISOR or W % INPUT_DIVISOR:
-        raise ValueError(f'{type(backbone).__name__}: input of {H}x{W} pixels; both sides must be multiples '
-                         f'of {INPUT_DIVISOR} (pad the batch, e.g. pad_size_divisor=32)')
-    c1, levels = backbone.spm(img)  # (B, H / 4, W / 4, C), [(B, h, w, C)] * 3
-    level_shapes = [tuple(lvl.shape[1:3]) for lvl in levels]
-    c = torch.cat([lvl.flatten(1, 2) + e for lvl, e in zip(levels, backbone.level_embed)], 1)
-    return c1, c, level_shapes
-
-
-def level_outputs(backbone: nn.Module, c1: Tensor, c: Tensor, level_shapes) -> list:
-    """The adapter's four (B, h, w, C) maps at strides 4..32: the token sequence split back into
-    c2..c4, and c1 plus c2 upsampled by ``backbone.up``."""
-    levels = c.split([h * w for h, w in level_shapes], 1)
-    c2, c3, c4 = [lvl.unflatten(1, hw) for lvl, hw in zip(levels, level_shapes)]
-    return [c1 + upsample_2x2(c2, backbone.up), c2, c3, c4]
-
-
-def normed_outputs(backbone: nn.Module, outs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
-    """``backbone.norm1..4`` of the (B, h, w, C) maps chosen by ``backbone.out_indices``, as (B, C, h, w).
-
-    In standard (B, C, h, w) memory: mmcv's CPU RoIAlign reads channels-last maps as if they were
-    not (wrong features, no error), and a split view's batch stride trips torch 2.14's CPU
-    BatchNorm backward."""
-    norms = (backbone.norm1, backbone.norm2, backbone.norm3, backbone.norm4)
-    return tuple(norms[i](outs[i].permute(0, 3, 1, 2).contiguous()) for i in backbone.out_indices)
-
-
-@torch.no_grad()
-def init_adapter_like_original(backbone: nn.Module):
-    """The original's random init of an adapter's ``up``, ``spm``, ``interactions``, deformable
-    attentions and ``level_embed`` (ViTAdapter and DINOv3Adapter share it)."""
-    for module in (backbone.up, backbone.spm, backbone.interactions):
-        module.apply(_init_like_original)
-    for m in backbone.modules():
-        if isinstance(m, MSDeformAttn):
-            m.reset_parameters()
-    nn.init.normal_(backbone.level_embed)
-
-
-def checkpoint_to_load(pretrained: Optional[str], init_cfg: Optional[dict]) -> Optional[str]:
-    """The file a backbone loads itself: ``pretrained``, or init_cfg's of type 'Pretrained'."""
-    if pretrained is not None:
-        return pretrained
-    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-        if 'checkpoint' not in init_cfg:
-            raise ValueError(f"init_cfg={init_cfg!r} of type 'Pretrained' needs a 'checkpoint' path")
-        if 'trust' in init_cfg:
-            raise ValueError(
-                f"init_cfg={init_cfg!r}: 'trust' is not read here; trust is one switch for the "
-                'whole run: trust_checkpoint = True in the config (or --trust-checkpoint)')
-        return init_cfg['checkpoint']
-    return None
-
-
-def load_pretrained(backbone) -> bool:
-    """Load ``backbone.pretrained`` / init_cfg 'Pretrained' through the project's safe, reporting
-    loader (trusted only inside a run whose config says ``trust_checkpoint = True``).
-
-    Returns:
-        bool: False when the backbone names no checkpoint (its other init_cfg is mmengine's).
-    """
-    path = checkpoint_to_load(backbone.pretrained, backbone.init_cfg)
-    if path is None:
-        return False
-    load_backbone_weights(backbone, path, logger=MMLogger.get_current_instance())
-    backbone._is_init = True
-    return True
 
 
 @MODELS.register_module()
-class ViTAdapter(ViT):
+class ViTAdapter(AdapterBase):
     """ViT-Adapter backbone: four feature maps at strides 4, 8, 16, 32, all embed_dim wide.
 
     Arguments that cannot work raise a ValueError or TypeError naming them before anything is built
@@ -189,8 +82,6 @@ class ViTAdapter(ViT):
             raise ValueError(f'patch_size={patch_size}: the adapter reads the ViT tokens as its stride-'
                              f'{VIT_STRIDE} level, so patch_size must be {VIT_STRIDE} (14-pixel DINOv2 '
                              f'patch embeddings are resampled to 16 when loaded)')
-        if pretrained is not None and init_cfg is not None:
-            raise ValueError(f'give either pretrained={pretrained!r} or init_cfg={init_cfg!r}, not both')
         # the adapter's arguments are checked before the ViT is built, the ViT's by ViT.__init__;
         # the per-block lists first, since a changed depth usually leaves them behind
         positive_int('depth', depth)
@@ -200,32 +91,27 @@ class ViTAdapter(ViT):
             embed_dim=embed_dim, depth=depth, conv_inplane=conv_inplane, n_points=n_points,
             deform_num_heads=deform_num_heads, deform_ratio=deform_ratio, with_cffn=with_cffn,
             cffn_ratio=cffn_ratio, interaction_indexes=interaction_indexes, out_indices=out_indices)
-        super().__init__(pretrain_size=pretrain_size, img_size=img_size, patch_size=patch_size,
-                         embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-                         ffn_type=ffn_type, drop_path_rate=drop_path_rate, window_attn=window_attn,
-                         window_size=window_size, with_cp=with_cp, pos_embed_type=pos_embed_type,
-                         rope_cfg=rope_cfg, with_cls_token=with_cls_token,
-                         num_register_tokens=num_register_tokens, final_norm=final_norm, norm_eps=norm_eps,
-                         qkv_bias=qkv_bias, mask_k_bias=mask_k_bias, init_cfg=init_cfg)
-        self.interaction_indexes = interaction_indexes
-        self.pretrained = pretrained
-        self.add_vit_feature = add_vit_feature
-        self.out_indices = out_indices
-        self.freeze_vit = freeze_vit
+        last = len(interaction_indexes) - 1
 
-        self.level_embed = nn.Parameter(torch.zeros(3, embed_dim))
-        self.spm = SpatialPriorModule(inplanes=conv_inplane, embed_dim=embed_dim, norm_cfg=norm_cfg)
-        last = len(self.interaction_indexes) - 1
-        self.interactions = nn.ModuleList([
-            InteractionBlock(dim=embed_dim, num_heads=deform_num_heads, num_points=n_points,
-                             init_values=init_values, drop_path=drop_path_rate, with_cffn=with_cffn,
-                             cffn_ratio=cffn_ratio, deform_ratio=deform_ratio,
-                             extra_extractor=use_extra_extractor and i == last, with_cp=with_cp)
-            for i in range(len(self.interaction_indexes))])
-        self.up = nn.ConvTranspose2d(embed_dim, embed_dim, kernel_size=2, stride=2)
-        for i in range(1, 5):
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, embed_dim)[1])
-        self.init_adapter()
+        def interactions() -> nn.ModuleList:
+            return nn.ModuleList([
+                InteractionBlock(dim=embed_dim, num_heads=deform_num_heads, num_points=n_points,
+                                 init_values=init_values, drop_path=drop_path_rate, with_cffn=with_cffn,
+                                 cffn_ratio=cffn_ratio, deform_ratio=deform_ratio,
+                                 extra_extractor=use_extra_extractor and i == last, with_cp=with_cp)
+                for i in range(len(interaction_indexes))])
+
+        super().__init__(build_interactions=interactions, conv_inplane=conv_inplane, norm_cfg=norm_cfg,
+                         out_indices=out_indices, add_vit_feature=add_vit_feature, pretrained=pretrained,
+                         init_cfg=init_cfg, pretrain_size=pretrain_size, img_size=img_size,
+                         patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+                         mlp_ratio=mlp_ratio, ffn_type=ffn_type, drop_path_rate=drop_path_rate,
+                         window_attn=window_attn, window_size=window_size, with_cp=with_cp,
+                         pos_embed_type=pos_embed_type, rope_cfg=rope_cfg, with_cls_token=with_cls_token,
+                         num_register_tokens=num_register_tokens, final_norm=final_norm, norm_eps=norm_eps,
+                         qkv_bias=qkv_bias, mask_k_bias=mask_k_bias)
+        self.interaction_indexes = interaction_indexes
+        self.freeze_vit = freeze_vit
         if freeze_vit:
             for p in self.vit_parameters():
                 p.requires_grad_(False)
@@ -233,16 +119,6 @@ class ViTAdapter(ViT):
             # the ViT's final norm serves get_intermediate_layers and loads with the file; the adapter
             # reads the raw block outputs, so it gets no gradient and stays out of the optimizer
             self.norm.requires_grad_(False)
-
-    # ---------------------------------------------------------------- initialization
-    def init_adapter(self):
-        """The original's random init of the adapter (the ViT keeps PyTorch's defaults, as there)."""
-        init_adapter_like_original(self)
-
-    def init_weights(self):
-        """The pretrained file through :func:`load_pretrained`, else mmengine's init_cfg."""
-        if not load_pretrained(self):
-            super().init_weights()
 
     # ---------------------------------------------------------------- modes
     def train(self, mode: bool = True):
@@ -260,7 +136,7 @@ class ViTAdapter(ViT):
         (those chosen by out_indices)."""
         B = img.shape[0]
         # spatial prior: c1 map at stride 4; c2..c4 flattened, with level embeddings, into one sequence
-        c1, c, level_shapes = spatial_prior(self, img)
+        c1, c, level_shapes = self.spatial_prior(img)
 
         P = self.num_prefix_tokens
         x, vit_shape = self.tokens(img)  # (B, P + h * w, C): prefix tokens, patch tokens at stride 16
@@ -274,11 +150,11 @@ class ViTAdapter(ViT):
         if P:
             x = x[:, P:]
 
-        outs = level_outputs(self, c1, c, level_shapes)  # the four maps as (B, h, w, C) tensors
+        outs = self.level_outputs(c1, c, level_shapes)  # the four maps as (B, h, w, C) tensors
         if self.add_vit_feature:
             vit = x.view(B, *vit_shape, -1).permute(0, 3, 1, 2)  # (B, C, h, w), channels-last memory
             for i, scale in enumerate((4, 2, 1, 0.5)):
                 resized = vit if scale == 1 else F.interpolate(vit, scale_factor=scale, mode='bilinear',
                                                                align_corners=False)
                 outs[i] = outs[i] + resized.permute(0, 2, 3, 1)
-        return normed_outputs(self, outs)
+        return self.normed_outputs(outs)
