@@ -1,4 +1,4 @@
-"""linear(): F.linear's numbers on oneDNN for float32 CPU inputs where oneDNN has AVX-512, F.linear
+"""onednn_linear(): F.linear's numbers on oneDNN for float32 CPU inputs where oneDNN has AVX-512, F.linear
 itself otherwise."""
 import os
 import subprocess
@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from mmdet_dinov2.models.layers import Linear, linear
+from mmdet_dinov2.models.layers import OneDNNLinear, onednn_linear
 from mmdet_dinov2.models.layers.linear import act_linear
 from mmdet_dinov2.models.layers.linear import MIN_MACS
 from mmdet_dinov2.utils.machine import AVX512_CORE_FLAGS, cpu_flags
 
-LINEAR = sys.modules['mmdet_dinov2.models.layers.linear']  # the package's `linear` is the function
+LINEAR = sys.modules['mmdet_dinov2.models.layers.linear']  # the module whose onednn_pays is patched
 THREADS = torch.get_num_threads()
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def test_linear_equals_float64_matmul_forward_and_backward(kind, with_bias):
     x = _x(kind, g).requires_grad_()
     weight = torch.randn(40, 64, generator=g, requires_grad=True)
     bias = torch.randn(40, generator=g, requires_grad=True) if with_bias else None
-    out = linear(x, weight, bias)
+    out = onednn_linear(x, weight, bias)
     assert out.shape == (*x.shape[:-1], 40)
     probe = torch.randn(out.shape, generator=g)
     want, want_grads = _float64_reference(x, weight, bias, probe)
@@ -76,27 +76,27 @@ def test_large_float32_products_run_on_onednn_the_rest_on_f_linear():
     x, weight = torch.randn(1, 300, 64), torch.randn(64, 64)  # 1.2M multiply-adds
     assert 300 * 64 * 64 >= MIN_MACS > 3 * 64 * 64
     try:
-        assert 'aten::mkldnn_convolution' in _ops(lambda: linear(x, weight))
+        assert 'aten::mkldnn_convolution' in _ops(lambda: onednn_linear(x, weight))
     finally:
         torch.set_num_threads(THREADS)
     for args in [(x.double(), weight.double()), (x[:, :3], weight)]:
-        ops = _ops(lambda: linear(*args))
+        ops = _ops(lambda: onednn_linear(*args))
         assert 'aten::mkldnn_convolution' not in ops and 'aten::linear' in ops
-        torch.testing.assert_close(linear(*args), F.linear(*args))
+        torch.testing.assert_close(onednn_linear(*args), F.linear(*args))
     with torch.autocast('cpu', dtype=torch.bfloat16):  # autocast's own dtype rule applies
-        assert linear(x, weight).dtype == torch.bfloat16
+        assert onednn_linear(x, weight).dtype == torch.bfloat16
 
 
 def test_empty_input_and_bfloat16_fall_back_to_f_linear():
     weight = torch.randn(8, 16)
-    assert linear(torch.randn(0, 16), weight).shape == (0, 8)
+    assert onednn_linear(torch.randn(0, 16), weight).shape == (0, 8)
     x = torch.randn(4, 16, dtype=torch.bfloat16)
-    torch.testing.assert_close(linear(x, weight.bfloat16()), F.linear(x, weight.bfloat16()))
+    torch.testing.assert_close(onednn_linear(x, weight.bfloat16()), F.linear(x, weight.bfloat16()))
 
 
 def test_linear_module_is_an_nn_linear_with_the_same_state_dict():
     torch.manual_seed(0)
-    ours, ref = Linear(64, 32), nn.Linear(64, 32)
+    ours, ref = OneDNNLinear(64, 32), nn.Linear(64, 32)
     assert isinstance(ours, nn.Linear)
     assert ours.state_dict().keys() == ref.state_dict().keys()
     ours.load_state_dict(ref.state_dict())
@@ -108,7 +108,7 @@ def test_linear_module_is_an_nn_linear_with_the_same_state_dict():
 
 
 def test_tracing_records_f_linear_so_exports_need_no_onednn_op():
-    module = Linear(64, 64)
+    module = OneDNNLinear(64, 64)
     x = torch.randn(1, 300, 64)
     graph = str(torch.jit.trace(module, x).graph)
     assert 'aten::linear' in graph and 'mkldnn' not in graph
@@ -118,8 +118,8 @@ def test_tracing_records_f_linear_so_exports_need_no_onednn_op():
 def test_with_onednn_capped_at_avx2_a_process_runs_f_linear():
     """What a CPU without AVX-512 runs (the real choice, in a fresh process)."""
     code = ('import torch; from torch.profiler import profile, ProfilerActivity\n'
-            'from mmdet_dinov2.models.layers import Linear\n'
-            'm, x = Linear(64, 64), torch.randn(300, 64)\n'
+            'from mmdet_dinov2.models.layers import OneDNNLinear\n'
+            'm, x = OneDNNLinear(64, 64), torch.randn(300, 64)\n'
             'with profile(activities=[ProfilerActivity.CPU]) as p: m(x)\n'
             'print(sorted({e.key for e in p.key_averages()} & {"aten::mkldnn_convolution", "aten::linear"}))')
     for cap, want in (('AVX2', "['aten::linear']"), ('ALL', "['aten::mkldnn_convolution']")):
@@ -166,7 +166,7 @@ def test_act_linear_gives_the_numbers_of_linear_of_act(route, act, with_bias, mo
         monkeypatch.setattr(LINEAR, 'onednn_pays', lambda: False)
     h, weight, bias = _act_linear_case(act, with_bias, torch.Generator().manual_seed(0))
     got, got_grads = _output_and_grads(lambda *a: act_linear(a[0], act, *a[1:]), h, weight, bias)
-    want, want_grads = _output_and_grads(lambda *a: linear(act(a[0]), *a[1:]), h, weight, bias)
+    want, want_grads = _output_and_grads(lambda *a: onednn_linear(act(a[0]), *a[1:]), h, weight, bias)
     assert torch.equal(got, want)
     for g, w in zip(got_grads, want_grads):
         assert torch.equal(g, w)
@@ -175,7 +175,7 @@ def test_act_linear_gives_the_numbers_of_linear_of_act(route, act, with_bias, mo
 @pytest.mark.parametrize('act', [F.gelu, _swiglu], ids=['gelu', 'swiglu'])
 def test_act_linear_does_not_store_the_activation(act, monkeypatch, saved_bytes):
     h, weight, bias = _act_linear_case(act, True, torch.Generator().manual_seed(0))
-    plain = saved_bytes(lambda: linear(act(h), weight, bias))
+    plain = saved_bytes(lambda: onednn_linear(act(h), weight, bias))
     # below the size threshold the activation is small: stored, as by the plain expression
     assert h.numel() < LINEAR.RECOMPUTE_MIN_NUMEL
     assert saved_bytes(lambda: act_linear(h, act, weight, bias)) == plain
@@ -193,12 +193,12 @@ def test_act_linear_under_autocast_and_without_gradients(recompute_all):
     with torch.autocast('cpu', dtype=torch.bfloat16):
         hb = h.detach().bfloat16().requires_grad_()  # fc1's output under autocast
         got, got_grads = _output_and_grads(lambda *a: act_linear(a[0], F.gelu, *a[1:]), hb, weight, bias)
-        want, want_grads = _output_and_grads(lambda *a: linear(F.gelu(a[0]), *a[1:]), hb, weight, bias)
+        want, want_grads = _output_and_grads(lambda *a: onednn_linear(F.gelu(a[0]), *a[1:]), hb, weight, bias)
     assert got.dtype == torch.bfloat16 and [t.dtype for t in got_grads] == [torch.bfloat16, torch.float32,
                                                                             torch.float32]
     assert torch.equal(got, want) and all(torch.equal(a, b) for a, b in zip(got_grads, want_grads))
     with torch.no_grad():
-        assert torch.equal(act_linear(h, F.gelu, weight, bias), linear(F.gelu(h), weight, bias))
+        assert torch.equal(act_linear(h, F.gelu, weight, bias), onednn_linear(F.gelu(h), weight, bias))
     with pytest.raises(RuntimeError, match='95'):  # a wrong width fails as linear's would
         act_linear(h[..., :95], F.gelu, weight, bias)
 
@@ -206,7 +206,7 @@ def test_act_linear_under_autocast_and_without_gradients(recompute_all):
 def test_torch_compile_traces_linear_and_act_linear_without_graph_breaks():
     """Under torch.compile both take F.linear's expression; asking oneDNN's availability first used to
     break the graph at every CPU linear (dynamo cannot trace it)."""
-    module, x = Linear(64, 64), torch.randn(1, 300, 64, requires_grad=True)
+    module, x = OneDNNLinear(64, 64), torch.randn(1, 300, 64, requires_grad=True)
 
     def fn(x):
         return act_linear(module(x), F.gelu, module.weight, module.bias)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ...checkpoints import load_backbone_weights
 from ..layers.adapter import SpatialPriorModule
-from ..layers.linear import linear
+from ..layers.linear import onednn_linear
 from ..layers.ms_deform_attn import MSDeformAttn
 from .vit import ViT
 
@@ -48,7 +48,7 @@ def upsample_2x2(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
     (B, h, w, C_in) as the matmul it is -> (B, 2h, 2w, C_out); torch's CPU transposed conv is ~5x slower."""
     B, h, w, _ = x.shape
     weight = up.weight.permute(2, 3, 1, 0).flatten(0, 2)  # (2 * 2 * C_out, C_in), rows (dy, dx, out)
-    y = linear(x, weight, up.bias.repeat(4)).view(B, h, w, 2, 2, -1)
+    y = onednn_linear(x, weight, up.bias.repeat(4)).view(B, h, w, 2, 2, -1)
     return y.transpose(2, 3).reshape(B, 2 * h, 2 * w, -1)
 
 

@@ -27,7 +27,7 @@ from timm.layers import DropPath, PatchEmbed, resample_abs_pos_embed
 from torch import Tensor, nn
 
 from ..layers.adapter import maybe_checkpoint
-from ..layers.linear import Linear, act_linear, linear
+from ..layers.linear import OneDNNLinear, act_linear, onednn_linear
 from ..layers.rope import RopePositionEmbedding, apply_rope
 from .arguments import SWIGLU_ALIGN, check_vit_arguments, ffn_hidden_dim
 
@@ -110,7 +110,7 @@ def _region_attention(region: Tensor, num_heads: int, window_size: int,
     return x.reshape(B, h, w, C3 // 3)
 
 
-class MaskedBiasLinear(Linear):
+class MaskedBiasLinear(OneDNNLinear):
     """DINOv3's qkv projection: the bias is multiplied by the ``bias_mask`` buffer, whose k third is 0
     (k gets no bias; the official files store the mask as ``attn.qkv.bias_mask``)."""
 
@@ -121,7 +121,7 @@ class MaskedBiasLinear(Linear):
         self.register_buffer('bias_mask', mask)
 
     def forward(self, x: Tensor) -> Tensor:
-        return linear(x, self.weight, self.bias * self.bias_mask.to(self.bias.dtype))
+        return onednn_linear(x, self.weight, self.bias * self.bias_mask.to(self.bias.dtype))
 
 
 class Attention(nn.Module):
@@ -146,8 +146,8 @@ class Attention(nn.Module):
         if mask_k_bias and qkv_bias:
             self.qkv = MaskedBiasLinear(dim, dim * 3)
         else:
-            self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = Linear(dim, dim)
+            self.qkv = OneDNNLinear(dim, dim * 3, bias=qkv_bias)
+        self.proj = OneDNNLinear(dim, dim)
 
     def forward(self, x: Tensor, hw: Tuple[int, int], rope: Optional[RopeTables] = None,
                 num_prefix: int = 0) -> Tensor:
@@ -196,9 +196,9 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, act_layer=nn.GELU, gated: bool = False):
         super().__init__()
         self.gated = gated
-        self.fc1 = Linear(dim, 2 * hidden_dim if gated else hidden_dim)
+        self.fc1 = OneDNNLinear(dim, 2 * hidden_dim if gated else hidden_dim)
         self.act = act_layer()
-        self.fc2 = Linear(hidden_dim, dim)
+        self.fc2 = OneDNNLinear(hidden_dim, dim)
 
     def hidden(self, x: Tensor) -> Tensor:
         """fc1's output -> fc2's input (element-wise)."""

@@ -13,7 +13,7 @@ from timm.layers import DropPath
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .linear import Linear, act_linear, linear
+from .linear import OneDNNLinear, act_linear, onednn_linear
 from .ms_deform_attn import MSDeformAttn
 
 Shape = Tuple[int, int]
@@ -93,7 +93,7 @@ class SpatialPriorModule(nn.Module):
         c2 = self.conv2(c1)
         c3 = self.conv3(c2)
         c4 = self.conv4(c3)
-        c1, c2, c3, c4 = [linear(c.permute(0, 2, 3, 1), fc.weight.flatten(1), fc.bias)  # (B, h, w, C)
+        c1, c2, c3, c4 = [onednn_linear(c.permute(0, 2, 3, 1), fc.weight.flatten(1), fc.bias)  # (B, h, w, C)
                           for c, fc in zip((c1, c2, c3, c4), (self.fc1, self.fc2, self.fc3, self.fc4))]
         return c1, [c2, c3, c4]
 
@@ -108,10 +108,10 @@ class ConvFFN(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
-        self.fc1 = Linear(dim, hidden_dim)
+        self.fc1 = OneDNNLinear(dim, hidden_dim)
         self.dwconv = DWConv(hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = Linear(hidden_dim, dim)
+        self.fc2 = OneDNNLinear(hidden_dim, dim)
 
     def forward(self, x: Tensor, shapes: Sequence[Shape]) -> Tensor:
         """x (B, N, C), the levels of ``shapes`` concatenated -> (B, N, C)."""

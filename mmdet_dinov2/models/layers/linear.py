@@ -45,12 +45,12 @@ def _on_onednn(x: Tensor, weight: Tensor) -> bool:
             and onednn_pays())
 
 
-def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+def onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """``F.linear(x, weight, bias)``: x (..., C_in), weight (C_out, C_in) -> (..., C_out)."""
     if not _on_onednn(x, weight):
         return F.linear(x, weight, bias)
     if x.shape[-1] != weight.shape[1]:
-        raise RuntimeError(f'linear: input of shape {tuple(x.shape)} has {x.shape[-1]} channels, weight '
+        raise RuntimeError(f'onednn_linear: input of shape {tuple(x.shape)} has {x.shape[-1]} channels, weight '
                            f'{tuple(weight.shape)} expects {weight.shape[1]}')
     rows = x.reshape(-1, x.shape[-1])  # (N, C_in); a view for contiguous x
     # torch.mkldnn_convolution rather than F.conv2d: conv2d picks a slow non-oneDNN path for 1x1 filters
@@ -61,23 +61,23 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     return y.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])  # a view
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters, init and state dict) computed by :func:`linear`."""
+class OneDNNLinear(nn.Linear):
+    """``nn.Linear`` (same parameters, init and state dict) computed by :func:`onednn_linear`."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return linear(x, self.weight, self.bias)
+        return onednn_linear(x, self.weight, self.bias)
 
 
 def _channels_last_rows(rows: Tensor) -> Tensor:
-    """(N, C) rows as the (1, C, N, 1) channels-last map :func:`linear`'s oneDNN route convolves."""
+    """(N, C) rows as the (1, C, N, 1) channels-last map :func:`onednn_linear`'s oneDNN route convolves."""
     return rows[None, :, None, :].permute(0, 3, 1, 2)
 
 
 def linear_backward(grad: Tensor, x: Tensor, weight: Tensor, onednn: bool,
                     output_mask: Sequence[bool]) -> Tuple[Optional[Tensor], ...]:
-    """Gradients of ``linear(x, weight, bias)`` w.r.t. x, weight and bias (those ``output_mask`` asks
+    """Gradients of ``onednn_linear(x, weight, bias)`` w.r.t. x, weight and bias (those ``output_mask`` asks
     for, else None), by the kernels autograd runs for the forward's route (``onednn``): the same
-    numbers as backpropagating through :func:`linear`."""
+    numbers as backpropagating through :func:`onednn_linear`."""
     rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, weight.shape[0])
     if onednn:
         gx, gw, gb = torch.ops.aten.convolution_backward(
@@ -92,7 +92,7 @@ def linear_backward(grad: Tensor, x: Tensor, weight: Tensor, onednn: bool,
 
 
 class _ActLinear(torch.autograd.Function):
-    """linear(act(h), weight, bias) that keeps h, not act(h), for the backward pass and recomputes
+    """onednn_linear(act(h), weight, bias) that keeps h, not act(h), for the backward pass and recomputes
     act(h) there: the activation (an element-wise function of h) already keeps h for its own
     gradient, so an FFN's hidden activations are stored once instead of twice."""
 
@@ -101,7 +101,7 @@ class _ActLinear(torch.autograd.Function):
         a = act(h)
         ctx.act, ctx.onednn, ctx.with_bias = act, _on_onednn(a, weight), bias is not None
         ctx.save_for_backward(h, weight)
-        return linear(a, weight, bias)
+        return onednn_linear(a, weight, bias)
 
     @staticmethod
     @once_differentiable
@@ -118,12 +118,12 @@ class _ActLinear(torch.autograd.Function):
 
 
 def act_linear(h: Tensor, act: Callable[[Tensor], Tensor], weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """``linear(act(h), weight, bias)`` for an element-wise ``act`` (e.g. an FFN's GELU and fc2).
+    """``onednn_linear(act(h), weight, bias)`` for an element-wise ``act`` (e.g. an FFN's GELU and fc2).
 
     When gradients are recorded on a CPU or CUDA device and h has at least ``RECOMPUTE_MIN_NUMEL``
     elements, act(h) is recomputed in the backward pass from h (which ``act`` keeps anyway) instead of
     being stored: ViT-S at 512x512 keeps ~90 MB less for its backward. Same numbers as
-    ``linear(act(h), weight, bias)``, under autocast too (h already in the autocast dtype: weight and
+    ``onednn_linear(act(h), weight, bias)``, under autocast too (h already in the autocast dtype: weight and
     bias are cast to it, as autocast would). Tracing, compilation, other devices, other autocast
     cases and smaller h run that expression itself.
     """
@@ -131,12 +131,12 @@ def act_linear(h: Tensor, act: Callable[[Tensor], Tensor], weight: Tensor, bias:
     if (not torch.is_grad_enabled() or device not in ('cpu', 'cuda') or h.numel() < RECOMPUTE_MIN_NUMEL
             or not (h.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
             or torch.jit.is_tracing() or torch.compiler.is_compiling()):
-        return linear(act(h), weight, bias)
+        return onednn_linear(act(h), weight, bias)
     if not torch.is_autocast_enabled(device):
         return _ActLinear.apply(h, weight, bias, act)
     dtype = torch.get_autocast_dtype(device)
     if h.dtype != dtype:
-        return linear(act(h), weight, bias)
+        return onednn_linear(act(h), weight, bias)
     weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
     with torch.autocast(device, enabled=False):
         return _ActLinear.apply(h, weight, bias, act)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .linear import Linear, linear
+from .linear import OneDNNLinear, onednn_linear
 
 
 def _on_map(corner: Tensor, size: Tensor) -> Tensor:
@@ -183,10 +183,10 @@ class MSDeformAttn(nn.Module):
         self.num_heads = num_heads
         self.num_levels = num_levels
         self.num_points = num_points
-        self.sampling_offsets = Linear(dim, num_heads * num_levels * num_points * 2)
-        self.attention_weights = Linear(dim, num_heads * num_levels * num_points)
-        self.value_proj = Linear(dim, value_dim)
-        self.output_proj = Linear(value_dim, dim)
+        self.sampling_offsets = OneDNNLinear(dim, num_heads * num_levels * num_points * 2)
+        self.attention_weights = OneDNNLinear(dim, num_heads * num_levels * num_points)
+        self.value_proj = OneDNNLinear(dim, value_dim)
+        self.output_proj = OneDNNLinear(value_dim, dim)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -227,7 +227,7 @@ class MSDeformAttn(nn.Module):
         # offsets and attention logits read the same query: one matmul for both
         weight = torch.cat([self.sampling_offsets.weight, self.attention_weights.weight])
         bias = torch.cat([self.sampling_offsets.bias, self.attention_weights.bias])
-        offsets, logits = linear(query, weight, bias).split([M * L * P * 2, M * L * P], -1)
+        offsets, logits = onednn_linear(query, weight, bias).split([M * L * P * 2, M * L * P], -1)
         offsets = offsets.view(B, Q, M, L, P, 2)
         weights = logits.reshape(B, Q, M, L * P).softmax(-1).view(B, Q, M, L, P)
         size_xy = query.new_tensor([(w, h) for h, w in spatial_shapes])  # (L, 2)
