@@ -15,7 +15,6 @@ tables; this subclass keeps the official state dict (a persistent ``periods``) a
 """
 from typing import Optional, Tuple
 
-import torch
 from timm.layers import RotaryEmbeddingDinoV3, apply_rot_embed
 from torch import Tensor, nn
 
