@@ -101,8 +101,10 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
                               'file is damaged: download (and convert) it again')
     model.load_state_dict({key: state_dict[key] for key in found.loaded}, strict=False)
 
-    report = dict(path=str(path), format=fmt, notes=notes, loaded=sorted(found.loaded),
-                  missing=_group_by_prefix(found.missing),
+    missing = defaultdict(list)  # {'spm': [...], 'interactions': [...], ...}
+    for key in found.missing:
+        missing[key.split('.')[0]].append(key)
+    report = dict(path=str(path), format=fmt, notes=notes, loaded=sorted(found.loaded), missing=dict(missing),
                   unused={key: _unused_reason(key) for key in found.unexpected},
                   dim=int(state_dict[PATCH_KERNEL].shape[0]))
     _log_report(report, found.total, logger)
@@ -191,8 +193,9 @@ def _shape_message(path, mismatched, state_dict, model_state):
 def _mismatch_cause(key, state_dict, model_state):
     ckpt_dim, model_dim = state_dict[PATCH_KERNEL].shape[0], model_state[PATCH_KERNEL].shape[0]
     if ckpt_dim != model_dim:
-        return (f'{_variant(ckpt_dim)} weights (dim {ckpt_dim}) into a {_variant(model_dim)} '
-                f'model (dim {model_dim}): pick the config that matches the checkpoint')
+        ckpt, model = (VARIANTS.get(int(dim), f'ViT with dim {dim}') for dim in (ckpt_dim, model_dim))
+        return (f'{ckpt} weights (dim {ckpt_dim}) into a {model} model (dim {model_dim}): pick the '
+                'config that matches the checkpoint')
     if key == 'pos_embed':
         ckpt_grid = round((state_dict[key].shape[1] - 1) ** 0.5)
         model_grid = round((model_state[key].shape[1] - 1) ** 0.5)
@@ -204,10 +207,6 @@ def _mismatch_cause(key, state_dict, model_state):
     if key == PATCH_KERNEL:
         return 'a different number of input channels'
     return 'the checkpoint was made for another architecture'
-
-
-def _variant(dim):
-    return VARIANTS.get(int(dim), f'ViT with dim {dim}')
 
 
 def _missing_vit_message(path, fmt, missing_vit, state_dict, model_state):
@@ -231,14 +230,6 @@ def _unused_reason(key):
     if re.match(r'blocks\.\d+\.', key):
         return 'a block beyond the model depth'
     return 'not a parameter of this model'
-
-
-def _group_by_prefix(keys):
-    """{'spm': [...], 'interactions': [...], ...}: keys grouped by their first name."""
-    groups = defaultdict(list)
-    for key in keys:
-        groups[key.split('.')[0]].append(key)
-    return dict(groups)
 
 
 def _log_report(report, num_model_tensors, logger):

@@ -93,9 +93,12 @@ def cached_download(url, model_dir=None, timeout=None, progress=False):
     # torch.hub renames its download without an fsync (a power cut could then publish an empty
     # cache file): it writes a temporary name, which becomes the cache file here after an fsync
     tmp = path.with_name(f'.{path.name}.{os.getpid()}@{host_name()}.{uuid.uuid4().hex[:8]}.tmp')
+    # torch.hub's urlopen takes no timeout: its sockets read the process default, set for the
+    # download (sockets that other threads open meanwhile get it too)
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
     try:
-        with _socket_timeout(timeout):
-            torch.hub.download_url_to_file(url, str(tmp), match and match.group(1), progress)
+        torch.hub.download_url_to_file(url, str(tmp), match and match.group(1), progress)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -111,17 +114,7 @@ def cached_download(url, model_dir=None, timeout=None, progress=False):
                                 'MMDET_DINOV2_DOWNLOAD_TIMEOUT to wait longer)') from err
         raise DownloadError(f'cannot download {url}: {reason}') from err
     finally:
+        socket.setdefaulttimeout(previous_timeout)
         tmp.unlink(missing_ok=True)
     return path
 
-
-@contextlib.contextmanager
-def _socket_timeout(seconds):
-    """torch.hub's ``urlopen`` takes no timeout: new sockets read the process default, set here for
-    the download (sockets other threads open meanwhile get it too)."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)

@@ -168,3 +168,19 @@ def test_failed_save_keeps_the_old_file(tmp_path):
         save_state_dict_file({'bad': _FailsToPickle()}, path)
     _assert_same(load_state_dict_file(path), expected)
     assert os.listdir(tmp_path) == ['out.pth']
+
+
+def test_remote_prefixes_are_those_mmengine_reads_off_this_machine():
+    """A path with one of these prefixes is no local file: each reaches one of our remote loaders, and
+    every plain prefix we register is among them."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmdet_dinov2.checkpoints import REMOTE_PREFIXES
+    from mmdet_dinov2.checkpoints.mmengine_schemes import SCHEMES, load_from_local, register
+    register()
+    ours = {loader for _, loader in SCHEMES} - {load_from_local}
+    for prefix in REMOTE_PREFIXES:  # private: mmengine's own choice of loader is what is checked
+        assert CheckpointLoader._get_checkpoint_loader(prefix + 'host/x.pth') in ours, prefix
+    plain = {p for prefixes, _ in SCHEMES[1:] for p in ((prefixes,) if isinstance(prefixes, str) else prefixes)
+             if '(' not in p}
+    assert plain <= set(REMOTE_PREFIXES)

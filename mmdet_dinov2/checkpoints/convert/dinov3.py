@@ -82,26 +82,22 @@ def convert_dinov3(state_dict):
     if not is_dinov3(state_dict):
         raise ValueError('convert_dinov3 expects an official DINOv3 ViT state dict (storage_tokens, '
                          f'rope_embed.periods, ls1.gamma); keys look like {list(state_dict)[:6]}')
-    converted, counts, swiglu = {}, Counter(), {}
+    converted, counts = {}, Counter()
     for key, value in state_dict.items():
         if key == 'mask_token':
             counts['mask_token'] += 1
-            continue
-        m = _SWIGLU.match(key)
-        if m:
-            swiglu[(m.group(1), m.group(2), m.group(3))] = value
-            continue
-        new_key = key.replace('.ls1.gamma', '.gamma1').replace('.ls2.gamma', '.gamma2')
-        if key == 'storage_tokens':
-            new_key = 'register_tokens'
-        counts['ls'] += new_key != key and key != 'storage_tokens'
-        converted[new_key] = value
-    for (prefix, index, kind), value in swiglu.items():
-        if index == '1':
-            converted[f'{prefix}fc1.{kind}'] = torch.cat([value, swiglu[(prefix, '2', kind)]], 0)
-            counts['w12'] += 1
-        elif index == '3':
-            converted[f'{prefix}fc2.{kind}'] = value
+        elif m := _SWIGLU.match(key):
+            prefix, index, kind = m.groups()
+            if index == '1':
+                converted[f'{prefix}fc1.{kind}'] = torch.cat([value, state_dict[f'{prefix}w2.{kind}']])
+                counts['w12'] += 1
+            elif index == '3':
+                converted[f'{prefix}fc2.{kind}'] = value
+        else:
+            new_key = 'register_tokens' if key == 'storage_tokens' else (
+                key.replace('.ls1.gamma', '.gamma1').replace('.ls2.gamma', '.gamma2'))
+            counts['ls'] += new_key != key and key != 'storage_tokens'
+            converted[new_key] = value
     notes = []
     if 'register_tokens' in converted:
         notes.append(f'renamed storage_tokens -> register_tokens {tuple(converted["register_tokens"].shape)}')
@@ -130,26 +126,24 @@ def convert_dinov3_timm(state_dict):
     if not is_dinov3_timm(state_dict):
         raise ValueError("convert_dinov3_timm expects timm's DINOv3 layout (reg_token, gamma_1, no "
                          f'pos_embed); keys look like {list(state_dict)[:6]}')
-    converted, counts, glu, qv = {}, Counter(), {}, {}
+    converted, counts = {}, Counter()
     for key, value in state_dict.items():
         if m := _TIMM_SWIGLU.match(key):
-            glu[(m.group(1), m.group(2), m.group(3))] = value
-            continue
-        if m := _TIMM_QV_BIAS.match(key):
-            qv[(m.group(1), m.group(2))] = value
-            continue
-        new_key = 'register_tokens' if key == 'reg_token' else (
-            key.replace('.gamma_1', '.gamma1').replace('.gamma_2', '.gamma2'))
-        counts['gamma'] += new_key != key and key != 'reg_token'
-        converted[new_key] = value
-    for (prefix, part, kind), value in glu.items():
-        if part == 'g':
-            converted[f'{prefix}fc1.{kind}'] = torch.cat([value, glu[(prefix, 'x', kind)]], 0)
-            counts['glu'] += 1
-    for (prefix, part), value in qv.items():
-        if part == 'q':
-            converted[f'{prefix}qkv.bias'] = torch.cat([value, torch.zeros_like(value), qv[(prefix, 'v')]])
-            counts['qv'] += 1
+            prefix, part, kind = m.groups()
+            if part == 'g':
+                converted[f'{prefix}fc1.{kind}'] = torch.cat([value, state_dict[f'{prefix}fc1_x.{kind}']])
+                counts['glu'] += 1
+        elif m := _TIMM_QV_BIAS.match(key):
+            prefix, part = m.groups()
+            if part == 'q':
+                v_bias = state_dict[f'{prefix}v_bias']
+                converted[f'{prefix}qkv.bias'] = torch.cat([value, torch.zeros_like(value), v_bias])
+                counts['qv'] += 1
+        else:
+            new_key = 'register_tokens' if key == 'reg_token' else (
+                key.replace('.gamma_1', '.gamma1').replace('.gamma_2', '.gamma2'))
+            counts['gamma'] += new_key != key and key != 'reg_token'
+            converted[new_key] = value
     notes = ['renamed reg_token -> register_tokens'] if 'register_tokens' in converted else []
     if counts['gamma']:
         notes.append(f'renamed blocks.*.gamma_1/gamma_2 -> blocks.*.gamma1/gamma2 ({counts["gamma"]} tensors)')
