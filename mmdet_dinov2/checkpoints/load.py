@@ -1,11 +1,5 @@
-"""Load a DINOv2 / DINOv3 / ViT-Adapter checkpoint file into a backbone, and say what happened.
-
-The file is read safely (:mod:`.io`), its layout detected and converted (:mod:`.convert`), the
-result compared with the model (:mod:`.compare`): a file of another family, width, depth or position
-grid is refused with an error naming the file, the tensors and what to do; otherwise it is loaded
-and a report logs what was converted, which model parameters the file lacks and which of its
-entries are unused, and why.
-"""
+"""Load a DINOv2 / DINOv3 / ViT-Adapter checkpoint file into a backbone: read (:mod:`.io`), detect and
+convert (:mod:`.convert`), compare (:mod:`.compare`), refuse with the fix or load and log a report."""
 import re
 from collections import defaultdict
 
@@ -46,10 +40,10 @@ _CONVERTERS = {'dinov3': ('official DINOv3', convert_dinov3),
 def load_backbone_weights(model, path, *, trust=False, logger=None, method='bilinear'):
     """Load a DINOv2 / DINOv3 / converted / ViT-Adapter checkpoint file into a ViT(-Adapter) backbone.
 
-    The file is read safely (:func:`~.io.load_state_dict_file`), its format detected, converted
-    (an official DINOv2 kernel resized to the model's patch size), every shared tensor's shape
-    checked, and the rest loaded with ``strict=False``; a report says what was converted, which
-    model parameters the file lacks and which of its entries are unused, and why.
+    The file is read safely, its format detected and converted (an official DINOv2 kernel resized to
+    the model's patch size), every shared tensor's shape checked, and the rest loaded with
+    ``strict=False``; a report says what was converted, which model parameters the file lacks and
+    which of its entries are unused, and why.
 
     Args:
         model (nn.Module): the backbone, with the ViTAdapter's parameter names.

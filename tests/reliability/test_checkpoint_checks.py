@@ -188,8 +188,9 @@ def test_a_download_is_cached_whole_and_a_failed_one_not_at_all(h, tmp_path):
     data = (served / 'model.pth').read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:8]
     (served / f'model-{digest}.pth').write_bytes(data)
+    (served / 'vit-b.pth').write_bytes(data)  # '-b.' is no hash (torch.hub's own rule reads one)
     with h.serve_folder(served) as url:
-        for name in ('model.pth', f'model-{digest}.pth'):  # the second one's hash is verified
+        for name in ('model.pth', f'model-{digest}.pth', 'vit-b.pth'):  # the 2nd one's hash is verified
             assert torch.equal(load_checkpoint_file(f'{url}/{name}')['w'], torch.ones(2))
         with pytest.raises(DownloadError, match=r'cannot download .*absent\.pth: File not found'):
             load_checkpoint_file(f'{url}/absent.pth')
