@@ -7,7 +7,5 @@
 _base_ = './vit-adapter_dinov2-b.py'
 
 model = dict(backbone=dict(
-    with_cls_token=True,
-    num_register_tokens=4,
-    final_norm=True,
+    with_cls_token=True, num_register_tokens=4, final_norm=True,
     pretrained='pretrained/dinov2_vitb14_reg4_pretrain_14to16.pth'))
