@@ -17,13 +17,14 @@ original ViT-Adapter (mmdet 2.x) load as they are. DINOv2 pretrained files are n
 """
 import argparse
 import glob
+import os
 import os.path as osp
-from collections import Counter
 
 from mmengine.logging import print_log
 
 import mmdet_dinov2  # noqa: F401  (registers the models and the safe checkpoint readers)
 from mmdet.apis import DetInferencer
+from mmdet.apis.det_inferencer import IMG_EXTENSIONS
 from mmdet_dinov2.checkpoints import trusted_checkpoints
 
 GLOB_CHARACTERS = '*?['
@@ -59,25 +60,34 @@ def parse_args(argv=None):
 
 
 def collect_inputs(inputs):
-    """The images INPUTS names: a file or folder as it is (DetInferencer lists a folder's images),
-    a glob pattern expanded, sorted.
+    """The images INPUTS names: a file or URL as it is, a folder's images (not recursive, the
+    suffixes DetInferencer reads) or a glob pattern expanded, sorted.
 
     Raises:
-        FileNotFoundError: nothing by that name, or a pattern that matches no file.
-        ValueError: a pattern matching two images of the same file name (their outputs, named
-            after the file, would overwrite each other).
+        FileNotFoundError: nothing by that name, or a folder or pattern without any image.
+        ValueError: two images whose outputs would overwrite each other: the same file name
+            (drawn images keep it) or the same name without its suffix (``photo.jpg`` and
+            ``photo.png`` both predict into ``preds/photo.json``).
     """
-    if osp.exists(inputs) or inputs.startswith(('http://', 'https://')):
+    if osp.isfile(inputs) or inputs.startswith(('http://', 'https://')):
         return inputs
-    if not any(c in inputs for c in GLOB_CHARACTERS):
+    if osp.isdir(inputs):
+        files = sorted(osp.join(inputs, name) for name in os.listdir(inputs)
+                       if name.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(inputs, name)))
+        if not files:
+            raise FileNotFoundError(f'the folder {inputs} holds no image ({", ".join(IMG_EXTENSIONS)})')
+    elif any(c in inputs for c in GLOB_CHARACTERS):
+        files = sorted(p for p in glob.glob(inputs, recursive=True) if osp.isfile(p))
+        if not files:
+            raise FileNotFoundError(f'the pattern {inputs} matches no file')
+    else:
         raise FileNotFoundError(f'no image or folder {inputs}')
-    files = sorted(p for p in glob.glob(inputs, recursive=True) if osp.isfile(p))
-    if not files:
-        raise FileNotFoundError(f'the pattern {inputs} matches no file')
-    repeated = [name for name, n in Counter(map(osp.basename, files)).items() if n > 1]
-    if repeated:
-        raise ValueError(f'the pattern {inputs} matches several files named {repeated[0]}: their '
-                         'outputs would overwrite each other; run once per folder instead')
+    for key, what in ((osp.basename, 'file name'),
+                      (lambda p: osp.splitext(osp.basename(p))[0], 'name without its suffix')):
+        clashes = [p for p in files if sum(key(q) == key(p) for q in files) > 1]
+        if clashes:
+            raise ValueError(f'{" and ".join(clashes[:2])} have the same {what}: their outputs '
+                             'would overwrite each other; rename one or run once per folder')
     return files
 
 

@@ -84,11 +84,19 @@ def test_image_demo_inputs(tmp_path):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / 'x.png').write_bytes(b'')
     (tmp_path / 'a' / 'y.jpg').write_bytes(b'')
-    assert collect_inputs(str(tmp_path / 'a')) == str(tmp_path / 'a')  # DetInferencer lists it
-    assert collect_inputs(str(tmp_path / 'a' / '*')) == [str(tmp_path / 'a' / n)
-                                                         for n in ('x.png', 'y.jpg')]
-    with pytest.raises(ValueError, match='several files named x.png'):
+    (tmp_path / 'a' / 'notes.txt').write_text('not an image')
+    images = [str(tmp_path / 'a' / n) for n in ('x.png', 'y.jpg')]
+    assert collect_inputs(str(tmp_path / 'a')) == images  # the suffixes DetInferencer reads
+    assert collect_inputs(str(tmp_path / 'a' / '*.*g')) == images
+    with pytest.raises(ValueError, match='x.png and .*x.png have the same file name'):
         collect_inputs(str(tmp_path / '*' / 'x.png'))
+    # photo.jpg and photo.png would both predict into preds/photo.json
+    (tmp_path / 'a' / 'x.jpg').write_bytes(b'')
+    with pytest.raises(ValueError, match='x.jpg and .*x.png have the same name without its suffix'):
+        collect_inputs(str(tmp_path / 'a'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match='holds no image'):
+        collect_inputs(str(tmp_path / 'empty'))
     with pytest.raises(FileNotFoundError, match='matches no file'):
         collect_inputs(str(tmp_path / '*.bmp'))
     with pytest.raises(FileNotFoundError, match='no image or folder'):
