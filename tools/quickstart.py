@@ -233,7 +233,8 @@ def ap_table(metrics):
 
 def train_and_evaluate(cfg):
     """Train (resuming if a checkpoint is there) and return the final validation metrics."""
-    runner = build_runner(cfg)  # as tools/train.py does
+    cfg.lock_work_dir_at_build = True  # as tools/train.py does
+    runner = build_runner(cfg)
     last_val, iter_times = LastValMetrics(), TrainIterTimes()
     runner.register_hook(last_val, priority='LOWEST')
     runner.register_hook(iter_times, priority='HIGHEST')

@@ -96,9 +96,9 @@ def main(argv=None):
         check_pretrained_files(cfg)
     except MissingPretrainedError as err:
         sys.exit(f'error: {err}')
-    runner = build_runner(cfg)
+    cfg.lock_work_dir_at_build = True  # nothing is written into a busy work dir
     try:
-        runner.train()
+        build_runner(cfg).train()
     except (ResumeError, WorkDirLockedError) as err:
         sys.exit(f'error: {err}')
     close_process_group()
