@@ -1,6 +1,7 @@
-"""DINOv3's RoPE through timm equals, bit for bit, the formula written out in ``_tables_by_hand``: float32 throughout, coordinates (cell centre / divisor)
-* 2 - 1 on the row-major grid, perturbed in training by shift, jitter, rescale drawn in that order,
-angles 2 pi * coordinate / period, the d / 4 row angles then the d / 4 column angles, repeated twice.
+"""DINOv3's RoPE through timm equals, bit for bit, the formula written out in ``_tables_by_hand``:
+float32 throughout, coordinates (cell centre / divisor) * 2 - 1 on the row-major grid, perturbed in
+training by shift, jitter, rescale drawn in that order, angles 2 pi * coordinate / period, the d / 4 row
+angles then the d / 4 column angles, repeated twice.
 """
 import itertools
 import math
