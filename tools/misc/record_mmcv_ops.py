@@ -8,6 +8,8 @@ is made with this tool from real runs, not from reading code:
     python tools/misc/record_mmcv_ops.py record --log ops.log -- python tools/misc/record_mmcv_ops.py configs
     python tools/misc/record_mmcv_ops.py write ops.log > tools/lib/mmcv_ops.txt
 
+Run them in a clean clone of the project (tests write there) with .venv's python.
+
 ``record`` runs COMMAND with a ``sitecustomize`` on PYTHONPATH (so every Python process it starts is
 recorded too, subprocesses included) that wraps each function of ``mmcv._ext`` when mmcv loads it;
 the first call of each (op, device) in a process appends "op<TAB>device<TAB>where" to the log.
@@ -155,6 +157,15 @@ TINY_BACKBONE = dict(embed_dim=64, depth=2, num_heads=2, drop_path_rate=0.0, con
                      deform_num_heads=2, interaction_indexes=[[0, 0], [1, 1]], pretrained=None)
 
 
+def _values(cfg, key):
+    """Every value of KEY anywhere in a nested config."""
+    if isinstance(cfg, dict):
+        return [v for k, v in cfg.items() if k == key] + [x for v in cfg.values() for x in _values(v, key)]
+    if isinstance(cfg, (list, tuple)):
+        return [x for v in cfg for x in _values(v, key)]
+    return []
+
+
 def forward_configs(names=None):
     """One training step and one inference of each config (CPU, tiny backbone, SyncBN -> BN)."""
     import numpy as np
@@ -181,7 +192,10 @@ def forward_configs(names=None):
         model = ConfigDict(plain_bn(cfg.model.to_dict()))
         backbone = model.backbone
         if 'Adapter' in backbone.type:
-            backbone.update({k: v for k, v in TINY_BACKBONE.items()})
+            flat = all(isinstance(i, int) for i in backbone.get('interaction_indexes', []))
+            backbone.update(TINY_BACKBONE)
+            if flat:  # one block index per extractor (the frozen adapters)
+                backbone.update(depth=4, interaction_indexes=[0, 1, 2, 3])
             for key in ('window_attn', 'window_size'):
                 if key in backbone:
                     backbone[key] = {'window_attn': [True, False], 'window_size': [4, None]}[key]
@@ -194,6 +208,10 @@ def forward_configs(names=None):
             model.neck.in_channels = [64] * n
         elif backbone.get('init_cfg'):
             backbone.init_cfg = None
+        if 'num_queries' in model:  # DINO: no more queries than the tiny maps have tokens
+            model.num_queries = 20
+            model.dn_cfg.group_cfg.num_dn_queries = 10
+        num_classes = max(_values(model, 'num_classes') or [80])
         try:
             torch.manual_seed(0)
             np.random.seed(0)
@@ -203,13 +221,13 @@ def forward_configs(names=None):
             with_mask = 'mask' in path.stem
             data = detector.data_preprocessor(demo_mm_inputs(
                 batch_size=2, image_shapes=[(3, 64, 96), (3, 96, 64)], num_items=[3, 2],
-                with_mask=with_mask), True)  # 80 classes, as every config here
+                num_classes=num_classes, with_mask=with_mask), True)
             losses = detector(**data, mode='loss')
             sum(v.sum() for k, v in losses.items() if 'loss' in k and torch.is_tensor(v)).backward()
             detector.eval()
             with torch.no_grad():
                 detector.test_step(demo_mm_inputs(batch_size=1, image_shapes=[(3, 64, 96)],
-                                                  with_mask=with_mask))
+                                                  num_classes=num_classes, with_mask=with_mask))
             print(f'ok      {path.relative_to(ROOT)}', flush=True)
         except Exception as e:  # noqa: BLE001  (report every config, then fail)
             failed.append(path)
