@@ -233,3 +233,47 @@ def test_setup_records_the_build_kind_in_the_cache_key():
     trim = subprocess.run(['bash', '-c', f'source {ROOT}/tools/lib/setup_helpers.sh; mmcv_build_kind {sys.executable}'],
                           capture_output=True, text=True, env=env, timeout=60)
     assert trim.stdout.strip() == run_trim('key').stdout.strip() and trim.stdout.startswith('trim-')
+
+
+FAKE_PY = '''#!/usr/bin/env bash
+# python for build_mmcv_wheel: `-m pip wheel ... -w DIR SRC` notes whether SRC was trimmed and writes
+# a wheel; anything else runs the real interpreter
+if [[ "$1 $2 $3" == "-m pip wheel" ]]; then
+    out=""; prev=""
+    for a in "$@"; do [[ "$prev" == -w ]] && out=$a; prev=$a; done
+    src=${@: -1}
+    mkdir -p "$out"
+    if [[ -e "$src/mmcv/ops/csrc/pytorch/mmdet_dinov2_stubs.cpp" ]]; then kind=trimmed; else kind=full; fi
+    echo "$kind $(ls "$src/mmcv/ops/csrc/pytorch" | tr '\\n' ' ')" > "$out/onedl_mmcv-9.9.9-py3-none-any.whl"
+    exit 0
+fi
+exec {real} "$@"
+'''
+
+
+@pytest.mark.parametrize('full', ['0', '1'])
+def test_build_mmcv_wheel_builds_the_trimmed_source_unless_asked_for_all(mini_source, tmp_path, full):
+    root, ops = mini_source
+    (root / 'setup.py').write_text('')
+    sdist = tmp_path / 'onedl_mmcv-9.9.9.tar.gz'
+    subprocess.run(['tar', '-czf', str(sdist), '-C', str(root.parent), root.name], check=True)
+    py = tmp_path / 'python'
+    py.write_text(FAKE_PY.replace('{real}', sys.executable))
+    py.chmod(0o755)
+    # the list of the mini source, in a copy of tools/lib (trim_mmcv.py reads its own folder's list)
+    lib = tmp_path / 'repo' / 'tools' / 'lib'
+    lib.mkdir(parents=True)
+    for name in ('setup_helpers.sh', 'trim_mmcv.py', 'mmcv_cxx.sh'):
+        (lib / name).write_bytes((ROOT / 'tools' / 'lib' / name).read_bytes())
+    (lib / 'mmcv_ops.txt').write_text(ops.read_text())
+    done = subprocess.run(['bash', '-c', f'set -euo pipefail; source {lib}/setup_helpers.sh; setup_traps test; '
+                           f'build_mmcv_wheel {py} {sdist} {tmp_path}/wheels/k {tmp_path}/build.log cpu -'],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, MMCV_FULL_BUILD=full, BUILD_PROGRESS_INTERVAL='0.2'))
+    assert done.returncode == 0, done.stdout + done.stderr
+    built = (tmp_path / 'wheels' / 'k' / 'onedl_mmcv-9.9.9-py3-none-any.whl').read_text()
+    if full == '1':
+        assert built.startswith('full ') and 'roi_pool.cpp' in built and 'every op' in done.stdout
+    else:
+        assert built.startswith('trimmed ') and 'roi_pool.cpp' not in built and 'trimmed (trim-' in done.stdout
+    assert not list((tmp_path / 'wheels').glob('build.*'))  # the build folder is gone
