@@ -25,7 +25,7 @@ from mmengine.logging import print_log
 import mmdet_dinov2  # noqa: F401  (registers the models and the safe checkpoint readers)
 from mmdet.apis import DetInferencer
 from mmdet.apis.det_inferencer import IMG_EXTENSIONS
-from mmdet_dinov2.checkpoints import trusted_checkpoints
+from mmdet_dinov2.checkpoints import is_url, trusted_checkpoints
 
 GLOB_CHARACTERS = '*?['
 
@@ -69,7 +69,7 @@ def collect_inputs(inputs):
             (drawn images keep it) or the same name without its suffix (``photo.jpg`` and
             ``photo.png`` both predict into ``preds/photo.json``).
     """
-    if osp.isfile(inputs) or inputs.startswith(('http://', 'https://')):
+    if osp.isfile(inputs) or is_url(inputs):
         return inputs
     if osp.isdir(inputs):
         files = sorted(osp.join(inputs, name) for name in os.listdir(inputs)

@@ -53,6 +53,9 @@ def tool_options(script):
     """The --options a tool defines: its own argparse, plus the mmdet tool it runs, if any."""
     source = (REPO / script).read_text()
     options = set(re.findall(r"['\"](--[\w-]+)['\"]", source))
+    if 'add_run_arguments(' in source:  # the options tools/train.py and tools/test.py share
+        shared = (REPO / 'mmdet_dinov2' / 'engine' / 'launch.py').read_text()
+        options |= set(re.findall(r"['\"](--[\w-]+)['\"]", shared))
     wrapped = re.search(r"run_mmdet_tool\(\s*['\"]([\w/]+\.py)", source)
     if wrapped:
         import mmdet

@@ -14,14 +14,15 @@ import os
 import os.path as osp
 import tempfile
 
-from mmengine.config import ConfigDict, DictAction
+from mmengine.config import ConfigDict
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.models.test_time_augs import DetTTAModel
 from mmdet.registry import MODELS
 
 from mmdet_dinov2.checkpoints.remote import is_url
-from mmdet_dinov2.engine.launch import build_runner, close_process_group, load_config
+from mmdet_dinov2.engine.launch import (add_run_arguments, build_runner, close_process_group,
+                                        load_config, parse_run_arguments)
 
 # mmdet's PackDetInputs default meta keys
 PACK_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
@@ -45,16 +46,8 @@ def parse_args(argv=None):
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (mmdet\'s DetTTAModel: boxes of the image '
                              'and its flip merged; box AP only, masks are not merged)')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='load checkpoints whose pickle needs more than tensors and plain '
-                             'data (it may run code): only for files you trust')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, KEY=VALUE')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    add_run_arguments(parser)
+    args = parse_run_arguments(parser, argv)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out {args.out}: the predictions are dumped as a pickle, give a .pkl path')
     if args.out is not None:

@@ -11,13 +11,12 @@ convert commands. ``load_from`` weights are read with the safe (weights-only) lo
 """
 import argparse
 import logging
-import os
 import sys
 
-from mmengine.config import DictAction
 from mmengine.logging import print_log
 
-from mmdet_dinov2.engine.launch import build_runner, close_process_group, load_config
+from mmdet_dinov2.engine.launch import (add_run_arguments, build_runner, close_process_group,
+                                        load_config, parse_run_arguments)
 from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
 from mmdet_dinov2.engine.runner import ResumeError
 from mmdet_dinov2.engine.work_dir_lock import WorkDirLockedError
@@ -38,21 +37,12 @@ def parse_args(argv=None):
     resume.add_argument('--resume-if-exists', action='store_true',
                         help='resume from the latest checkpoint in the work dir if there is one, '
                              'else start a new run (for jobs that a cluster may requeue)')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='load checkpoints whose pickle needs more than tensors and plain '
-                             'data (it may run code): only for files you trust')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, KEY=VALUE (e.g. '
-                             'train_dataloader.batch_size=4 model.backbone.with_cp=True)')
+    add_run_arguments(parser, 'override config settings, KEY=VALUE (e.g. '
+                              'train_dataloader.batch_size=4 model.backbone.with_cp=True)')
     parser.add_argument('--vis-backend', choices=sorted(VIS_BACKENDS), action='append', default=[],
                         help='also log to TensorBoard (pip install tensorboard) or Weights & '
                              'Biases (pip install wandb; WANDB_* variables); repeatable')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_run_arguments(parser, argv)
 
 
 VIS_BACKENDS = dict(tensorboard='TensorboardVisBackend', wandb='WandbVisBackend')

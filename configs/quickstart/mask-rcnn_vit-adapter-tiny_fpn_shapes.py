@@ -89,13 +89,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json', classwise=True)
 test_evaluator = val_evaluator
 
-# short schedule: linear warm-up, then cosine decay per iteration. Box / mask AP measured on the
-# 2-core machine with AVX-512 off (tools/quickstart.py, 2 processes unless said): this recipe 60.5 /
-# 53.9 in 511 s (the day before 59.0 / 53.3 in 466 s; natively 60.3 / 55.3 in 448 s); in one process
-# 62.2 / 59.8 in 554 s; 15 epochs 48.1 / 42.9 in 353 s; 160 px with conv_inplane 16 48.5 / 45.0 in
-# 397 s; conv_inplane 16, lr 4e-3, 15 epochs 34.2 / 33.3 (README: the demo's profile); the earlier
-# recipe (2 images an iteration, lr 1e-3, 2x2 RoIAlign samples, one process) 60.5 / 55.6 in about
-# 740 s (its 10-epoch run took 371 s).
+# short schedule: linear warm-up, then cosine decay per iteration (AP and time: docs/benchmarks.md)
 max_epochs = 20  # 1500 iterations of 4 images
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 param_scheduler = [

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -20,6 +20,25 @@ from mmdet.registry import RUNNERS
 
 
 SYNC_BN_TYPES = ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN')
+
+
+def add_run_arguments(parser, cfg_options_help='override config settings, KEY=VALUE'):
+    """The arguments tools/train.py and tools/test.py share: --trust-checkpoint, --cfg-options,
+    --launcher and --local_rank (the last as torch.distributed.launch passes it)."""
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load checkpoints whose pickle needs more than tensors and plain '
+                             'data (it may run code): only for files you trust')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=cfg_options_help)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_run_arguments(parser, argv=None):
+    """``parser.parse_args(argv)``, with LOCAL_RANK set from --local_rank unless already set."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(config, work_dir=None, cfg_options=None, launcher='none'):

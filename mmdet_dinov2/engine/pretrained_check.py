@@ -7,10 +7,11 @@ so the check also covers tools/dist_train.sh and tools/slurm_train.sh.
 import re
 from pathlib import Path
 
+from ..checkpoints import REMOTE_PREFIXES
+
 DOWNLOAD_ROOT = 'https://dl.fbaipublicfiles.com/dinov2'
 # dinov2_vits14_pretrain.pth, dinov2_vitg14_reg4_pretrain_14to16.pth, ...
 DINOV2_FILE = re.compile(r'(?P<arch>dinov2_vit[sblg]14)(?P<reg>_reg4)?_pretrain(?P<converted>_14to16)?')
-REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'torchvision://', 'open-mmlab://', 'mmcls://')
 
 
 class MissingPretrainedError(FileNotFoundError):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmdet_dinov2.models.layers.linear import RECOMPUTE_MIN_NUMEL, act_linear, linear
+from mmdet_dinov2.models.layers.linear import RECOMPUTE_MIN_NUMEL, act_linear, onednn_linear
 
 
 def _case(dtype=torch.float32):
@@ -26,7 +26,7 @@ def _run(fn, h, weight, bias):
 def test_act_linear_on_cuda_equals_linear_of_gelu_and_stores_less(autocast, no_tf32, relative_error, saved_bytes):
     h, weight, bias = _case(autocast or torch.float32)
     ours = lambda *a: act_linear(a[0], F.gelu, *a[1:])  # noqa: E731
-    plain = lambda *a: linear(F.gelu(a[0]), *a[1:])  # noqa: E731
+    plain = lambda *a: onednn_linear(F.gelu(a[0]), *a[1:])  # noqa: E731
     with torch.autocast('cuda', dtype=autocast or torch.float16, enabled=autocast is not None):
         got, want = _run(ours, h, weight, bias), _run(plain, h, weight, bias)
         saved_ours = saved_bytes(lambda: ours(h, weight, bias))

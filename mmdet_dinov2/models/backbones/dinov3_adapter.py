@@ -10,7 +10,7 @@ outputs (the trainable ViTAdapter adds its last tokens to all four instead).
 
 The official module's state dict (``backbone.*`` in DINOv3's names, ``spm.*``, ``interactions.*``,
 ``up.*``, ``norm1..4.*``, ``level_embed``) loads with ``load_state_dict(strict=True)``: a pre-hook
-renames its ViT part as :func:`~mmdet_dinov2.checkpoints.dinov3.convert_dinov3` does and drops
+renames its ViT part as :func:`~mmdet_dinov2.checkpoints.convert.dinov3.convert_dinov3` does and drops
 ``mask_token`` / ``local_cls_norm`` (pretraining only, no effect on the output).
 """
 from typing import Optional, Sequence, Tuple
