@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.setup-stamp
 
 # .venv is (re)built when missing or older than what defines it.
 setup: $(STAMP)
-$(STAMP): requirements.txt requirements.lock pyproject.toml tools/setup_env.sh tools/lib/setup_helpers.sh
+$(STAMP): requirements.txt requirements.lock pyproject.toml tools/setup_env.sh tools/lib/setup_helpers.sh \
+		tools/lib/trim_mmcv.py tools/lib/mmcv_ops.txt
 	bash tools/setup_env.sh
 
 # The main job: generate the shapes dataset, train, evaluate and draw a ViT-Adapter Mask R-CNN on CPU.
