@@ -211,7 +211,9 @@ def copy_of_setup(tmp_path):
 
 
 def run_setup(root, timeout=120, **env):
-    full_env = {k: v for k, v in os.environ.items() if k not in ('TORCH', 'VIRTUAL_ENV')}
+    # none of the caller's setup settings (CI points the caches elsewhere): only what a test gives
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ('TORCH', 'VIRTUAL_ENV', 'MMDET_DINOV2_CACHE', 'PIP_CACHE_DIR', 'UV_CACHE_DIR')}
     full_env.update(env)
     return subprocess.run([BASH, str(root / 'tools' / 'setup_env.sh')], capture_output=True,
                           text=True, env=full_env, timeout=timeout)
@@ -289,13 +291,30 @@ def alive(pid):
 
 @pytest.mark.parametrize('how', ['error', signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_the_background_build_is_gone_when_setup_ends(tmp_path, how):
-    pids = tmp_path / 'pids'
     script = (f'setup_traps setup\nstep "build onedl-mmcv" "read the log"\n'
-              f'start_build {tmp_path}/build.log {sys.executable} -c "$TREE" {pids}\n'
+              f'start_build {tmp_path}/build.log {sys.executable} -c "$TREE" {tmp_path}/pids\n'
               + ('sleep 2; false\n' if how == 'error' else f'watch_build $BUILD_PID {tmp_path}/build.log 1\n'))
+    # SIGINT as a terminal's shell has it: a shell started with it ignored (a background job's
+    # child, as pytest may be) cannot trap it
     shell = subprocess.Popen([BASH, '-c', f'set -euo pipefail; source {REPO}/tools/lib/setup_helpers.sh\n'
                               + script], env=dict(os.environ, TREE=TREE_BUILD),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        check_the_build_stops(shell, how, tmp_path / 'pids')
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.communicate()
+        leader = (tmp_path / 'pids').read_text().split()[:1] if (tmp_path / 'pids').exists() else []
+        for pid in leader:  # the build's group (start_build's setsid): nothing outlives a failure
+            try:
+                os.killpg(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def check_the_build_stops(shell, how, pids):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 3):
         time.sleep(0.1)
