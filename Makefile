@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test clean-venv lock offline-check
+.PHONY: setup demo test lint clean-venv lock offline-check
 
 # .venv is (re)built when missing or older than what defines it.
 setup: $(STAMP)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 # The whole test suite.
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# ruff's lint (pyproject.toml [tool.ruff]); CI runs it after the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Not part of `test`: tools/gpu/'s offline install, end to end on this CPU (wheelhouse, a node-like venv,
 # install with pip --no-index, check.sh --cpu). The first run compiles mmcv's CPU ops (minutes); the
