@@ -1,10 +1,8 @@
 """Reading and writing checkpoint files without running code hidden in them.
 
-A ``.pth`` file is a pickle: loading it with ``weights_only=False`` can run any code its author
-wrote. Files here are read with ``torch.load(weights_only=True)`` and an allow-list that admits
-what mmengine/mmdet checkpoints legitimately hold (``HistoryBuffer``, numpy arrays and scalars);
-a file that needs anything else is refused with :class:`UnsafeCheckpointError` unless the caller
-says the file is trusted.
+A ``.pth`` file is a pickle, which ``weights_only=False`` lets run any code. Files are read with
+``torch.load(weights_only=True)`` and the allow-list of :mod:`.allowlist`; a file that needs more is
+refused with :class:`UnsafeCheckpointError` unless trusted (:mod:`.trust`).
 """
 import errno
 import os
@@ -19,14 +17,10 @@ from .allowlist import RefusedLookupError, exactly_these_globals, safe_globals
 from .remote import fetch_url, is_url
 from .trust import checkpoints_trusted
 
-__all__ = ['CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
-           'load_state_dict_file', 'save_state_dict_file']
-
-# The wrappers that training frameworks put around a state dict, in the order they are unwrapped.
+# the wrappers training frameworks put around a state dict, in the order they are unwrapped
 WRAPPER_KEYS = ('state_dict', 'model', 'module')
-# A global named in torch's weights-only refusal: `module.name` (a truncated file gives garbage).
+# what torch's weights-only refusals name: a GLOBAL `module.name`, a type built or a function called
 _GLOBAL_IN_MESSAGE = re.compile(r'GLOBAL ([A-Za-z_][\w.]*\.[A-Za-z_]\w*)')
-# the weights-only unpickler's other refusals: building or calling a type/function not allowed
 _REFUSED_IN_MESSAGE = re.compile(
     r"(?:Can only (?:build|create new object)[^\n]*but got <class '([\w.]+)'>"
     r"|unrecognized function <(?:function|built-in function|class) '?([\w.]+))")
@@ -37,13 +31,7 @@ class CheckpointError(ValueError):
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint whose pickle needs a global outside the allow-list: loading it may run code.
-
-    Args:
-        path (str): the file.
-        global_names (list[str]): the offending globals, as ``module.name``.
-        detail (str): what exactly was refused, when more than a global's name tells it.
-    """
+    """A checkpoint whose pickle needs ``global_names`` (``module.name``) outside the allow-list."""
 
     def __init__(self, path, global_names, detail=''):
         self.path = str(path)
@@ -57,43 +45,34 @@ class UnsafeCheckpointError(CheckpointError):
 
 
 def load_state_dict_file(path, *, trust=False):
-    """Read a state dict from a ``.pth``/``.pt`` or ``.safetensors`` file, safely.
-
-    Wrapped checkpoints (mmengine/mmdet ``{'meta', 'state_dict', ...}``, ``{'model': ...}``) are
-    unwrapped, and a ``module.`` prefix that DataParallel leaves on every key is removed.
-
-    Args:
-        path (str | Path): the checkpoint file.
-        trust (bool): load with ``weights_only=False``: only for a file you trust, since its
-            pickle may run code.
+    """The state dict of a ``.pth``/``.pt``/``.safetensors`` file, read as
+    :func:`load_checkpoint_file` does, unwrapped from ``{'state_dict': ...}``/``{'model': ...}``
+    and without DataParallel's ``module.`` prefix.
 
     Returns:
-        dict[str, Tensor]: the state dict, on the CPU.
+        dict[str, Tensor]: on the CPU.
 
     Raises:
         FileNotFoundError: no such file.
-        UnsafeCheckpointError: the pickle needs a global outside the allow-list (and not trust).
+        UnsafeCheckpointError: the pickle needs a global outside the allow-list (and not trusted).
         CheckpointError: empty, truncated or corrupt file, or content that is no state dict.
     """
     return _unwrap(load_checkpoint_file(path, trust=trust), path)
 
 
 def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
-    """Read a whole checkpoint object (meta, optimizer, ... kept) from a path or a binary buffer.
+    """A whole checkpoint object (meta, optimizer, ... kept), read safely.
 
     Args:
         file (str | PathLike | file-like): a ``.pth``/``.pt``/``.safetensors`` path, an
-            ``http(s)://`` URL (downloaded once, see :func:`~.remote.fetch_url`), or an open binary
-            buffer holding a ``torch.save`` pickle (what mmengine's remote backends give).
-        trust (bool): load with ``weights_only=False``: only for a file you trust. Also on when
-            the caller runs inside :func:`~mmdet_dinov2.checkpoints.trusted_checkpoints`.
+            ``http(s)://`` URL (downloaded once, :func:`~.remote.fetch_url`), or a binary buffer
+            holding a ``torch.save`` pickle (what mmengine's remote backends give).
+        trust (bool): load with ``weights_only=False``, only for a file you trust; also on inside
+            :func:`~.trust.trusted_checkpoints`.
         map_location: as :func:`torch.load` (``.safetensors``: a device).
 
-    Returns:
-        object: what was saved, tensors on ``map_location``.
-
     Raises:
-        FileNotFoundError, UnsafeCheckpointError, CheckpointError: as :func:`load_state_dict_file`.
+        as :func:`load_state_dict_file`.
     """
     name = None
     if is_url(file):
@@ -111,7 +90,6 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
 
 
 def _check_is_file(path):
-    """Raise a precise error when ``path`` is not a regular, readable file."""
     try:
         path.stat()
     except OSError as err:
@@ -131,7 +109,7 @@ def _check_is_file(path):
         raise CheckpointError(f'checkpoint path {path} is not a regular file')
 
 
-def _load_safetensors(path, device='cpu'):
+def _load_safetensors(path, device):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     try:
@@ -141,8 +119,7 @@ def _load_safetensors(path, device='cpu'):
             f'cannot read {path} as safetensors (truncated or corrupt?): {err}') from err
 
 
-def _load_pickle(file, trust, map_location='cpu', name=None):
-    """``torch.load`` of a path or buffer, weights-only with :func:`safe_globals` unless trusted."""
+def _load_pickle(file, trust, map_location, name):
     if name is None:
         name = file if isinstance(file, (str, os.PathLike)) else getattr(file, 'name', '<buffer>')
     start = None if isinstance(file, (str, os.PathLike)) else file.tell()
@@ -151,40 +128,36 @@ def _load_pickle(file, trust, map_location='cpu', name=None):
         with exactly_these_globals(allowed):
             return torch.load(file, map_location=map_location, weights_only=not trust)
     except Exception as err:  # torch raises many types for bad files; each is reported below
+        message = str(err)
         if not trust:
-            message = str(err)
             if RefusedLookupError.marker in message:
                 detail = message[message.index(RefusedLookupError.marker):].splitlines()[0]
                 raise UnsafeCheckpointError(name, ['builtins.getattr'], detail) from None
             if start is not None:
                 file.seek(start)
-            unsafe = _unsafe_globals(file, err, allowed)
+            unsafe = _unsafe_globals(file, message, allowed)
             if unsafe:
                 raise UnsafeCheckpointError(name, unsafe) from None
+        first = next((line.strip()[:300] for line in message.splitlines() if line.strip()), repr(err))
         raise CheckpointError(
             f'cannot read {name} as a PyTorch checkpoint (truncated, corrupt, or not a '
-            f'checkpoint): {type(err).__name__}: {_first_line(err)}') from err
+            f'checkpoint): {type(err).__name__}: {first}') from err
 
 
-def _unsafe_globals(file, err, allowed):
+def _unsafe_globals(file, message, allowed):
     """The globals that made a weights-only load fail, or [] when it failed for another reason."""
-    if 'Weights only load failed' not in str(err):
+    if 'Weights only load failed' not in message:
         return []
-    try:  # a zip checkpoint can be scanned statically, without unpickling anything
+    try:  # a zip checkpoint can be scanned without unpickling anything
         with exactly_these_globals(allowed):
             found = torch.serialization.get_unsafe_globals_in_checkpoint(file)
         if found:
             return sorted(found)
     except (ValueError, RuntimeError):  # legacy (non-zip) format or unreadable zip
         pass
-    named = set(_GLOBAL_IN_MESSAGE.findall(str(err)))
-    named |= {name for match in _REFUSED_IN_MESSAGE.findall(str(err)) for name in match if name}
+    named = set(_GLOBAL_IN_MESSAGE.findall(message))
+    named |= {name for match in _REFUSED_IN_MESSAGE.findall(message) for name in match if name}
     return sorted(named)
-
-
-def _first_line(err):
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0][:300] if lines else repr(err)
 
 
 def _unwrap(obj, path):
@@ -210,16 +183,9 @@ def _unwrap(obj, path):
 
 
 def save_state_dict_file(obj, path):
-    """Write ``obj`` to ``path`` atomically (:func:`~mmdet_dinov2.utils.atomic_open`).
-
-    A crash or a full disk leaves either the old file or none, never a truncated one.
-    ``.safetensors`` paths are written with safetensors (``obj`` must be a flat tensor dict),
-    others with ``torch.save``.
-
-    Args:
-        obj (dict): what to save, usually a state dict.
-        path (str | Path): the destination; its folder is created when missing.
-    """
+    """Write ``obj`` (a flat tensor dict for ``.safetensors``, else anything ``torch.save`` takes)
+    to ``path`` atomically (:func:`~mmdet_dinov2.utils.atomic_open`): a crash leaves the old file
+    or none, never a truncated one."""
     with atomic_open(path, 'wb') as f:
         if Path(path).suffix == '.safetensors':
             from safetensors.torch import save

@@ -1,5 +1,5 @@
-"""Load a DINOv2 / DINOv3 / ViT-Adapter checkpoint file into a backbone: read (:mod:`.io`), detect and
-convert (:mod:`.convert`), compare (:mod:`.compare`), refuse with the fix or load and log a report."""
+"""Load a DINOv2 / DINOv3 / ViT-Adapter checkpoint file into a backbone: read, detect and convert,
+compare, then refuse with the fix or load and log a report."""
 import re
 from collections import defaultdict
 
@@ -11,8 +11,6 @@ from .convert.dinov2 import (DETECTOR_PREFIX, PATCH_KERNEL, convert_dinov2, dete
 from .convert.dinov3 import (DINOV3_FORMATS, convert_dinov3, convert_dinov3_adapter,
                              convert_dinov3_timm, dinov3_variant, fill_timm_gaps)
 from .io import CheckpointError, load_state_dict_file
-
-__all__ = ['config_to_use', 'load_backbone_weights']
 
 # Parameters of the plain ViT: a DINOv2 / DINOv3 file must provide all those the model has.
 VIT_PREFIXES = ('patch_embed.', 'pos_embed', 'blocks.', 'cls_token', 'register_tokens', 'rope_embed.',
@@ -38,31 +36,24 @@ _CONVERTERS = {'dinov3': ('official DINOv3', convert_dinov3),
 
 
 def load_backbone_weights(model, path, *, trust=False, logger=None, method='bilinear'):
-    """Load a DINOv2 / DINOv3 / converted / ViT-Adapter checkpoint file into a ViT(-Adapter) backbone.
-
-    The file is read safely, its format detected and converted (an official DINOv2 kernel resized to
-    the model's patch size), every shared tensor's shape checked, and the rest loaded with
-    ``strict=False``; a report says what was converted, which model parameters the file lacks and
-    which of its entries are unused, and why.
+    """Load a DINOv2 / DINOv3 / converted / ViT-Adapter checkpoint file into a ViT(-Adapter) backbone:
+    read safely, converted, every shared shape checked, the rest loaded with ``strict=False``, and
+    a report logged (conversions, what the file lacks, which entries are unused and why).
 
     Args:
         model (nn.Module): the backbone, with the ViTAdapter's parameter names.
-        path (str | Path): the checkpoint file.
-        trust (bool): allow a pickle that needs globals outside the safe allow-list.
-        logger (logging.Logger, optional): where the report goes; mmengine's current MMLogger
-            by default.
-        method (str): how a patch kernel of another size is resized, see
-            :func:`~.convert.dinov2.resample_patch_embed_kernel`.
+        trust (bool): allow a pickle that needs globals outside the allow-list.
+        logger (logging.Logger, optional): default mmengine's current MMLogger.
+        method (str): how a patch kernel of another size is resized
+            (:func:`~.convert.dinov2.resample_patch_embed_kernel`).
 
     Returns:
-        dict: ``path``, ``format``, ``notes`` (conversions), ``loaded`` (keys), ``missing``
-        (model keys absent from the file, grouped by prefix), ``unused`` (file key -> reason),
-        ``dim`` (the file's embedding width).
+        dict: ``path``, ``format``, ``notes`` (conversions), ``loaded`` (keys), ``missing`` (model
+        keys absent from the file, by prefix), ``unused`` (file key -> reason), ``dim`` (width).
 
     Raises:
-        ValueError: a shape differs (e.g. ViT-S weights into a ViT-B model), the file is no
-            DINOv2/DINOv3/ViT-Adapter checkpoint or belongs to another config, or it lacks ViT
-            parameters the model has.
+        ValueError: a shape differs, the file is no DINOv2/DINOv3/ViT-Adapter checkpoint or is for
+            another config, or it lacks ViT parameters the model has.
         CheckpointError: the file cannot be read, or a tensor to load holds NaN or inf.
     """
     logger = logger or MMLogger.get_current_instance()

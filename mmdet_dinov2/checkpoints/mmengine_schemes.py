@@ -1,13 +1,10 @@
 """Every checkpoint mmengine loads is read by :func:`~mmdet_dinov2.checkpoints.load_checkpoint_file`.
 
-mmengine reads checkpoints (``load_checkpoint``, ``Runner(load_from=...)``, ``resume``,
-``init_cfg=dict(type='Pretrained')``) through :class:`~mmengine.runner.CheckpointLoader`, which
-picks a loader by the path's prefix. Its own loaders fall back to ``torch.load(weights_only=False)``
-when the safe load fails (a pickle payload then runs) and cache URLs by file name without a timeout.
-:func:`register` replaces the loader of every prefix mmengine knows, through its public
-``CheckpointLoader.register_scheme(..., force=True)``; it runs when ``mmdet_dinov2`` is imported.
-Model-zoo names (``torchvision://``, ``open-mmlab://``, ``mmcls://``) are resolved with mmengine's
-own tables and then downloaded like any URL; ``pavi://`` is refused (no safe reader for it here).
+mmengine picks a checkpoint loader by the path's prefix (:class:`~mmengine.runner.CheckpointLoader`);
+its own loaders fall back to ``torch.load(weights_only=False)`` when the safe load fails and cache
+URLs by file name without a timeout. :func:`register` (run when ``mmdet_dinov2`` is imported)
+replaces the loader of every prefix mmengine knows through the public ``register_scheme``.
+Model-zoo names resolve through mmengine's tables; ``pavi://`` is refused (no safe reader).
 """
 import io
 import os
@@ -21,8 +18,6 @@ from mmengine.runner.checkpoint import (CheckpointLoader, get_deprecated_model_n
 
 from .io import load_checkpoint_file
 from .remote import URL_PREFIXES
-
-__all__ = ['SCHEMES', 'register']
 
 
 def load_from_local(filename, map_location=None):
@@ -47,14 +42,11 @@ def load_from_pavi(filename, map_location=None):
 
 
 def load_from_torchvision(filename, map_location=None):
-    name = filename.split('://', 1)[1]
-    return load_from_http(_zoo_url(get_torchvision_models(), name, filename), map_location)
+    return load_from_http(_zoo_url(get_torchvision_models(), filename), map_location)
 
 
 def load_from_openmmlab(filename, map_location=None):
-    name = filename.split('://', 1)[1]
-    name = get_deprecated_model_names().get(name, name)
-    url = _zoo_url(get_external_models(), name, filename)
+    url = _zoo_url(get_external_models(), filename, get_deprecated_model_names())
     if url.startswith(URL_PREFIXES):
         return load_from_http(url, map_location)
     home = os.path.expanduser(os.getenv('MMENGINE_HOME', os.path.join(
@@ -63,15 +55,16 @@ def load_from_openmmlab(filename, map_location=None):
 
 
 def load_from_mmcls(filename, map_location=None):
-    name = filename.split('://', 1)[1]
-    checkpoint = load_from_http(_zoo_url(get_mmcls_models(), name, filename), map_location)
+    checkpoint = load_from_http(_zoo_url(get_mmcls_models(), filename), map_location)
     state_dict = checkpoint.get('state_dict', checkpoint)
     return dict(state_dict=OrderedDict((key[len('backbone.'):], value)
                                        for key, value in state_dict.items()
                                        if key.startswith('backbone.')))
 
 
-def _zoo_url(table, name, filename):
+def _zoo_url(table, filename, renamed=None):
+    name = filename.split('://', 1)[1]
+    name = (renamed or {}).get(name, name)
     if name not in table:
         raise KeyError(f'{filename}: no model named {name!r} in mmengine\'s model table')
     return table[name]

@@ -1,15 +1,10 @@
 """Official DINOv2 state dicts -> the ViTAdapter's names and patch size, and which layout a file has.
 
-Pure functions: state dict in, state dict (and notes) out.
-
-Official DINOv2 hub files (``dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth``) hold ``cls_token``
-(1, 1, D), ``pos_embed`` (1, 1 + 37 * 37, D), ``mask_token`` (1, D), ``register_tokens``
-(1, 4, D) for reg4, ``patch_embed.proj`` with a 14x14 kernel, ``blocks.N.{norm1, attn.qkv,
-attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2 | mlp.w12, mlp.w3 (ViT-g, SwiGLU), ls2.gamma}`` and
-the final ``norm``. Converting them follows the original ViT-Adapter's ``convert_14to16.py``: the
-14x14 kernel is resized to 16x16, ``ls1/ls2.gamma`` become ``gamma1/gamma2``, ``mask_token`` is
-dropped; the SwiGLU weights take timm's ``GluMlp`` names ``mlp.fc1/fc2``. The original
-ViT-Adapter's own checkpoints already use these names; a detector's keep them under ``backbone.``.
+Official hub files (``dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth``) hold ``cls_token``, ``pos_embed``
+(1, 1 + 37 * 37, D), ``mask_token``, ``register_tokens`` (reg4), a 14x14 ``patch_embed.proj``,
+``blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1/fc2 | mlp.w12/w3 (ViT-g SwiGLU),
+ls2.gamma}`` and ``norm``. The conversion follows the original ViT-Adapter's ``convert_14to16.py``;
+the SwiGLU weights take timm's ``GluMlp`` names. ViT-Adapter checkpoints already use these names.
 """
 import re
 from collections import Counter
@@ -18,9 +13,6 @@ import torch.nn.functional as F
 from timm.layers import resample_patch_embed
 
 from .dinov3 import is_dinov3, is_dinov3_adapter, is_dinov3_convnext, is_dinov3_timm
-
-__all__ = ['RESAMPLE_METHODS', 'DETECTOR_PREFIX', 'PATCH_KERNEL', 'detect_format', 'strip_prefix',
-           'resample_patch_embed_kernel', 'resample_note', 'convert_dinov2']
 
 RESAMPLE_METHODS = ('bilinear', 'pinv')
 DETECTOR_PREFIX = 'backbone.'
@@ -45,17 +37,14 @@ def detect_format(state_dict):
     """Name the layout of a state dict.
 
     Returns:
-        str: ``'dinov2'`` (an official DINOv2 file, 14x14 kernel, ``ls1.gamma``), ``'dinov3'``
-        (an official DINOv3 ViT file: ``storage_tokens``, ``rope_embed.periods``), ``'dinov3_timm'``
-        (timm's ``vit_*_patch16_dinov3``), ``'dinov3_adapter'`` (the official DINOv3_Adapter:
-        ViT under ``backbone.``, adapter beside it), ``'dinov2_converted'`` (a plain ViT in the
-        ViTAdapter's names, e.g. the output of ``tools/convert_14to16.py``),
-        ``'vit_adapter_detector'`` (a whole detector, backbone under ``backbone.``) or
+        str: ``'dinov2'`` (official DINOv2), ``'dinov3'`` (official DINOv3 ViT), ``'dinov3_timm'``
+        (timm's ``vit_*_patch16_dinov3``), ``'dinov3_adapter'`` (the official DINOv3_Adapter),
+        ``'dinov2_converted'`` (a plain ViT in our names, e.g. from ``tools/convert_14to16.py``),
+        ``'vit_adapter_detector'`` (a detector, backbone under ``backbone.``) or
         ``'vit_adapter_backbone'`` (ViT + adapter).
 
     Raises:
-        ValueError: the state dict is no DINOv2/DINOv3/ViT-Adapter checkpoint (e.g. a ResNet, or
-            DINOv3's ConvNeXt).
+        ValueError: no DINOv2/DINOv3/ViT-Adapter checkpoint (e.g. a ResNet or DINOv3's ConvNeXt).
     """
     keys = list(state_dict)
     if is_dinov3_adapter(state_dict):
@@ -104,12 +93,10 @@ def resample_patch_embed_kernel(weight, patch_size, method='bilinear'):
     """Resize a patch-embedding kernel (D, C, k, k) -> (D, C, p, p).
 
     Args:
-        weight (Tensor): the kernel, (D, C, k, k).
-        patch_size (int | tuple[int, int]): the new kernel size p.
-        method (str): ``'bilinear'``: ``F.interpolate`` (bilinear, ``align_corners=False``) as the
-            original ViT-Adapter does; ``'pinv'``: FlexiViT's pseudo-inverse resize (timm's
-            ``resample_patch_embed``), which keeps the patch embedding of a bilinearly upsampled
-            image equal to the old kernel's on the original image.
+        patch_size (int | tuple[int, int]): p.
+        method (str): ``'bilinear'`` (``F.interpolate``, as the original ViT-Adapter) or ``'pinv'``
+            (FlexiViT's pseudo-inverse, timm's ``resample_patch_embed``: the embedding of a
+            bilinearly upsampled image equals the old kernel's on the original).
     """
     size = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
     if method not in RESAMPLE_METHODS:
@@ -132,17 +119,12 @@ def resample_note(old, new, method):
 
 
 def convert_dinov2(state_dict, patch_size=16, method='bilinear'):
-    """Convert an official DINOv2 state dict to the ViTAdapter's names and patch size.
-
-    Args:
-        state_dict (dict): an official DINOv2 state dict (S/B/L/g, with or without registers).
-        patch_size (int): the model's patch size; the 14x14 kernel is resized to it.
-        method (str): how the kernel is resized, see :func:`resample_patch_embed_kernel`.
+    """Convert an official DINOv2 state dict (S/B/L/g, reg4 or not) to the ViTAdapter's names,
+    its 14x14 kernel resized to ``patch_size`` by ``method`` (:func:`resample_patch_embed_kernel`).
 
     Returns:
-        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
-        ``cls_token``, ``norm.*`` and ``register_tokens`` are kept (the original converter keeps
-        them); :func:`~mmdet_dinov2.checkpoints.load_backbone_weights` reports them as unused.
+        tuple[dict, list[str]]: the state dict and one line per conversion applied. ``cls_token``,
+        ``norm.*`` and ``register_tokens`` are kept, as the original converter does.
     """
     fmt = detect_format(state_dict)
     if fmt != 'dinov2':

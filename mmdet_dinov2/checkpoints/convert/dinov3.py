@@ -1,27 +1,18 @@
 """Official DINOv3 ViT state dicts (and timm's ``vit_*_patch16_dinov3``) -> the ViT's parameter names.
 
-Pure functions: state dict in, state dict and notes out.
-:func:`~mmdet_dinov2.checkpoints.load_backbone_weights` detects the format and calls them.
-
 Official hub files (``dinov3_vit{s16, s16plus, b16, l16, h16plus, 7b16}_pretrain_*.pth``) hold
-``cls_token`` (1, 1, D), ``storage_tokens`` (1, 4, D), ``mask_token`` (1, D), ``rope_embed.periods``
-(D / heads / 4), ``patch_embed.proj`` (16x16 kernel), ``blocks.N.{norm1, attn.qkv.{weight, bias,
-bias_mask}, attn.proj, ls1.gamma, norm2, mlp.fc1/fc2 | mlp.w1/w2/w3 (SwiGLU), ls2.gamma}``, the final
-``norm`` and, for 7B and the satellite ViT-L, ``local_cls_norm`` (pretraining's local crops only).
-The 7B has no qkv bias (and so no ``bias_mask``).
-
-timm's files name the storage tokens ``reg_token``, layer scale ``gamma_1/gamma_2``, the SwiGLU
-inputs ``mlp.fc1_g`` (gate, DINOv3's w1) and ``mlp.fc1_x`` (w2), split the qkv bias into ``attn.q_bias``
-and ``attn.v_bias`` (or drop it) and store neither the RoPE periods nor the bias mask.
+``cls_token``, ``storage_tokens`` (1, 4, D), ``mask_token``, ``rope_embed.periods``, a 16x16
+``patch_embed.proj``, ``blocks.N.{norm1, attn.qkv.{weight, bias, bias_mask}, attn.proj, ls1.gamma,
+norm2, mlp.fc1/fc2 | mlp.w1/w2/w3 (SwiGLU), ls2.gamma}``, ``norm`` and, for 7B and the satellite
+ViT-L, ``local_cls_norm``; the 7B has no qkv bias. timm's files name the storage tokens
+``reg_token``, layer scale ``gamma_1/2``, the SwiGLU inputs ``mlp.fc1_g`` (gate, w1) and
+``mlp.fc1_x`` (w2), split the qkv bias into ``attn.q_bias``/``v_bias`` (or drop it) and store
+neither the RoPE periods nor the bias mask.
 """
 import re
 from collections import Counter
 
 import torch
-
-__all__ = ['DINOV3_FORMATS', 'DINOV3_VARIANTS', 'is_dinov3', 'is_dinov3_timm', 'is_dinov3_convnext',
-           'is_dinov3_adapter', 'convert_dinov3', 'convert_dinov3_timm', 'convert_dinov3_adapter',
-           'fill_timm_gaps', 'dinov3_variant']
 
 DINOV3_FORMATS = ('dinov3', 'dinov3_timm', 'dinov3_adapter')
 ADAPTER_BACKBONE = 'backbone.'  # the official DINOv3_Adapter keeps its ViT as .backbone
@@ -69,15 +60,13 @@ def dinov3_variant(state_dict) -> str:
 
 
 def convert_dinov3(state_dict):
-    """Convert an official DINOv3 ViT state dict to the ViT's names.
-
-    ``storage_tokens`` -> ``register_tokens``; ``ls1/ls2.gamma`` -> ``gamma1/gamma2``; SwiGLU
-    ``mlp.w1`` and ``mlp.w2`` stacked into ``mlp.fc1`` (its output halves are the gate and the value),
-    ``mlp.w3`` -> ``mlp.fc2``; ``mask_token`` dropped; ``rope_embed.periods``, ``attn.qkv.bias_mask``,
-    ``norm`` kept under their own names; ``local_cls_norm`` kept for the load report to explain.
+    """Convert an official DINOv3 ViT state dict to the ViT's names: ``storage_tokens`` ->
+    ``register_tokens``, ``ls1/ls2.gamma`` -> ``gamma1/gamma2``, SwiGLU ``mlp.w1`` and ``w2`` stacked
+    into ``mlp.fc1`` (gate half first), ``mlp.w3`` -> ``mlp.fc2``, ``mask_token`` dropped; the rest
+    keeps its name (``local_cls_norm`` too, for the load report to explain).
 
     Returns:
-        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+        tuple[dict, list[str]]: the state dict and one line per conversion applied.
     """
     if not is_dinov3(state_dict):
         raise ValueError('convert_dinov3 expects an official DINOv3 ViT state dict (storage_tokens, '
@@ -113,15 +102,13 @@ def convert_dinov3(state_dict):
 
 
 def convert_dinov3_timm(state_dict):
-    """Convert timm's ``vit_*_patch16_dinov3`` state dict to the ViT's names.
-
-    ``reg_token`` -> ``register_tokens``; ``gamma_1/gamma_2`` -> ``gamma1/gamma2``; ``mlp.fc1_g`` and
-    ``mlp.fc1_x`` stacked into ``mlp.fc1``; ``attn.q_bias`` and ``attn.v_bias`` put back into
-    ``attn.qkv.bias`` with a zero k third (DINOv3 masks the k bias). The RoPE periods and the bias
-    mask are not in timm's files: :func:`fill_timm_gaps` takes the model's own.
+    """Convert timm's ``vit_*_patch16_dinov3`` state dict to the ViT's names: ``reg_token`` ->
+    ``register_tokens``, ``gamma_1/2`` -> ``gamma1/2``, ``mlp.fc1_g`` and ``fc1_x`` stacked into
+    ``mlp.fc1``, ``attn.q_bias``/``v_bias`` joined into ``attn.qkv.bias`` with a zero k third (DINOv3
+    masks the k bias). :func:`fill_timm_gaps` adds what timm does not store.
 
     Returns:
-        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+        tuple[dict, list[str]]: the state dict and one line per conversion applied.
     """
     if not is_dinov3_timm(state_dict):
         raise ValueError("convert_dinov3_timm expects timm's DINOv3 layout (reg_token, gamma_1, no "
@@ -156,14 +143,12 @@ def convert_dinov3_timm(state_dict):
 
 
 def convert_dinov3_adapter(state_dict, drop_unused=False):
-    """Convert the official DINOv3_Adapter's state dict to :class:`DINOv3Adapter`'s names.
-
-    Its ``backbone.*`` ViT goes through :func:`convert_dinov3` (names without ``backbone.``); the
-    adapter's own keys (``spm``, ``interactions``, ``up``, ``norm1..4``, ``level_embed``) are already
-    ours. ``drop_unused`` also drops ``local_cls_norm`` / ``cls_norm`` (for a strict load).
+    """Convert the official DINOv3_Adapter's state dict to :class:`DINOv3Adapter`'s names: its
+    ``backbone.*`` ViT through :func:`convert_dinov3` (without ``backbone.``), the adapter's keys as
+    they are. ``drop_unused`` also drops ``local_cls_norm`` / ``cls_norm`` (for a strict load).
 
     Returns:
-        tuple[dict, list[str]]: the converted state dict and one line per conversion applied.
+        tuple[dict, list[str]]: the state dict and one line per conversion applied.
     """
     if not is_dinov3_adapter(state_dict):
         raise ValueError('convert_dinov3_adapter expects the official DINOv3_Adapter state dict '
@@ -182,14 +167,9 @@ def convert_dinov3_adapter(state_dict, drop_unused=False):
 
 
 def fill_timm_gaps(state_dict, model_state):
-    """Add to a converted timm DINOv3 state dict what timm's files lack, in place.
-
-    timm stores no RoPE periods, no k-bias masks and (non-qkvb variants) no qkv bias: the model's own
-    periods and masks are what timm computes (base 100, k masked), and its missing bias is zero.
-
-    Args:
-        state_dict (dict): the output of :func:`convert_dinov3_timm`; entries are added to it.
-        model_state (Mapping[str, Tensor]): the model's state dict.
+    """Add to ``state_dict`` (from :func:`convert_dinov3_timm`) what timm's files lack, from
+    ``model_state``: the RoPE periods and k-bias masks (what timm computes: base 100, k masked), and
+    a zero qkv bias for variants without one.
 
     Returns:
         list[str]: one line per kind of entry added.
