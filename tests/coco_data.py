@@ -1,22 +1,16 @@
 """COCO-format datasets for the tests, with the classes and the file layout of the shapes dataset.
 
 The class list and the annotation file writer are those of ``tools/misc/make_shapes_dataset.py``
-(``CLASSES``, ``write_annotations``), so the tests, the tiny config and the demo share them. The
-tests run in pytest's importlib mode, where a folder's conftest cannot import this file by name:
-the conftests load it from its path and hand it on (``h.write_split``, the ``tiny_coco`` fixture).
+(``CLASSES``, ``write_annotations``), so the tests, the tiny config and the demo share them.
 """
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import load_tool
 
-_spec = importlib.util.spec_from_file_location(
-    'tests_coco_data_shapes', REPO / 'tools' / 'misc' / 'make_shapes_dataset.py')
-shapes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shapes)
+shapes = load_tool('tools/misc/make_shapes_dataset.py')
 CLASSES = shapes.CLASSES
 
 

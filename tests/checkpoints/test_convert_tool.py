@@ -1,5 +1,4 @@
 """tools/convert_14to16.py end to end, on files written by the test."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,7 @@ import pytest
 import torch
 
 from mmdet_dinov2.checkpoints import convert_dinov2, load_state_dict_file
+from tests.helpers import load_tool
 
 ROOT = Path(__file__).parents[2]
 TOOL = ROOT / 'tools' / 'convert_14to16.py'
@@ -15,10 +15,7 @@ TOOL = ROOT / 'tools' / 'convert_14to16.py'
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('convert_14to16', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/convert_14to16.py')
 
 
 def _assert_same(loaded, expected):

@@ -9,6 +9,7 @@ import torch
 from mmdet_dinov2.checkpoints import detect_format, load_backbone_weights
 from mmdet_dinov2.checkpoints.convert.dinov3 import convert_dinov3
 from mmdet_dinov2.models.backbones import ViT
+from tests.helpers import load_tool
 
 LOGGER = 'test_dinov3_checkpoints'
 DIM, HEADS = 64, 4
@@ -171,12 +172,7 @@ def test_reg4_file_loads_its_registers_and_class_token(tmp_path, make_dinov2):
 
 
 def test_convert_tool_names_dinov3_and_reg4_files(tmp_path, make_dinov2, capsys):
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        'convert_14to16', Path(__file__).resolve().parents[2] / 'tools' / 'convert_14to16.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/convert_14to16.py')
     v3 = _save(official_dinov3(dim=768, depth=1), tmp_path / 'dinov3_vitb16_pretrain_lvd1689m.pth')
     with pytest.raises(SystemExit, match=r'official DINOv3 ViT-B/16 file: its patch is 16 already.*'
                                          r'mask-rcnn_dinov3-adapter-b_fpn_3x_coco\.py'):

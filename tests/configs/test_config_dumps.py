@@ -1,17 +1,10 @@
 """Splitting the base config by concern, and chaining the backbone files, left every config's
 content as it was, leaf by leaf, except for the changes listed here (tests/configs/config_dump.py
 holds the references)."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 from mmengine.config import Config
 
-_spec = importlib.util.spec_from_file_location('config_dump', Path(__file__).with_name('config_dump.py'))
-config_dump = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(config_dump)
-DUMPED, ROOT = config_dump.DUMPED, config_dump.ROOT
-flatten, load_reference = config_dump.flatten, config_dump.load_reference
+from tests.configs.config_dump import DUMPED, flatten, load_reference
 
 MISSING = '<missing>'
 # leaf path -> (reference value, value now); MISSING where the key is absent on that side.

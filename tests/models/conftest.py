@@ -2,11 +2,10 @@
 
 Tests run with --import-mode=importlib, so the helpers reach the tests as fixtures.
 """
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+
+from tests.reference import vit_adapter_naive
 
 # backbone dicts of czczup/ViT-Adapter detection/configs/mask_rcnn/dinov2/*_fpn_3x_coco.py
 _WINDOWS_3 = dict(window_attn=[True, True, False] * 4, window_size=[14, 14, None] * 4)
@@ -27,9 +26,6 @@ _SHALLOW = dict(depth=4, interaction_indexes=[[0, 0], [1, 1], [2, 2], [3, 3]],
 DINOV2_B_SHALLOW = dict(DINOV2_B, **_SHALLOW)
 DINOV2_L_SHALLOW = dict(DINOV2_L, **_SHALLOW)
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 CONFIGS = dict(S=DINOV2_S, B=DINOV2_B, L=DINOV2_L, G=DINOV2_G, B_shallow=DINOV2_B_SHALLOW,
                L_shallow=DINOV2_L_SHALLOW)
 
@@ -46,26 +42,16 @@ def windows_of(cfg):
 
 
 @pytest.fixture(scope='session')
-def naive():
-    """tests/reference/vit_adapter_naive.py as a module."""
-    spec = importlib.util.spec_from_file_location('vit_adapter_naive',
-                                                  ROOT / 'tests' / 'reference' / 'vit_adapter_naive.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='session')
-def build_naive(naive):
+def build_naive():
     """cfg -> the naive reference model for a config dict of ours."""
-    return lambda cfg: _naive_for(naive, cfg)
+    return _naive_for
 
 
-def _naive_for(naive, cfg):
+def _naive_for(cfg):
     dim, ratio = cfg['embed_dim'], cfg.get('mlp_ratio', 4)
     swiglu = cfg.get('ffn_type', 'mlp') == 'swiglu'
     hidden = (int(dim * ratio * 2 / 3) + 7) // 8 * 8 if swiglu else int(dim * ratio)
-    return naive.NaiveViTAdapter(
+    return vit_adapter_naive.NaiveViTAdapter(
         embed_dim=dim, depth=cfg['depth'], num_heads=cfg['num_heads'], mlp_hidden=hidden, swiglu=swiglu,
         pos_grid=cfg['pretrain_size'] // 16, conv_inplane=cfg['conv_inplane'], n_points=cfg['n_points'],
         deform_num_heads=cfg['deform_num_heads'], deform_ratio=cfg['deform_ratio'],
@@ -93,16 +79,6 @@ def _randomized(state_dict, seed=0):
         else:
             out[key] = value + torch.randn(value.shape, generator=g) * (0.2 if value.dim() <= 1 else 0.02)
     return out
-
-
-@pytest.fixture(scope='session')
-def dino_naive():
-    """tests/reference/dino_vit_naive.py (official DINOv3 / DINOv2-reg4 ViTs) as a module."""
-    spec = importlib.util.spec_from_file_location('dino_vit_naive',
-                                                  ROOT / 'tests' / 'reference' / 'dino_vit_naive.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # DINOv3 ViTs as facebookresearch/dinov3's hub/backbones.py defines them: embed_dim, depth, heads,

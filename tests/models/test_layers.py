@@ -7,6 +7,7 @@ from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 from mmdet_dinov2.models.backbones.vit import Attention, build_ffn
 from mmdet_dinov2.models.layers import MSDeformAttn, deform_attn_cpu
 from mmdet_dinov2.models.layers.adapter import reference_points
+from tests.reference import vit_adapter_naive as naive
 
 
 def _grads(out, inputs, seed=0):
@@ -16,7 +17,7 @@ def _grads(out, inputs, seed=0):
 
 @pytest.mark.parametrize('window, hw', [(None, (6, 10)), (4, (8, 12)), (4, (6, 9)), (4, (9, 6)), (7, (5, 3)),
                                         (4, (3, 10))])
-def test_attention_equals_naive_softmax_attention(naive, window, hw):
+def test_attention_equals_naive_softmax_attention(window, hw):
     """Global, exact windows, partial windows (zero-padded q/k/v like the original's unfold): border
     strips on the right, at the bottom, both, a grid smaller than one window."""
     torch.manual_seed(0)
@@ -85,7 +86,7 @@ def test_deform_attn_cpu_equals_mmcv_grid_sample_version(shapes, queries):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_msdeformattn_equals_naive_module(naive):
+def test_msdeformattn_equals_naive_module():
     torch.manual_seed(0)
     ours = MSDeformAttn(24, num_heads=3, num_levels=2, num_points=2, deform_ratio=0.5)
     ref = naive.NaiveMSDeformAttn(24, 3, 2, 2, 0.5)

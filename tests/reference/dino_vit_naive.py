@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# the ViT-Adapter reference: its extractor, spatial prior module, centres
+from tests.reference import vit_adapter_naive as naive
+
 
 def naive_softmax_attention(q, k, v):
     """softmax(q k^T / sqrt(d)) v over the last two dims."""
@@ -251,17 +254,6 @@ class NaiveDinov2RegViT(nn.Module):
         return tuple(outs)
 
 
-def _vit_adapter_naive():
-    """The sibling naive ViT-Adapter module (its extractor, spatial prior module, centres)."""
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location('vit_adapter_naive_for_dinov3',
-                                                  Path(__file__).with_name('vit_adapter_naive.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class NaiveDinov3Adapter(nn.Module):
     """The official DINOv3_Adapter (eval/segmentation/models/backbone/dinov3_adapter.py), BN norms:
     frozen ViT read at interaction_indexes (final-normed), one extractor per read block (two extra
@@ -270,7 +262,6 @@ class NaiveDinov3Adapter(nn.Module):
     def __init__(self, backbone, interaction_indexes=(2, 5, 8, 11), conv_inplane=64, n_points=4,
                  deform_num_heads=16, deform_ratio=0.5, cffn_ratio=0.25):
         super().__init__()
-        naive = _vit_adapter_naive()
         self._spm_tokens = naive.spm_tokens
         self._centres = naive._centres
         self.backbone = backbone
@@ -311,7 +302,6 @@ class NaiveDinov3ViTAdapter(NaiveDinov3ViT):
     def __init__(self, vit_kwargs, windows, interaction_indexes, conv_inplane=8, n_points=2,
                  deform_num_heads=4, deform_ratio=1.0, cffn_ratio=0.25):
         super().__init__(**vit_kwargs)
-        naive = _vit_adapter_naive()
         self._spm_tokens = naive.spm_tokens
         self._centres = naive._centres
         self.windows, self.idx = windows, interaction_indexes

@@ -1,25 +1,19 @@
 """Fixtures for the tool tests: a tiny COCO-format dataset and the command-line options that point
 tests/tools/tiny_config.py at it."""
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY_CONFIG = str(ROOT / 'tests' / 'tools' / 'tiny_config.py')
-IMG_SIZE = 96
+from tests import coco_data as coco
+from tests.helpers import REPO as ROOT
+from tests.helpers import TINY_CONFIG
 
-# importlib import mode cannot import tests/coco_data.py by name: loaded from its path
-_spec = importlib.util.spec_from_file_location('tools_tests_coco_data',
-                                               ROOT / 'tests' / 'coco_data.py')
-coco = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(coco)
+IMG_SIZE = 96
 
 
 def _big_shape_image(rng, category_id):

@@ -1,23 +1,18 @@
 """tools/analysis_tools/benchmark_backbone.py --isa avx2: the environment it sets turns AVX-512 off
 in ATen and oneDNN (both report what they use); the tool's table has a row per ISA; --live-memory
 makes freed blocks leave the RSS."""
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from mmdet_dinov2.utils.machine import cpu_model
+from tests.helpers import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location(
-    'benchmark_backbone', REPO / 'tools' / 'analysis_tools' / 'benchmark_backbone.py')
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+bench = load_tool('tools/analysis_tools/benchmark_backbone.py')
 
 PROBE = '''
 import torch

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from tests.helpers import load_tool
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,11 +77,8 @@ def test_image_demo_reads_a_folder_and_a_checkpoint_alone(trained, tiny_coco, tm
 
 
 def test_image_demo_inputs(tmp_path):
-    sys.path.insert(0, str(ROOT / 'demo'))
-    try:
-        from image_demo import collect_inputs, parse_args
-    finally:
-        sys.path.remove(str(ROOT / 'demo'))
+    demo = load_tool('demo/image_demo.py')
+    collect_inputs, parse_args = demo.collect_inputs, demo.parse_args
     for folder in ('a', 'b'):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / 'x.png').write_bytes(b'')
@@ -131,11 +130,7 @@ def test_image_demo_trust_checkpoint(trained, tiny_config, tmp_path):
     import torch
 
     from mmdet_dinov2.checkpoints import UnsafeCheckpointError, checkpoints_trusted
-    sys.path.insert(0, str(ROOT / 'demo'))
-    try:
-        from image_demo import build_inferencer
-    finally:
-        sys.path.remove(str(ROOT / 'demo'))
+    build_inferencer = load_tool('demo/image_demo.py').build_inferencer
     checkpoint = torch.load(trained, map_location='cpu', weights_only=False)
     checkpoint['meta']['options'] = argparse.Namespace(lr=0.1)  # not on the allow-list
     unusual = tmp_path / 'unusual.pth'

@@ -1,16 +1,13 @@
 """tools/analysis_tools/get_flops.py: one attention and one deformable attention cost what the hand
 formulas say, on the meta device and on real CPU tensors; the parts add up to the total; the tool runs
 on the S config and prints mmengine's smaller count beside its own."""
-import importlib.util
-
 import pytest
 import torch
 
-from tests.tools.conftest import ROOT, TINY_CONFIG
+from tests.helpers import REPO as ROOT
+from tests.helpers import TINY_CONFIG, load_tool
 
-_spec = importlib.util.spec_from_file_location('get_flops', ROOT / 'tools' / 'analysis_tools' / 'get_flops.py')
-get_flops = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(get_flops)
+get_flops = load_tool('tools/analysis_tools/get_flops.py')
 
 MATMUL, SDPA, DEFORM = get_flops.KINDS
 S_CONFIG = str(ROOT / 'configs' / 'vit_adapter' / 'mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py')

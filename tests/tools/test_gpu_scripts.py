@@ -3,7 +3,6 @@ its manifest, the install script's refusals and plan, and the benchmark's plan a
 compiled here (`make offline-check` runs the whole chain, minutes)."""
 import base64
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,19 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 GPU = ROOT / 'tools' / 'gpu'
-
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-wheelhouse = _load('gpu_wheelhouse', GPU / 'wheelhouse.py')
-benchmark = _load('analysis_benchmark', ROOT / 'tools' / 'analysis_tools' / 'benchmark.py')
+wheelhouse = load_tool('tools/gpu/wheelhouse.py')
+benchmark = load_tool('tools/analysis_tools/benchmark.py')
 
 
 def run(*args, env=None, cwd=ROOT):

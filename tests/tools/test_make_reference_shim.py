@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / 'tools' / 'analysis_tools'))
-from make_reference_shim import make_shim  # noqa: E402
+from tests.helpers import load_tool
+
+make_shim = load_tool('tools/analysis_tools/make_reference_shim.py').make_shim
 
 FAKE = {  # the import lines the shim rewrites, around stand-ins for the model code
     'detection/mmdet_custom/models/backbones/vit_adapter.py':

@@ -2,22 +2,13 @@
 confusion_matrix, analyze_results, print_config), on the tiny config and a tools/test.py --out
 dump; and tools/test.py's mmdet options --show / --wait-time / --show-score-thr / --tta."""
 import pickle
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 
+from tests.helpers import load_tool
+
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(relative_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'tool_{Path(relative_path).stem}',
-                                                  ROOT / relative_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -72,7 +63,7 @@ def test_analyze_logs_and_print_config(trained, tiny_config, tool, tmp_path):
 
 
 def test_wrappers_refuse_data_root(tiny_config):
-    tools = _load('tools/analysis_tools/mmdet_tools.py')
+    tools = load_tool('tools/analysis_tools/mmdet_tools.py')
     assert tools.data_root_option(['CFG', '--cfg-options', 'a=1', 'data_root=/d']) == 'data_root=/d'
     assert tools.data_root_option(['CFG', '--out-dir', 'data_root=/d']) is None
     with pytest.raises(SystemExit, match='train_dataloader.dataset.data_root=DIR/'):
@@ -98,7 +89,7 @@ def test_test_tool_tta_show_dir_and_score_threshold(checkpoint, tiny_config, tin
 
 
 def test_test_tool_show_options_reach_the_visualization_hook(tiny_config, tmp_path):
-    test = _load('tools/test.py')
+    test = load_tool('tools/test.py')
     ckpt = tmp_path / 'x.pth'
     ckpt.write_bytes(b'')
     args = test.parse_args([tiny_config, str(ckpt), '--show', '--wait-time', '0.5',

@@ -1,15 +1,11 @@
 """tools/analysis_tools/sweep_summary.py on work dirs laid out as mmengine writes them."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location(
-    'sweep_summary', ROOT / 'tools' / 'analysis_tools' / 'sweep_summary.py')
-sweep_summary = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sweep_summary)
+from tests.helpers import load_tool
+
+sweep_summary = load_tool('tools/analysis_tools/sweep_summary.py')
 
 
 def fake_run(root, name, rate, evaluations, timestamps=('20250101_000000',)):

@@ -1,7 +1,6 @@
 """tools/lib/trim_mmcv.py on a miniature onedl-mmcv source (nothing compiled), and the installed
 onedl-mmcv when `make setup` built it trimmed: every listed op compiled, every other one refusing
 with an error that names it."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 TRIM = ROOT / 'tools' / 'lib' / 'trim_mmcv.py'
 OPS = ROOT / 'tools' / 'lib' / 'mmcv_ops.txt'
-spec = importlib.util.spec_from_file_location('trim_mmcv', TRIM)
-trim_mmcv = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(trim_mmcv)
+trim_mmcv = load_tool('tools/lib/trim_mmcv.py')
 
 # The layout and idioms of onedl-mmcv's csrc: pybind.cpp declares and binds every function, each op's
 # unit dispatches to device implementations that cpu/*.cpp and sections of cuda/cudabind.cpp
