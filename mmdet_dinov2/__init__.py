@@ -1,13 +1,9 @@
-"""DINOv2 ViT-Adapter detectors for MMDetection 3.x.
-
-Importing this package registers its modules into mmdet's registries and its safe checkpoint
-readers into mmengine's ``CheckpointLoader`` (public extension points only: no attribute of
-another package is replaced); configs load it with
-``custom_imports = dict(imports=['mmdet_dinov2'], allow_failed_imports=False)``.
-"""
+"""DINOv2 ViT-Adapter detectors for MMDetection 3.x: importing this package (``custom_imports`` in
+the configs) registers its modules and routes every checkpoint mmengine reads through the safe
+reader, through public extension points only."""
 from . import datasets, engine, models  # noqa: F401  (registers modules)
 from .checkpoints import mmengine_schemes
 
-mmengine_schemes.register()  # every checkpoint mmengine reads goes through the safe reader
+mmengine_schemes.register()
 
 __version__ = '0.1.0'

@@ -1,9 +1,8 @@
 """From a config file to a runner: what tools/train.py and tools/test.py share.
 
-On a machine without CUDA the config is adapted so that the same command works on the CPU, in one
-process or several (tools/dist_train.sh CONFIG 2): the process group uses gloo, SyncBN layers
-become BN (SyncBN needs CUDA once there is more than one process) and DistributedDataParallel
-wraps the model without device ids. Every change is logged.
+Without CUDA the config is adapted so that the same command runs on the CPU, in one process or
+several (tools/dist_train.sh CONFIG 2): gloo, BN for SyncBN, DDP without device ids; each change is
+logged.
 """
 import os
 import os.path as osp
@@ -11,20 +10,16 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist
+from mmdet.registry import RUNNERS
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmdet.registry import RUNNERS
-
-
-SYNC_BN_TYPES = ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN')
-
 
 def add_run_arguments(parser, cfg_options_help='override config settings, KEY=VALUE'):
-    """The arguments tools/train.py and tools/test.py share: --trust-checkpoint, --cfg-options,
-    --launcher and --local_rank (the last as torch.distributed.launch passes it)."""
+    """The arguments tools/train.py and tools/test.py share (--local_rank as
+    torch.distributed.launch passes it)."""
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='load checkpoints whose pickle needs more than tensors and plain '
                              'data (it may run code): only for files you trust')
@@ -45,14 +40,10 @@ def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
     """Read a config the way mmdet's tools do.
 
     Args:
-        config (str): the config file.
         work_dir (str, optional): overrides the config's; default ``work_dirs/<config name>``.
-        cfg_options (dict, optional): ``--cfg-options`` key=value pairs, merged last;
-            ``data_root=DIR`` moves the loaders' and evaluators' paths (:func:`move_data_root`).
+        cfg_options (dict, optional): ``--cfg-options``, merged last; ``data_root=DIR`` moves the
+            loaders' and evaluators' paths (:func:`move_data_root`).
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
-
-    Returns:
-        mmengine.Config
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
@@ -80,19 +71,15 @@ DATA_ROOT_KEYS = ('train_dataloader.dataset.data_root=DIR/ val_dataloader.datase
 
 
 def move_data_root(cfg, new_root):
-    """Apply ``--cfg-options data_root=NEW`` to the paths built from the config's ``data_root``.
-
-    A config's ``data_root`` is a variable: its value was copied into the loaders' ``data_root``
-    and the evaluators' ``ann_file`` when the file was read, so setting the variable alone would
-    change nothing. Every string under the dataloaders and evaluators that is the old root or
-    starts with it (as a folder) is moved to ``new_root``; ``data_root`` itself is set too.
+    """Apply ``--cfg-options data_root=NEW``: the variable's value was copied into the loaders' and
+    evaluators' paths when the config was read, so every string there that is the old root or lies
+    under it moves to ``new_root`` (and ``data_root`` too).
 
     Returns:
         list[str]: the changed keys, ``key: old -> new``.
 
     Raises:
-        ValueError: the config has no ``data_root``, or no loader or evaluator uses it: the message
-            names the keys to set instead.
+        ValueError: no ``data_root``, or nothing uses it; the message names the keys to set instead.
     """
     old_root = cfg.get('data_root')
     explicit = f'set the paths themselves: --cfg-options {DATA_ROOT_KEYS}'
@@ -135,14 +122,10 @@ def move_data_root(cfg, new_root):
 
 
 def replace_sync_bn(node):
-    """Turn every ``norm_cfg``-style dict of type SyncBN in a config tree into BN, in place.
-
-    Returns:
-        int: how many were replaced.
-    """
+    """Turn every dict of a SyncBN type in a config tree into BN, in place; return how many."""
     count = 0
     if isinstance(node, dict):
-        if node.get('type') in SYNC_BN_TYPES:
+        if node.get('type') in ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN'):
             node['type'] = 'BN'
             count += 1
         for value in node.values():
@@ -154,11 +137,7 @@ def replace_sync_bn(node):
 
 
 def adapt_to_cpu(cfg):
-    """Make ``cfg`` run without CUDA; a no-op when CUDA is available.
-
-    Returns:
-        list[str]: what was changed, for the log.
-    """
+    """Make ``cfg`` run without CUDA (a no-op with CUDA); return what was changed, for the log."""
     if torch.cuda.is_available():
         return []
     changes = []
@@ -182,11 +161,8 @@ def adapt_to_cpu(cfg):
 
 
 def init_cpu_process_group(cfg):
-    """Start the gloo process group for a CPU run under torchrun (``--launcher pytorch``).
-
-    mmengine's own initialisation selects a CUDA device first, which fails without CUDA; the
-    runner skips it when a process group exists.
-    """
+    """Start the gloo process group of a CPU run under torchrun: mmengine's would select a CUDA
+    device first (the runner skips it when a group exists)."""
     if cfg.launcher == 'none' or torch.cuda.is_available() or is_distributed():
         return
     if cfg.launcher != 'pytorch':
@@ -202,24 +178,16 @@ def init_cpu_process_group(cfg):
 
 
 def close_process_group():
-    """Destroy the default process group, if any, once the run is done.
-
-    Left to interpreter exit, gloo's worker threads can still hold work whose tensors are freed
-    during interpreter finalization: once in the suite both ranks of a finished 2-process CPU run
-    died with SIGABRT ("terminate called without an active exception"); pytorch/pytorch#179291
-    describes the mechanism. Only on success: after a failure torchrun stops the ranks anyway.
-    """
+    """Destroy the default process group, if any, once the run succeeded: left to interpreter
+    exit, gloo's threads can hold work whose tensors finalization frees, and the ranks die with
+    SIGABRT (pytorch/pytorch#179291). After a failure torchrun stops the ranks anyway."""
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.destroy_process_group()
 
 
 def build_runner(cfg):
-    """Adapt ``cfg`` to the machine and build its runner, as mmdet's tools do: the config's
-    ``runner_type`` (our base config: ``SafeLoadRunner``), else mmengine's Runner.
-
-    Returns:
-        mmengine.runner.Runner
-    """
+    """Adapt ``cfg`` to the machine and build its runner as mmdet's tools do (``runner_type``,
+    else mmengine's Runner)."""
     cfg.setdefault('launcher', 'none')  # configs built without load_config (the quickstart)
     changes = adapt_to_cpu(cfg)
     init_cpu_process_group(cfg)

@@ -1,18 +1,12 @@
-"""The one place where this package relies on a private name of mmengine, and the check for it.
+"""The one private mmengine name this package relies on, and the check for it.
 
-Everything else extends mmengine through public seams (registries, ``runner_type``,
-``CheckpointLoader.register_scheme``, ``register_backend``, public Runner methods). One thing has
-no public seam: the order in which :class:`~mmengine.hooks.CheckpointHook` deletes the oldest
-checkpoint, writes the new one and updates ``last_checkpoint`` lives in its private
-``_save_checkpoint_with_step(runner, step, meta)``, which
-:class:`~mmdet_dinov2.engine.hooks.AtomicCheckpointHook` overrides (writing first, deleting last),
-together with the attributes that method keeps. If onedl-mmengine renames any of them, the
-override would silently stop being called and saves would lose their crash safety:
-:func:`check_private_names` (run by the test suite) fails loudly instead.
+The order in which :class:`~mmengine.hooks.CheckpointHook` deletes the oldest checkpoint, writes the
+new one and updates ``last_checkpoint`` has no public seam: it is the private
+``_save_checkpoint_with_step``, which :class:`~mmdet_dinov2.engine.hooks.AtomicCheckpointHook`
+overrides. Were it renamed, saves would silently lose their crash safety: :func:`check_private_names`
+(run by the tests) fails loudly instead.
 """
 import inspect
-
-__all__ = ['PRIVATE_NAMES', 'check_private_names']
 
 # (class, private method, its parameters after self); (class, instance attributes it relies on)
 PRIVATE_NAMES = {

@@ -1,56 +1,38 @@
 """mmengine's Runner with checked checkpoint loading, scoped trust and a locked work dir.
 
-Chosen by ``runner_type = 'SafeLoadRunner'`` (the base config sets it; mmdet's tools and ours
-build ``RUNNERS.build(cfg)`` when the key is there). Safe *reading* does not depend on it: every
-file mmengine loads goes through :mod:`mmdet_dinov2.checkpoints.mmengine_schemes`. What this
-runner adds, all through public Runner methods:
+Chosen by ``runner_type = 'SafeLoadRunner'`` (the base config sets it). Safe *reading* does not
+depend on it (:mod:`mmdet_dinov2.checkpoints.mmengine_schemes`); through public Runner methods it adds:
 
-- ``trust_checkpoint`` (config key, set by the tools' ``--trust-checkpoint``): applied around this
-  runner's own ``train``/``val``/``test`` only (:func:`~mmdet_dinov2.checkpoints.trusted_checkpoints`),
-  so it ends with the run, also when the run fails.
-- ``load_from`` and ``resume`` are compared with the model before anything is loaded
-  (:func:`~mmdet_dinov2.checkpoints.compare_state_dict`): tensors of another shape, missing or
-  unexpected tensors and NaN/inf values are refused with the names of the tensors, unless the
-  config says ``partial_load = True`` (fine-tuning onto other classes; then they are counted in
-  the log). A resumed checkpoint must match exactly, its optimizer state too.
-- ``resume = True`` with nothing to resume from stops with an error (a mistyped ``--work-dir``
-  would otherwise train from scratch); ``resume = 'if_exists'`` starts a new run then.
-- ``train`` holds :class:`~mmdet_dinov2.engine.work_dir_lock.WorkDirLock`: a second training in
-  the same work dir is refused while the first runs. ``lock_work_dir_at_build = True`` (config key,
-  for a tool that builds the runner to train it) takes the lock while the runner is built, before
-  mmengine writes its log folder and config copy there, so a refused run leaves the running one's
-  files as they are. It is off by default: a runner built to test (tools/test.py) must not take
-  the lock, since it may evaluate in the work dir of a running training.
-- the model config's backbone outputs are checked against the neck's inputs before it is built
-  (:func:`~mmdet_dinov2.models.check_backbone_neck`).
-
-Checkpoints of the original ViT-Adapter (mmdet 2.x Mask R-CNN) load unchanged: the backbone keeps
-the original's parameter names, and mmdet 3.x's FPN, RPN head, Shared2FCBBoxHead and FCNMaskHead
-name their parameters as mmdet 2.x did.
+- ``trust_checkpoint`` (config key; the tools' ``--trust-checkpoint``) applied around its own
+  ``train``/``val``/``test`` only, so trust ends with the run, also when the run fails;
+- ``load_from`` and ``resume`` compared with the model before loading: tensors of another shape,
+  missing or unexpected tensors and NaN/inf values are refused by name unless ``partial_load =
+  True`` (fine-tuning onto other classes); a resumed checkpoint must match exactly, optimizer too;
+- ``resume = True`` with nothing to resume from is an error (a mistyped ``--work-dir`` would train
+  from scratch); ``resume = 'if_exists'`` starts a new run then;
+- ``train`` holds the work dir's :class:`~.work_dir_lock.WorkDirLock`; ``lock_work_dir_at_build =
+  True`` (set by tools/train.py) takes it before mmengine writes its log folder there. Off by
+  default: tools/test.py may evaluate in the work dir of a running training;
+- the backbone's outputs are checked against the neck's inputs before the model is built.
 """
 import contextlib
 import glob
 import os.path as osp
 import re
 
+from mmdet.registry import RUNNERS
 from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
 
-from mmdet.registry import RUNNERS
-
 from ..checkpoints import compare_state_dict, trusted_checkpoints
 from ..models import check_backbone_neck
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
-__all__ = ['ResumeError', 'SafeLoadRunner', 'load_detector_weights']
-
 PARTIAL_ADVICE = ('If this is intended (e.g. fine-tuning a COCO detector on other classes), allow '
                   'it with partial_load = True in the config (--cfg-options partial_load=True): '
                   'the tensors that fit are loaded and the others keep their initial values.')
-
-
 _MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
                            'checkpoint')
 
@@ -60,22 +42,18 @@ class ResumeError(RuntimeError):
 
 
 def load_detector_weights(model, state_dict, source='the checkpoint', partial=False, logger=None):
-    """Load a detector's state dict into ``model``, refusing a checkpoint that does not fit.
+    """Load a detector's state dict (names revised, no ``module.``) into the unwrapped ``model``.
 
     Args:
-        model (nn.Module): the detector (not wrapped).
-        state_dict (dict[str, Tensor]): names already revised (no ``module.`` prefix).
         source (str): what to call the checkpoint in messages (its path).
         partial (bool): load what fits and log the rest instead of refusing a mismatch
             (NaN/inf values are refused even then).
-        logger (logging.Logger, optional): where the summary goes.
 
     Returns:
-        LoadReport: what loaded and what did not.
+        LoadReport
 
     Raises:
-        CheckpointMismatchError: tensors of another shape, missing or unexpected tensors (unless
-            ``partial``), or NaN/inf values, each named.
+        CheckpointMismatchError: naming the tensors that do not fit.
     """
     report = compare_state_dict(model.state_dict(), state_dict)
     if report.non_finite or (not partial and not report.complete):
@@ -93,11 +71,8 @@ def load_detector_weights(model, state_dict, source='the checkpoint', partial=Fa
 
 @RUNNERS.register_module()
 class SafeLoadRunner(Runner):
-    """A :class:`mmengine.runner.Runner` that checks what it loads; arguments are Runner's.
-
-    Config keys it reads: ``trust_checkpoint`` (bool), ``partial_load`` (bool), ``resume``
-    (False, True or ``'if_exists'``), ``load_from``, ``lock_work_dir_at_build`` (bool).
-    """
+    """A :class:`mmengine.runner.Runner` that checks what it loads (see the module); arguments are
+    Runner's."""
 
     _resuming = False
     _work_dir_lock = None
@@ -163,7 +138,6 @@ class SafeLoadRunner(Runner):
 
     def load_checkpoint(self, filename, map_location='cpu', strict=False,
                         revise_keys=[(r'^module.', '')]):  # noqa: B006 (mmengine's signature)
-        """Read ``filename`` safely, check it against the model, then load it (see the module)."""
         checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location,
                                                       logger=self.logger)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)  # as mmengine does
@@ -172,29 +146,26 @@ class SafeLoadRunner(Runner):
         for pattern, replacement in revise_keys:
             state_dict = {re.sub(pattern, replacement, key): value
                           for key, value in state_dict.items()}
-        partial = self._partial_load() and not (strict or self._resuming)
+        partial = self._flag('partial_load') and not (strict or self._resuming)
         load_detector_weights(model, state_dict, source=str(filename), partial=partial,
                               logger=self.logger)
         if self._resuming:
             self._check_optimizer_state(checkpoint, filename)
         return checkpoint
 
-    # ------------------------------------------------------------------ helpers
+    def _flag(self, key):
+        value = self.cfg.get(key, False)
+        if not isinstance(value, bool):
+            raise TypeError(f'config key {key} must be True or False, got {value!r}')
+        return value
+
     def _trust(self):
-        trusted = self.cfg.get('trust_checkpoint', False)
-        if not isinstance(trusted, bool):
-            raise TypeError(f'config key trust_checkpoint must be True or False, got {trusted!r}')
+        trusted = self._flag('trust_checkpoint')
         if trusted:
             self.logger.warning(
                 'trust_checkpoint is on: checkpoints that need more than tensors and plain data '
                 'are unpickled with weights_only=False, which can run code hidden in the file')
         return trusted_checkpoints(trusted)
-
-    def _partial_load(self):
-        partial = self.cfg.get('partial_load', False)
-        if not isinstance(partial, bool):
-            raise TypeError(f'config key partial_load must be True or False, got {partial!r}')
-        return partial
 
     def _check_something_to_resume(self):
         pointer = osp.join(self.work_dir, 'last_checkpoint')
@@ -226,21 +197,18 @@ class SafeLoadRunner(Runner):
         saved_groups = saved.get('param_groups', [])
         sizes = [len(group['params']) for group in groups]
         saved_sizes = [len(group['params']) for group in saved_groups]
-        problem = None
         if sizes != saved_sizes:
             problem = (f'{len(saved_sizes)} parameter groups of {sum(saved_sizes)} parameters '
                        f'in the checkpoint, {len(sizes)} groups of {sum(sizes)} here')
         else:
             params = [p for group in groups for p in group['params']]
             ids = [i for group in saved_groups for i in group['params']]
-            for param, index in zip(params, ids):
-                for key, value in saved.get('state', {}).get(index, {}).items():
-                    if hasattr(value, 'shape') and value.dim() and value.shape != param.shape:
-                        problem = (f'optimizer state {key!r} of parameter #{index} has shape '
-                                   f'{tuple(value.shape)}, the parameter {tuple(param.shape)}')
-                        break
-                if problem:
-                    break
+            problem = next((f'optimizer state {key!r} of parameter #{index} has shape '
+                            f'{tuple(value.shape)}, the parameter {tuple(param.shape)}'
+                            for param, index in zip(params, ids)
+                            for key, value in saved.get('state', {}).get(index, {}).items()
+                            if hasattr(value, 'shape') and value.dim() and value.shape != param.shape),
+                           None)
         if problem:
             raise ResumeError(
                 f'cannot resume from {filename}: its optimizer state was saved for other '

@@ -1,11 +1,9 @@
 """One training per work dir: ``WORK_DIR/.train.lock``, a kernel file lock that names its owner.
 
-Two trainings in one work dir overwrite each other's checkpoints. :class:`filelock.FileLock`
-(``flock``) is released by the kernel when its process ends, however it ends, so a dead run never
-blocks; while held, the file records the owner (pid, host, start time) for a refused run's message,
-and a clean release empties it. What filelock does not do is kept here: a record left by another
-host is refused (where a shared file system does not carry locks between hosts, the kernel lock
-proves nothing about that run), and this process takes over a lock an earlier run of its own left.
+:class:`filelock.FileLock` (``flock``) is released by the kernel however its process ends, so a dead
+run never blocks; while held, the file records the owner (pid, host, start) for a refused run's
+message. Added here: a record left by another host is refused (a shared file system may not carry
+the lock between hosts), and a lock an earlier run of this process left is taken over.
 
 Only the standard library and filelock: a test loads this module without mmdet.
 """
@@ -19,16 +17,14 @@ import socket
 
 import filelock
 
-__all__ = ['LOCK_NAME', 'WorkDirLock', 'WorkDirLockedError', 'held_by_this_process']
-
 LOCK_NAME = '.train.lock'
 
 _HELD = {}  # realpath of a work dir -> the WorkDirLock of this process that holds it
 
 
 class WorkDirLockedError(RuntimeError):
-    """Another training holds the work dir (or may hold it: another host), or its lock file cannot
-    be used."""
+    """Another training holds (or, from another host, may hold) the work dir, or its lock file
+    cannot be used."""
 
 
 def held_by_this_process(work_dir):
@@ -39,13 +35,8 @@ def held_by_this_process(work_dir):
 
 
 class WorkDirLock:
-    """The lock of one work dir, as a context manager or with :meth:`acquire` / :meth:`release`.
-
-    Args:
-        work_dir (str | Path): the training's work dir; created when missing.
-        logger (logging.Logger, optional): where takeovers of locks left by dead runs are reported
-            (default: this module's logger). Pass the runner's logger to have them in the run's log.
-    """
+    """The lock of one work dir (created when missing), as a context manager or with
+    :meth:`acquire` / :meth:`release`; ``logger`` reports takeovers of locks left by dead runs."""
 
     def __init__(self, work_dir, logger=None):
         self.work_dir = osp.abspath(work_dir)
@@ -63,11 +54,7 @@ class WorkDirLock:
         self.release()
 
     def acquire(self):
-        """Take the work dir, or raise :class:`WorkDirLockedError` naming its owner.
-
-        Returns:
-            WorkDirLock: self.
-        """
+        """Take the work dir and return self, or raise :class:`WorkDirLockedError` naming its owner."""
         if self.is_held():
             return self
         self.release()  # a kernel lock on a file someone deleted is let go

@@ -6,29 +6,22 @@ import socket
 import tempfile
 from pathlib import Path
 
-__all__ = ['atomic_open', 'host_name', 'temp_writer']
-
 # .NAME.PID@HOST.RANDOM.tmp: whoever finds a temporary file can tell whether its writer still runs
 _TEMP_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9.-]+)\.[^.]+\.tmp$')
 
 
 @contextlib.contextmanager
 def atomic_open(path, mode='wb', encoding=None):
-    """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` in one rename.
+    """Yield a temporary file beside ``path`` (its folder created when missing) that replaces
+    ``path`` in one rename on a clean exit.
 
-    The data is fsynced before the rename and the folder after it, so a power cut, a ``kill -9``
-    or a full disk (``OSError`` ENOSPC) leaves either the previous ``path`` or the new one; the
-    temporary file is removed when the block raises. (A process killed with SIGKILL cannot clean
-    up: it leaves a hidden ``.NAME.PID@HOST.*.tmp`` beside ``path``, never a torn ``path``; see
-    :func:`temp_writer`.)
+    Data and folder are fsynced, so a power cut, a ``kill -9`` or a full disk leaves the previous
+    ``path`` or the new one; the temporary file is removed when the block raises (SIGKILL leaves a
+    hidden ``.NAME.PID@HOST.*.tmp``, see :func:`temp_writer`).
 
     Args:
-        path (str | Path): the destination; its folder is created when missing.
         mode (str): ``'wb'`` for bytes or ``'w'`` for text.
-        encoding (str | None): text encoding for ``mode='w'`` (default UTF-8).
-
-    Yields:
-        file: the open temporary file.
+        encoding (str | None): for ``mode='w'`` (default UTF-8).
     """
     if mode not in ('wb', 'w'):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
@@ -37,7 +30,9 @@ def atomic_open(path, mode='wb', encoding=None):
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}@{host_name()}.', suffix='.tmp',
                                dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would give
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give what open() would give
         with os.fdopen(fd, mode, encoding=encoding or ('utf-8' if mode == 'w' else None)) as f:
             yield f
             f.flush()
@@ -46,19 +41,19 @@ def atomic_open(path, mode='wb', encoding=None):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    try:  # the rename, durable
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a folder that cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def temp_writer(filename):
-    """The writer of a temporary file of :func:`atomic_open`, from its name.
-
-    Args:
-        filename (str): a file name (no folder), e.g. ``.epoch_2.pth.4242@node7.k3j_x9.tmp``.
-
-    Returns:
-        tuple[int, str] | None: (pid, host name) of the process that wrote it, or None when the
-        name is not of that form (another program's file, or an older naming without the pid).
-    """
+    """(pid, host) of the writer of a temporary file of :func:`atomic_open`, from its name (no
+    folder, e.g. ``.epoch_2.pth.4242@node7.k3j_x9.tmp``); None for a name not of that form."""
     match = _TEMP_NAME.match(filename)
     return (int(match['pid']), match['host']) if match else None
 
@@ -67,20 +62,3 @@ def host_name():
     """This host's name as temporary file names carry it (only letters, digits, '.' and '-')."""
     return re.sub(r'[^A-Za-z0-9.-]', '-', socket.gethostname())[:64] or 'unknown'
 
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder):
-    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,5 +1,5 @@
-"""What a CPU runs and what a timing was measured on: the CPU model and flags, the instruction sets
-the libraries use, threads. Speed figures only transfer between machines with this beside them."""
+"""What a CPU runs and what a timing was measured on: speed figures only transfer between machines
+with this beside them."""
 import os
 import platform
 from typing import Mapping
@@ -15,12 +15,9 @@ AVX512_CORE_FLAGS = frozenset({'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'})
 def _cpuinfo_field(name: str) -> str:
     try:
         with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith(name):
-                    return line.split(':', 1)[1].strip()
+            return next((line.split(':', 1)[1].strip() for line in f if line.startswith(name)), '')
     except OSError:
-        pass
-    return ''
+        return ''
 
 
 def cpu_model() -> str:
@@ -35,8 +32,7 @@ def cpu_flags() -> frozenset:
 
 def onednn_runs_avx512(env: Mapping[str, str], flags: frozenset) -> bool:
     """Whether oneDNN picks AVX-512 kernels: the CPU has them and ONEDNN_MAX_CPU_ISA (or its old
-    name DNNL_MAX_CPU_ISA) does not cap oneDNN below them (AVX512_*, AVX10_*, ALL and DEFAULT allow
-    them; SSE41, AVX, AVX2, AVX2_VNNI... do not)."""
+    name DNNL_MAX_CPU_ISA) does not cap oneDNN below them."""
     if not AVX512_CORE_FLAGS <= flags:
         return False
     cap = (env.get('ONEDNN_MAX_CPU_ISA') or env.get('DNNL_MAX_CPU_ISA') or 'ALL').strip().upper()
@@ -44,8 +40,8 @@ def onednn_runs_avx512(env: Mapping[str, str], flags: frozenset) -> bool:
 
 
 def machine_info() -> dict:
-    """CPU model, ATen's instruction set, whether oneDNN runs AVX-512 (and so takes the linears, see
-    models/layers/linear.py), the caps set in the environment, torch's threads and the cores."""
+    """CPU model, ATen's instruction set, whether oneDNN runs AVX-512 (and so takes the linears),
+    the caps set in the environment, torch's threads and the cores."""
     return dict(cpu=cpu_model(), aten_isa=torch.backends.cpu.get_cpu_capability(),
                 onednn_avx512=onednn_runs_avx512(os.environ, cpu_flags()),
                 isa_caps={k: os.environ[k] for k in ISA_CAPS if k in os.environ},

@@ -1,4 +1,3 @@
-"""Training hooks for crash-safe checkpoints, exact resumption, and NaN stops."""
 from .atomic_checkpoint_hook import AtomicCheckpointHook, CheckpointSaveError
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .reseed_hook import ReseedHook

@@ -5,15 +5,13 @@ import glob
 import os
 import os.path as osp
 
+from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
-from mmdet.registry import HOOKS
 
 from ...utils.atomic_file import atomic_open, host_name, temp_writer
 from ..work_dir_lock import held_by_this_process
-
-__all__ = ['AtomicCheckpointHook', 'CheckpointSaveError', 'pid_alive', 'stale_temp']
 
 
 class CheckpointSaveError(RuntimeError):
@@ -22,24 +20,20 @@ class CheckpointSaveError(RuntimeError):
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """mmengine's :class:`~mmengine.hooks.CheckpointHook`, made crash-safe for local folders.
+    """mmengine's :class:`~mmengine.hooks.CheckpointHook` (same arguments), crash-safe for local
+    folders.
 
-    mmengine deletes the oldest checkpoint (``max_keep_ckpts``) *before* writing the new one,
-    writes the checkpoint in place and rewrites the ``last_checkpoint`` pointer in place: a
-    ``kill -9`` or a full disk in between leaves a truncated checkpoint, one checkpoint fewer, or
-    an empty pointer that ``--resume`` cannot follow. Here the order is: write the new checkpoint
-    (atomically, through the ``atomic_local`` backend of :mod:`mmdet_dinov2.engine.atomic_backend`),
-    then replace the pointer atomically, and only then delete the outdated checkpoint. A failed save raises
-    :class:`CheckpointSaveError` naming the file, the cause and the last good checkpoint.
-    Temporary files left by a killed save are removed when training starts, but only those whose
-    writer is provably gone (see :func:`stale_temp`): another run's save in flight survives.
-    Arguments are those of mmengine's CheckpointHook.
+    mmengine deletes the oldest checkpoint before writing the new one and writes checkpoint and
+    ``last_checkpoint`` pointer in place: a ``kill -9`` or a full disk in between leaves a truncated
+    checkpoint, one fewer, or an empty pointer. Here: write the checkpoint atomically (the
+    ``atomic_local`` backend), then the pointer, and only then delete the outdated one; a failed
+    save raises :class:`CheckpointSaveError` naming the last good checkpoint. Temporary files of a
+    killed save are removed when training starts if their writer is provably gone (:func:`stale_temp`).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # checkpoints and last_checkpoint written through the atomic local backend (see
-        # mmdet_dinov2.engine.atomic_backend) unless the config picks a backend itself
+        # unless the config picks a backend itself
         if self.backend_args is None and self.file_client_args is None and (
                 self.out_dir is None or '://' not in str(self.out_dir)):
             self.backend_args = dict(backend='atomic_local')
@@ -112,19 +106,10 @@ class AtomicCheckpointHook(CheckpointHook):
 
 
 def stale_temp(filename, locked):
-    """Whether the temporary file ``filename`` of :func:`atomic_open` is left by a dead writer.
-
-    Args:
-        filename (str): the file's name (no folder).
-        locked (bool): this process holds the folder's work-dir lock, so no other training writes
-            checkpoints there.
-
-    Returns:
-        bool | None: True when stale: its writer (named in the file name) was a process of this
-        host that no longer runs, or, under the lock, any writer but a live process of this host.
-        False when its writer still runs. None when it cannot be told: no lock, and the writer is on
-        another host or the name carries no writer.
-    """
+    """Whether the temporary file ``filename`` (no folder) of :func:`atomic_open` was left by a
+    dead writer: True when its writer (named in the file name) was a process of this host that no
+    longer runs or, when ``locked`` (this process holds the work-dir lock), any writer but a live
+    process of this host; False when it still runs; None when it cannot be told."""
     writer = temp_writer(filename)
     if writer is not None and writer[1] == host_name():
         pid = writer[0]

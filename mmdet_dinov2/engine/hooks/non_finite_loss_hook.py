@@ -3,10 +3,8 @@ import math
 import os.path as osp
 
 import torch
-from mmengine.hooks import Hook
 from mmdet.registry import HOOKS
-
-__all__ = ['NonFiniteLossError', 'NonFiniteLossHook']
+from mmengine.hooks import Hook
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -15,14 +13,9 @@ class NonFiniteLossError(FloatingPointError):
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Raise :class:`NonFiniteLossError` at the first iteration whose loss is not finite.
-
-    mmdet's ``CheckInvalidLossHook`` only looks every 50 iterations at the total loss; a NaN
-    otherwise spreads into the weights and, worse, into the next checkpoint. This hook checks every
-    loss term of every iteration and runs before :class:`~mmengine.hooks.CheckpointHook`, so the
-    poisoned weights are never saved. The error names the iteration, the non-finite terms and
-    the last good checkpoint to resume from.
-    """
+    """Raise :class:`NonFiniteLossError` at the first iteration with a non-finite loss term,
+    before :class:`~mmengine.hooks.CheckpointHook` could save the poisoned weights (mmdet's
+    ``CheckInvalidLossHook`` looks at the total loss every 50 iterations only)."""
 
     priority = 'ABOVE_NORMAL'  # before LoggerHook and CheckpointHook
 

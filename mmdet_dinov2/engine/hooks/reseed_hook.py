@@ -1,10 +1,8 @@
 """Re-seed the random generators at every epoch and iteration, so a resumed run repeats exactly."""
 import numpy as np
+from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.runner.utils import set_random_seed
-from mmdet.registry import HOOKS
-
-__all__ = ['ReseedHook']
 
 _EPOCH, _ITER = 0, 1
 
@@ -13,14 +11,11 @@ _EPOCH, _ITER = 0, 1
 class ReseedHook(Hook):
     """Seed python, numpy and torch from (run seed, epoch) and (run seed, iteration).
 
-    mmengine seeds its generators once, when the runner is built; a run resumed from a checkpoint
-    starts from that seed again instead of from where the interrupted run stood, and the validation
-    between two epochs draws numbers too, so data augmentation, RoI sampling and drop-path differ
-    from an uninterrupted run. Seeding at ``before_train_epoch`` (before the data loader draws the
-    first batch of the epoch) and at ``before_train_iter`` makes every iteration's random numbers a
-    function of the run's seed and its position only: resuming from an epoch checkpoint reproduces
-    the uninterrupted losses exactly (CPU; data loader workers are re-seeded each epoch by mmengine
-    unless ``persistent_workers=True``, whose worker streams cannot be restored).
+    mmengine seeds once, when the runner is built: a resumed run starts from that seed again, and
+    validation draws numbers too, so augmentation, RoI sampling and drop-path differ from an
+    uninterrupted run. Seeding before each epoch (before the loader's first batch) and iteration
+    makes resuming reproduce the losses exactly (CPU; not with ``persistent_workers=True``, whose
+    worker streams cannot be restored).
     """
 
     priority = 'VERY_HIGH'

@@ -1,3 +1,3 @@
-from .layer_decay import LayerDecayOptimizerConstructor, get_layer_id, has_weight_decay
+from .layer_decay import LayerDecayOptimizerConstructor, get_layer_id
 
-__all__ = ['LayerDecayOptimizerConstructor', 'get_layer_id', 'has_weight_decay']
+__all__ = ['LayerDecayOptimizerConstructor', 'get_layer_id']

@@ -1,26 +1,19 @@
 """Layer-wise learning-rate decay for a ViT backbone (BEiT, arXiv:2106.08254, Sec. 3.3).
 
-Each parameter gets a layer id: the embeddings are layer 0, ``backbone.blocks.i`` is layer i + 1,
-the adapter, neck and heads are layer ``num_layers + 1``. A parameter of layer ``l`` trains with
-``lr * layer_decay_rate ** (num_layers + 1 - l)``, so the heads keep the base learning rate and the
-patch embedding gets the smallest. Which names are embeddings, blocks and adapter is a
-:class:`LayerRule`; its defaults are ViTAdapter's names, and a backbone parameter that none of its
-names covers is an error (its layer id would be a guess), as is a set of blocks other than
-0..num_layers-1.
+A parameter of layer ``l`` trains with ``lr * layer_decay_rate ** (num_layers + 1 - l)``: the
+embeddings are layer 0, ``backbone.blocks.i`` layer i + 1, the adapter, neck and heads layer
+``num_layers + 1`` (:class:`LayerRule` says which names are which).
 
-Weight decay follows the original ViT-Adapter constructor exactly: 1-D tensors (norms, biases,
-layer-scale gammas) and names ending in ``.bias`` get none, every other tensor gets the optimizer's
-``weight_decay``. The original also listed ``pos_embed``/``cls_token`` for no decay, but compared them
-with prefixed names (``backbone.pos_embed``), so that test never matched: the position embedding
-(3-D) and the adapter's ``level_embed`` (2-D) DO get weight decay. This is reproduced on purpose.
+Weight decay follows the original ViT-Adapter constructor exactly: none for 1-D tensors and names
+ending in ``.bias``. The original also meant to exempt ``pos_embed``/``cls_token`` but compared
+prefixed names, so the position embedding and ``level_embed`` DO get weight decay, reproduced here.
 """
 from collections import OrderedDict
 from typing import Iterable, Optional, Sequence
 
+from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
-
-from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 BACKBONE = 'backbone.'  # the rule places every parameter under this prefix; the rest is layer num_layers + 1
 REQUIRED_KEYS = ('num_layers', 'layer_decay_rate')
@@ -34,20 +27,17 @@ def _covers(prefixes: Iterable[str], name: str) -> bool:
 
 
 class LayerRule:
-    """Which layer of the backbone each parameter belongs to, by its name in the detector.
-
-    Names are module or parameter names with the detector's ``backbone.`` in front; a name covers
-    itself and everything inside it. The defaults are ViTAdapter's, and they reproduce the original
-    ViT-Adapter's grouping.
+    """Which layer each backbone parameter belongs to, by its name in the detector (a module or
+    parameter name, ``backbone.`` in front, covers itself and everything inside it). The defaults
+    are ViTAdapter's and reproduce the original's grouping; a backbone parameter no name covers is
+    an error (its layer id would be a guess), as is a set of blocks other than 0..num_layers-1.
 
     Args:
-        embedding_names (sequence[str]): layer 0 (patch and position embeddings, the class token and
-            DINOv2 reg4's / DINOv3's register tokens; DINOv3's RoPE periods are a buffer, named so
-            that a RoPE made trainable would land here too).
+        embedding_names (sequence[str]): layer 0 (embeddings, class and register tokens, and the
+            RoPE periods, a buffer, in case they are made trainable).
         block_prefix (str): the ViT's block list: ``{block_prefix}.{i}.*`` is layer i + 1.
-        adapter_names (sequence[str]): backbone parts outside the ViT, at layer num_layers + 1 with
-            the neck and heads (the base lr); also the ViT's final ``norm`` (after the last block;
-            frozen in ViTAdapter, whose forward does not use it).
+        adapter_names (sequence[str]): backbone parts at layer num_layers + 1 with the neck and
+            heads (the base lr), including the ViT's final ``norm``, which ViTAdapter does not use.
     """
 
     def __init__(self,
@@ -120,48 +110,25 @@ DEFAULT_RULE = LayerRule()
 
 
 def get_layer_id(name, num_layers, rule: LayerRule = DEFAULT_RULE):
-    """The layer id of a parameter of the detector, from its name.
-
-    Args:
-        name (str): the parameter's name in the detector, e.g. ``backbone.blocks.3.attn.qkv.weight``.
-        num_layers (int): the number of ViT blocks.
-        rule (LayerRule): which names are embeddings, blocks and adapter.
-
-    Returns:
-        int: 0 for the embeddings, i + 1 for ViT block i, ``num_layers + 1`` for the rest.
-
-    Raises:
-        ValueError: for a backbone parameter that no name of ``rule`` covers.
-    """
+    """The layer id of the detector's parameter ``name`` (e.g. ``backbone.blocks.3.attn.qkv.weight``)
+    for a ViT of ``num_layers`` blocks; a ValueError for a backbone parameter ``rule`` does not cover."""
     layer_id = rule.layer_id(name, num_layers)
     if layer_id is None:
         raise ValueError(f'get_layer_id: {name!r} fits no name of the layer rule: {rule!r}')
     return layer_id
 
 
-def has_weight_decay(name, param):
-    """Whether the original constructor applies weight decay to this parameter."""
-    return param.ndim > 1 and not name.endswith('.bias')
-
-
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
-    """Builds an optimizer wrapper whose parameter groups follow layer-wise lr decay.
-
-    Used as ``optim_wrapper = dict(constructor='LayerDecayOptimizerConstructor',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
-    paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.7))``. One parameter group is made per
-    (layer id, decay or not); each group's ``lr`` is already scaled, and mmengine's parameter
-    schedulers scale every group's own lr (warm-up and steps keep the ratios between layers).
-    Frozen parameters (``requires_grad=False``) are left out.
+    """An optimizer wrapper with one parameter group per (layer id, weight decay or not), its
+    ``lr`` already scaled (mmengine's schedulers scale each group's own lr, keeping the ratios);
+    frozen parameters are left out.
 
     Args:
-        optim_wrapper_cfg (dict): the ``optim_wrapper`` config; ``optimizer`` must set ``lr`` and
+        optim_wrapper_cfg (dict): ``optim_wrapper``; its ``optimizer`` must set ``lr`` and
             ``weight_decay``.
-        paramwise_cfg (dict): ``num_layers`` (int, the number of ViT blocks) and
-            ``layer_decay_rate`` (float in (0, 1]); optionally ``embedding_names``,
-            ``block_prefix`` and ``adapter_names`` for a backbone whose names differ from
-            ViTAdapter's (see :class:`LayerRule`).
+        paramwise_cfg (dict): ``num_layers`` (the ViT's blocks), ``layer_decay_rate`` (in (0, 1])
+            and optionally :class:`LayerRule`'s arguments, for other backbone names.
     """
 
     def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
@@ -190,12 +157,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         return self.layer_decay_rate ** (self.num_layers + 1 - layer_id)
 
     def add_params(self, params, module, **kwargs):
-        """Append one parameter group per (layer id, decay or not) to ``params``.
-
-        Args:
-            params (list[dict]): the parameter groups, extended in place.
-            module (nn.Module): the detector (parameter names start with ``backbone.``).
-        """
+        """Append the parameter groups of ``module`` (the detector) to ``params``."""
         named = list(module.named_parameters())
         # frozen parameters count for the check: a frozen ViT still has its blocks
         self.rule.check([name for name, _ in named], self.num_layers)
@@ -204,7 +166,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             if not param.requires_grad:
                 continue
             layer_id = self.rule.layer_id(name, self.num_layers)
-            decay = has_weight_decay(name, param)
+            decay = param.ndim > 1 and not name.endswith('.bias')  # as the original
             key = (layer_id, decay)
             if key not in groups:
                 scale = self.lr_scale(layer_id)
