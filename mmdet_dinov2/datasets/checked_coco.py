@@ -1,12 +1,9 @@
 """CheckedCocoDataset: a CocoDataset that refuses annotation files that would train wrongly.
 
-The checks are pure functions on the json's dicts, shared with ``tools/misc/check_dataset.py``
-(which adds file forensics: files cut short, damage inside images). Each finding is a
-:class:`Problem` whose ``action`` says what happens to it:
-
-- ``refuse``: training cannot go on (a missing image, an unknown category id, ...);
-- ``fix``: the annotation is corrected (a box reaching outside its image is clipped, ...);
-- ``drop``: the annotation is left out, because nothing sensible can be learnt from it.
+The checks are pure functions on the json's dicts, shared with ``tools/misc/check_dataset.py``.
+Each finding is a :class:`Problem` whose ``action`` is ``refuse`` (training cannot go on), ``fix``
+(the annotation is corrected, e.g. a box clipped to its image) or ``drop`` (nothing sensible can be
+learnt from the annotation).
 """
 import json
 import math
@@ -23,19 +20,13 @@ from mmengine.logging import MMLogger
 from PIL import Image
 from pycocotools import mask as mask_util
 
-__all__ = ['CheckedCocoDataset', 'DatasetCheckError', 'POLYGON_MARGIN', 'Problem',
-           'check_annotations', 'check_categories', 'check_ids', 'check_image', 'for_evaluation',
-           'format_problems', 'load_annotation_file', 'summarize_problems']
-
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
-# Where a polygon's vertices may lie: within its image or its own box (an object cut by the
-# image border: the box is clipped, rasterisation clips the polygon), the box taken at most one
-# image size beyond the border, plus a margin of POLYGON_MARGIN pixels or fraction of the side,
-# the larger. Annotation tools and rescaled exports leave vertices a little outside; further
-# out, the polygon was drawn for another image size or in other units, and rasterisation
-# allocates memory in proportion to the polygon's extent (a NaN: without bound).
+# Where a polygon's vertices may lie: within its image or its own box (at most one image size
+# beyond the border), plus POLYGON_MARGIN pixels or fraction of the side, the larger. Annotation
+# tools leave vertices a little outside; further out, the polygon was drawn for another image size,
+# and rasterisation allocates memory in proportion to its extent (a NaN: without bound).
 POLYGON_MARGIN = (4, 0.02)
 
 # pycocotools' compressed RLE: characters '0'..'o', each run ending at one of '0'..'O'
@@ -79,8 +70,7 @@ ADVICE = {
     'bad polygon': 'polygon parts of fewer than three points dropped',
     'no mask': 'dropped: the pipeline loads masks and this instance has none',
 }
-# Problems that COCO evaluation (pycocotools, reading the annotation file as it is) fails on: in a
-# validation or test file they cannot be fixed on the fly and are refused.
+# what COCO evaluation fails on, refused in a validation or test file
 BREAK_EVALUATION = ('bad polygon', 'no mask')
 EVALUATION_ADVICE = ('the COCO evaluator reads this file as it is and fails on it: fix the '
                      'annotation in the json')
@@ -95,12 +85,11 @@ class Problem:
     """One finding about an annotation file.
 
     Args:
-        action (str): ``'refuse'``, ``'fix'`` or ``'drop'`` (see the module docstring).
+        action (str): ``'refuse'``, ``'fix'`` or ``'drop'``.
         kind (str): a key of :data:`ADVICE`, or any name when ``advice`` is given.
-        img_id: the image's id (None for file-wide problems).
-        ann_id: the annotation's id (None for image-wide problems).
+        img_id, ann_id: where (None for file-wide or image-wide problems).
         detail (str): the values involved.
-        advice (str | None): what to do, when not the kind's usual :data:`ADVICE`.
+        advice (str | None): what to do, when not the kind's :data:`ADVICE`.
     """
     action: str
     kind: str
@@ -118,12 +107,8 @@ class Problem:
 
 
 def load_annotation_file(path):
-    """Read a COCO annotation file.
-
-    Raises:
-        DatasetCheckError: not UTF-8 JSON (the message names the file, line and column; the JSON
-            error is its ``__cause__``), or not a JSON object.
-    """
+    """Read a COCO annotation file; a :class:`DatasetCheckError` naming the file, line and column
+    (the JSON error its ``__cause__``) when it is no UTF-8 JSON object."""
     try:
         with open(path, encoding='utf-8') as f:
             dataset = json.load(f)
@@ -138,14 +123,10 @@ def load_annotation_file(path):
 
 
 def check_ids(dataset):
-    """The ids of a json's images, annotations and categories: JSON integers, each used once.
-
-    pycocotools indexes images, annotations and categories in dicts keyed by id: a repeated id
-    silently keeps one entry (a repeated image id hands both images' annotations to one file), and
-    Python takes ``true`` for 1 and ``1.0`` for 1. Run before indexing; every finding is refused.
-
-    Args:
-        dataset (dict): the json's content.
+    """The ids of the json's (``dataset``) images, annotations and categories: JSON integers, each
+    used once. pycocotools' index keeps one entry of a repeated id (a repeated image id hands both
+    images' annotations to one file), and Python takes ``true`` and ``1.0`` for 1. Every finding is
+    refused.
 
     Returns:
         list[Problem]
@@ -217,11 +198,8 @@ def _why(entry, key='id'):
 
 
 def check_categories(classes, categories):
-    """The config's class names against the json's ``categories``.
-
-    mmdet maps the json's categories to labels in the json's order, whatever the order of the
-    config's ``classes``: a different order silently gives every label the wrong name.
-    """
+    """The config's class names against the json's ``categories``: mmdet numbers labels in the
+    json's order, so another order in the config silently gives every label the wrong name."""
     names = [cat['name'] for cat in categories]
     missing = [name for name in classes if name not in names]
     if missing:
@@ -235,17 +213,12 @@ def check_categories(classes, categories):
 
 
 def check_image(img_info, img_path, verify_size=True):
-    """The json's image entry against the file on disk.
-
-    Args:
-        img_info (dict): the json's image entry (``id``, ``file_name``, ``width``, ``height``).
-        img_path (str): where the file should be.
-        verify_size (bool): open the file's header and compare its upright size (after the EXIF
-            orientation the loader applies) with the json's width and height: boxes and masks are
-            drawn in the json's pixels, the loader resizes the file's.
-    """
+    """The json's image entry (``id``, ``file_name``, ``width``, ``height``) against the file at
+    ``img_path``; ``verify_size`` also compares the file's upright size (after the EXIF orientation
+    the loader applies) with the json's, whose pixels boxes and masks are drawn in."""
     img_id, width, height = img_info.get('id'), img_info.get('width'), img_info.get('height')
-    if not (_positive_int(width) and _positive_int(height) and img_info.get('file_name')):
+    if not (type(width) is int and type(height) is int and width > 0 and height > 0
+            and img_info.get('file_name')):
         return [Problem('refuse', 'bad image entry', img_id, None,
                         f'file_name={img_info.get("file_name")!r} width={width!r} '
                         f'height={height!r}')]
@@ -273,17 +246,17 @@ def check_image(img_info, img_path, verify_size=True):
 
 
 def check_annotations(img_info, anns, category_ids, need_masks):
-    """Check one image's annotations; return the usable ones (fixed copies) and the findings.
+    """Check one image's annotations.
 
     Args:
         img_info (dict): the json's image entry (its ``width``/``height`` bound the boxes).
         anns (list[dict]): the image's annotations.
         category_ids (set): the ids of the json's ``categories``.
-        need_masks (bool): the pipeline loads instance masks (an annotation without one is dropped,
-            where mmdet's loader would fail with a KeyError in the middle of training).
+        need_masks (bool): the pipeline loads masks (an annotation without one is dropped, where
+            mmdet's loader would fail in the middle of training).
 
     Returns:
-        tuple[list[dict], list[Problem]]
+        tuple[list[dict], list[Problem]]: the usable annotations (fixed copies), the findings.
     """
     img_id, width, height = img_info['id'], img_info['width'], img_info['height']
     kept, problems = [], []
@@ -350,12 +323,9 @@ def _finite(value):
 
 
 def _polygon_problem(parts, box, width, height):
-    """Non-numbers, non-finite numbers, vertices outside the image and the box (finite
-    ``[x, y, w, h]``) by more than :data:`POLYGON_MARGIN`.
-
-    Only C-level passes over a part's coordinates (sum, slices, min, max): polygons are most of a
-    COCO file's numbers, and a Python loop per vertex would cost seconds on COCO train.
-    """
+    """Non-numbers, non-finite numbers, vertices outside the image and the box by more than
+    :data:`POLYGON_MARGIN`. Only C-level passes over the coordinates (sum, slices, min, max):
+    polygons are most of a COCO file's numbers."""
     for i, part in enumerate(parts):
         if not isinstance(part, list):
             return 'bad polygon coordinates', f'part {i} is {json.dumps(part)[:60]}, not a list'
@@ -397,12 +367,9 @@ def _polygon_bounds(box, width, height):
 
 
 def _rle_problem(rle, width, height):
-    """An RLE's size against its image's, and whether its runs cover exactly its pixels.
-
-    pycocotools refuses runs beyond the mask but leaves the pixels after runs that stop short
-    undefined (uninitialised memory becomes the instance's mask), reads past the end of a
-    compressed string cut in the middle of a run, and turns negative runs into huge ones.
-    """
+    """An RLE's size against its image's, and whether its runs cover exactly its pixels:
+    pycocotools leaves the pixels after runs that stop short undefined, reads past the end of a
+    string cut in the middle of a run, and turns negative runs into huge ones."""
     size = rle.get('size')
     if not (isinstance(size, (list, tuple)) and list(size) == [height, width]):
         return 'rle size', f'size={size!r}, image {height}x{width}'
@@ -441,19 +408,12 @@ def _rle_problem(rle, width, height):
 
 
 def _decodes(counts, size):
-    """Whether pycocotools decodes compressed ``counts`` into a mask of ``size`` without its runs
-    reaching past the mask."""
+    """Whether pycocotools decodes ``counts`` into a mask of ``size`` (runs not past the mask)."""
     try:
         mask_util.decode(dict(size=size, counts=counts))
     except ValueError:
         return False
     return True
-
-
-def for_evaluation(problems):
-    """The findings for a validation/test file: what would break COCO evaluation is refused."""
-    return [replace(p, action='refuse', advice=EVALUATION_ADVICE)
-            if p.kind in BREAK_EVALUATION else p for p in problems]
 
 
 def format_problems(problems, limit=None):
@@ -477,22 +437,13 @@ def summarize_problems(problems, examples=5):
     return '\n'.join(lines)
 
 
-def _positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 class _BadIds(Exception):
-    """The ids of an annotation file cannot be indexed (carries the problems to report)."""
-
-    def __init__(self, problems):
-        super().__init__(f'{len(problems)} id problem(s)')
-        self.problems = problems
+    """The ids of an annotation file cannot be indexed (``args[0]``: the problems)."""
 
 
 class _CheckedCOCO(COCO):
-    """mmdet's COCO API on a checked file: read by :func:`load_annotation_file` (a JSON error names
-    the file, line and column), indexed only when :func:`check_ids` finds nothing (pycocotools'
-    index silently merges entries that share an id)."""
+    """mmdet's COCO API on a file read by :func:`load_annotation_file`, indexed only when
+    :func:`check_ids` finds nothing."""
 
     def __init__(self, annotation_file):
         super().__init__()
@@ -508,28 +459,18 @@ class _CheckedCOCO(COCO):
 class CheckedCocoDataset(CocoDataset):
     """:class:`~mmdet.datasets.CocoDataset` that checks every image and annotation while loading.
 
-    mmdet skips bad annotations silently (boxes outside the image, degenerate boxes, unknown
-    categories), keeps boxes that reach outside the image unclipped, and fails in the middle of
-    training on a missing image file or an instance without a mask. Here each problem is found
-    before the first iteration: what can be fixed is fixed (boxes clipped to the image), what
-    cannot be learnt from is dropped, both with a warning listing the kinds, counts and ids; what
-    cannot be fixed (missing or unreadable images, sizes that disagree with the file, unknown
-    category ids, ...) stops the run with every such problem listed (file, image id, annotation
-    id, what to do). The file as a whole is checked first: a JSON error is reported with its line
-    and column, and ids that are not integers or are used twice (which pycocotools would merge
-    silently) stop the run before any image is looked at. Segmentations that rasterisation cannot
-    handle safely are refused: polygons with non-finite or far-outside coordinates, RLE masks whose
-    runs do not cover their image. In a validation/test file, polygons and missing masks that COCO
-    evaluation would fail on are refused too (the evaluator reads the file itself). An empty
-    dataset is refused. Images without annotations stay (trained on as negatives) unless
-    ``filter_cfg`` drops them. Files cut short or damaged inside are found by
-    ``tools/misc/check_dataset.py``, which reads every file to its end.
+    mmdet skips bad annotations silently, keeps boxes outside the image unclipped, and fails in the
+    middle of training on a missing image or an instance without a mask. Here every problem is found
+    before the first iteration: fixed (boxes clipped) or dropped with a warning, or, when it cannot
+    be fixed (missing, unreadable or mis-sized images, unknown categories, bad or repeated ids, unsafe
+    segmentations, an empty dataset), the run stops listing each. A validation/test file also
+    refuses what COCO evaluation, reading the file itself, would fail on. Images without
+    annotations stay as negatives unless ``filter_cfg`` drops them.
 
     Args:
-        verify_image_size (bool): open each image's header to compare its size (upright, after
-            its EXIF orientation) with the json's; costs a file open per image.
-        max_listed (int): at most this many refused problems in the error message
-            (``tools/misc/check_dataset.py`` lists them all).
+        verify_image_size (bool): open each image's header to compare its upright size with the
+            json's (a file open per image).
+        max_listed (int): at most this many refused problems in the error message.
         *args, **kwargs: as :class:`~mmdet.datasets.CocoDataset`.
     """
 
@@ -547,7 +488,7 @@ class CheckedCocoDataset(CocoDataset):
         try:
             data_list = super().load_data_list()
         except _BadIds as err:  # nothing indexed, no image looked at
-            self.problems, data_list = err.problems, []
+            self.problems, data_list = err.args[0], []
         self._report(data_list)
         return data_list
 
@@ -581,7 +522,9 @@ class CheckedCocoDataset(CocoDataset):
 
     def _report(self, data_list):
         if self.test_mode:
-            self.problems = for_evaluation(self.problems)
+            # the evaluator reads the file as it is: what breaks it cannot be fixed on the fly
+            self.problems = [replace(p, action='refuse', advice=EVALUATION_ADVICE)
+                             if p.kind in BREAK_EVALUATION else p for p in self.problems]
         refused = [p for p in self.problems if p.action == 'refuse']
         if refused:
             raise DatasetCheckError(
