@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mmdet_dinov2.checkpoints import convert_dinov2, load_state_dict_file
+from tests import fake_checkpoints as fake
 from tests.helpers import load_tool
 
 ROOT = Path(__file__).parents[2]
@@ -36,8 +37,8 @@ def test_cli_default_output_name(tmp_path, vits_state_dict):
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name, out.name]
 
 
-def test_out_and_pinv_for_reg4(tmp_path, tool, make_dinov2, capsys):
-    sd = make_dinov2(384, depth=1, registers=4)
+def test_out_and_pinv_for_reg4(tmp_path, tool, capsys):
+    sd = fake.dinov2(384, depth=1, registers=4)
     src = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
     torch.save(sd, src)
     out = tmp_path / 'converted' / 'vits_pinv.pth'

@@ -4,8 +4,13 @@ import torch
 import torch.nn.functional as F
 from timm.layers import resample_patch_embed
 
-from mmdet_dinov2.checkpoints import (convert_dinov2, detect_format,
-                                      resample_patch_embed_kernel, strip_prefix)
+from mmdet_dinov2.checkpoints import (
+    convert_dinov2,
+    detect_format,
+    resample_patch_embed_kernel,
+    strip_prefix,
+)
+from tests import fake_checkpoints as fake
 
 BLOCK_PARAMS = ['norm1.weight', 'norm1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
                 'attn.proj.weight', 'attn.proj.bias', 'gamma1', 'norm2.weight', 'norm2.bias',
@@ -40,8 +45,8 @@ def test_convert_vits_keys_shapes_values(vits_state_dict):
     assert 'mask_token' in sd  # the input is not modified
 
 
-def test_convert_vitg_swiglu_real_widths(make_dinov2):
-    sd = make_dinov2(1536, depth=1, swiglu=True)
+def test_convert_vitg_swiglu_real_widths():
+    sd = fake.dinov2(1536, depth=1, swiglu=True)
     assert sd['blocks.0.mlp.w12.weight'].shape == (8192, 1536)  # the official ViT-g widths
     assert sd['blocks.0.mlp.w3.weight'].shape == (1536, 4096)
     out, notes = convert_dinov2(sd)
@@ -52,16 +57,16 @@ def test_convert_vitg_swiglu_real_widths(make_dinov2):
     assert any('mlp.w12 -> blocks.*.mlp.fc1' in note for note in notes)
 
 
-def test_convert_reg4_keeps_and_reports_register_tokens(make_dinov2):
-    sd = make_dinov2(384, depth=1, registers=4)
+def test_convert_reg4_keeps_and_reports_register_tokens():
+    sd = fake.dinov2(384, depth=1, registers=4)
     out, notes = convert_dinov2(sd)
     assert set(out) == _expected_keys(depth=1, registers=True)
     assert torch.equal(out['register_tokens'], sd['register_tokens'])
     assert any('register_tokens (1, 4, 384)' in note for note in notes)
 
 
-def test_convert_unchunks_blocks(make_dinov2):
-    chunked = make_dinov2(384, depth=4, block_chunks=2, seed=1)
+def test_convert_unchunks_blocks():
+    chunked = fake.dinov2(384, depth=4, block_chunks=2, seed=1)
     assert 'blocks.1.3.ls1.gamma' in chunked
     out, notes = convert_dinov2(chunked)
     assert set(out) == _expected_keys(depth=4)
@@ -129,10 +134,10 @@ def test_convert_refuses_converted_and_foreign(vits_state_dict):
         convert_dinov2(_resnet())
 
 
-def test_converted_swiglu_computes_dinov2s_ffn(make_dinov2):
+def test_converted_swiglu_computes_dinov2s_ffn():
     """timm's GluMlp(gate_last=False) with the renamed weights = DINOv2's silu(x W1) * (x W2) W3."""
     from timm.layers import GluMlp
-    sd = make_dinov2(48, depth=1, swiglu=True)
+    sd = fake.dinov2(48, depth=1, swiglu=True)
     out, _ = convert_dinov2(sd)
     hidden = sd['blocks.0.mlp.w3.weight'].shape[1]
     mlp = GluMlp(48, 2 * hidden, act_layer=torch.nn.SiLU, gate_last=False)

@@ -3,50 +3,16 @@ files that belong to another config: each refused naming the file and the config
 import logging
 
 import pytest
-import timm
 import torch
 
 from mmdet_dinov2.checkpoints import detect_format, load_backbone_weights
 from mmdet_dinov2.checkpoints.convert.dinov3 import convert_dinov3
 from mmdet_dinov2.models.backbones import ViT
+from tests import fake_checkpoints as fake
 from tests.helpers import load_tool
 
 LOGGER = 'test_dinov3_checkpoints'
 DIM, HEADS = 64, 4
-
-
-def official_dinov3(dim=DIM, depth=2, *, swiglu=False, qkv_bias=True, local_cls_norm=False, seed=0):
-    """A state dict laid out as facebookresearch/dinov3's ViT hub files, random values."""
-    g = torch.Generator().manual_seed(seed)
-
-    def rand(*shape):
-        return torch.randn(*shape, generator=g) * 0.1
-
-    sd = {'cls_token': rand(1, 1, dim), 'storage_tokens': rand(1, 4, dim), 'mask_token': rand(1, dim),
-          'rope_embed.periods': 100 ** (torch.arange(dim // HEADS // 4) * 4 / (dim // HEADS)),
-          'patch_embed.proj.weight': rand(dim, 3, 16, 16), 'patch_embed.proj.bias': rand(dim)}
-    for i in range(depth):
-        p = f'blocks.{i}.'
-        sd.update({p + 'norm1.weight': 1 + rand(dim), p + 'norm1.bias': rand(dim),
-                   p + 'attn.qkv.weight': rand(3 * dim, dim), p + 'attn.proj.weight': rand(dim, dim),
-                   p + 'attn.proj.bias': rand(dim), p + 'ls1.gamma': rand(dim),
-                   p + 'norm2.weight': 1 + rand(dim), p + 'norm2.bias': rand(dim), p + 'ls2.gamma': rand(dim)})
-        if qkv_bias:
-            sd[p + 'attn.qkv.bias'] = rand(3 * dim)
-            sd[p + 'attn.qkv.bias_mask'] = torch.cat([torch.ones(dim), torch.zeros(dim), torch.ones(dim)])
-        if swiglu:
-            hidden = int(4 * dim * 2 / 3)
-            hidden += -hidden % 8  # SwiGLUFFN's align_to=8
-            for w in ('w1', 'w2'):
-                sd.update({p + f'mlp.{w}.weight': rand(hidden, dim), p + f'mlp.{w}.bias': rand(hidden)})
-            sd.update({p + 'mlp.w3.weight': rand(dim, hidden), p + 'mlp.w3.bias': rand(dim)})
-        else:
-            sd.update({p + 'mlp.fc1.weight': rand(4 * dim, dim), p + 'mlp.fc1.bias': rand(4 * dim),
-                       p + 'mlp.fc2.weight': rand(dim, 4 * dim), p + 'mlp.fc2.bias': rand(dim)})
-    sd.update({'norm.weight': 1 + rand(dim), 'norm.bias': rand(dim)})
-    if local_cls_norm:
-        sd.update({'local_cls_norm.weight': rand(dim), 'local_cls_norm.bias': rand(dim)})
-    return sd
 
 
 def dinov3_vit(depth=2, swiglu=False, qkv_bias=True, mlp_ratio=4, **kwargs):
@@ -65,15 +31,13 @@ def _load(model, path):
 
 
 def test_formats_are_detected():
-    assert detect_format(official_dinov3()) == 'dinov3'
-    with torch.device('meta'):
-        timm_sd = timm.create_model('vit_small_patch16_dinov3', embed_dim=DIM, num_heads=HEADS, depth=2).state_dict()
-    assert detect_format(timm_sd) == 'dinov3_timm'
+    assert detect_format(fake.dinov3()) == 'dinov3'
+    assert detect_format(fake.dinov3_timm().state_dict()) == 'dinov3_timm'
     assert detect_format(dinov3_vit().state_dict()) == 'dinov2_converted'  # our own names
 
 
 def test_conversion_is_pure_and_complete():
-    sd = official_dinov3(swiglu=True, local_cls_norm=True)
+    sd = fake.dinov3(swiglu=True, local_cls_norm=True)
     before = {k: v.clone() for k, v in sd.items()}
     converted, notes = convert_dinov3(sd)
     assert all(torch.equal(sd[k], before[k]) for k in before) and set(sd) == set(before)
@@ -87,7 +51,7 @@ def test_conversion_is_pure_and_complete():
 
 @pytest.mark.parametrize('swiglu, qkv_bias, local', [(False, True, False), (True, True, False), (True, False, True)])
 def test_official_file_loads_every_tensor_or_says_why(swiglu, qkv_bias, local, tmp_path, caplog):
-    sd = official_dinov3(swiglu=swiglu, qkv_bias=qkv_bias, local_cls_norm=local)
+    sd = fake.dinov3(swiglu=swiglu, qkv_bias=qkv_bias, local_cls_norm=local)
     model = dinov3_vit(swiglu=swiglu, qkv_bias=qkv_bias)
     with caplog.at_level(logging.INFO, logger=LOGGER):
         report = _load(model, _save(sd, tmp_path / 'dinov3_vits16_pretrain_lvd1689m-08c60483.pth'))
@@ -107,14 +71,8 @@ def test_official_file_loads_every_tensor_or_says_why(swiglu, qkv_bias, local, t
                                           ('vit_small_patch16_dinov3_qkvb', False),
                                           ('vit_small_plus_patch16_dinov3', True)])
 def test_timm_file_gives_timms_features(name, swiglu, tmp_path):
-    """timm's own names load, and our intermediate maps equal timm's forward_intermediates.
-
-    timm's mlp_ratio is the SwiGLU's own hidden width (S+: 4 = DINOv3's ffn_ratio 6 * 2/3)."""
-    torch.manual_seed(0)
-    ref = timm.create_model(name, embed_dim=DIM, num_heads=HEADS, depth=2, mlp_ratio=4).eval()
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    """timm's own names load, and our intermediate maps equal timm's forward_intermediates."""
+    ref = fake.dinov3_timm(name, dim=DIM, heads=HEADS, depth=2)
     model = dinov3_vit(swiglu=swiglu, mlp_ratio=6 if swiglu else 4).eval()
     report = _load(model, _save(ref.state_dict(), tmp_path / f'{name}.pth'))
     assert report['format'] == 'dinov3_timm' and report['missing'] == {} and report['unused'] == {}
@@ -130,7 +88,7 @@ def test_timm_file_gives_timms_features(name, swiglu, tmp_path):
 
 def test_dinov3_file_into_a_dinov2_model_names_the_config(tmp_path):
     model = ViT(embed_dim=384, depth=1, num_heads=6)
-    path = _save(official_dinov3(dim=384, depth=1), tmp_path / 'dinov3_vits16_pretrain.pth')
+    path = _save(fake.dinov3(dim=384, depth=1), tmp_path / 'dinov3_vits16_pretrain.pth')
     with pytest.raises(ValueError, match=r'dinov3_vits16_pretrain\.pth is a DINOv3 ViT-S/16 checkpoint.*'
                                          r'mask-rcnn_dinov3-adapter-s_fpn_3x_coco\.py'):
         _load(model, path)
@@ -138,10 +96,10 @@ def test_dinov3_file_into_a_dinov2_model_names_the_config(tmp_path):
 
 @pytest.mark.parametrize('registers, config', [(0, 'mask-rcnn_dinov2-adapter-b'),
                                                (4, 'mask-rcnn_dinov2-reg4-adapter-b')])
-def test_dinov2_file_into_a_dinov3_model_names_the_config(registers, config, tmp_path, make_dinov2):
+def test_dinov2_file_into_a_dinov3_model_names_the_config(registers, config, tmp_path):
     model = ViT(embed_dim=768, depth=1, num_heads=12, pos_embed_type='rope', with_cls_token=True,
                 num_register_tokens=4, final_norm=True)
-    path = _save(make_dinov2(768, depth=1, registers=registers), tmp_path / 'dinov2_vitb14_pretrain.pth')
+    path = _save(fake.dinov2(768, depth=1, registers=registers), tmp_path / 'dinov2_vitb14_pretrain.pth')
     with pytest.raises(ValueError, match=rf'dinov2_vitb14_pretrain\.pth is a DINOv2 checkpoint.*{config}_fpn'):
         _load(model, path)
 
@@ -154,15 +112,15 @@ def test_convnext_file_is_refused_naming_the_vit_configs(tmp_path):
         _load(dinov3_vit(), _save(sd, tmp_path / 'dinov3_convnext_tiny.pth'))
 
 
-def test_file_without_registers_into_a_reg4_model_is_refused(tmp_path, make_dinov2):
+def test_file_without_registers_into_a_reg4_model_is_refused(tmp_path):
     model = ViT(pretrain_size=518, patch_size=14, embed_dim=384, depth=1, num_heads=6, with_cls_token=True,
                 num_register_tokens=4, final_norm=True)
     with pytest.raises(ValueError, match=r'has no register tokens.*\*_reg4 file.*mask-rcnn_dinov2-adapter-s_fpn'):
-        _load(model, _save(make_dinov2(384, depth=1), tmp_path / 'dinov2_vits14_pretrain.pth'))
+        _load(model, _save(fake.dinov2(384, depth=1), tmp_path / 'dinov2_vits14_pretrain.pth'))
 
 
-def test_reg4_file_loads_its_registers_and_class_token(tmp_path, make_dinov2):
-    sd = make_dinov2(384, depth=1, registers=4)
+def test_reg4_file_loads_its_registers_and_class_token(tmp_path):
+    sd = fake.dinov2(384, depth=1, registers=4)
     model = ViT(pretrain_size=592, embed_dim=384, depth=1, num_heads=6, with_cls_token=True, num_register_tokens=4,
                 final_norm=True)
     report = _load(model, _save(sd, tmp_path / 'dinov2_vits14_reg4_pretrain.pth'))
@@ -171,13 +129,13 @@ def test_reg4_file_loads_its_registers_and_class_token(tmp_path, make_dinov2):
     assert torch.equal(model.cls_token, sd['cls_token']) and torch.equal(model.norm.weight, sd['norm.weight'])
 
 
-def test_convert_tool_names_dinov3_and_reg4_files(tmp_path, make_dinov2, capsys):
+def test_convert_tool_names_dinov3_and_reg4_files(tmp_path, capsys):
     tool = load_tool('tools/convert_14to16.py')
-    v3 = _save(official_dinov3(dim=768, depth=1), tmp_path / 'dinov3_vitb16_pretrain_lvd1689m.pth')
+    v3 = _save(fake.dinov3(dim=768, depth=1), tmp_path / 'dinov3_vitb16_pretrain_lvd1689m.pth')
     with pytest.raises(SystemExit, match=r'official DINOv3 ViT-B/16 file: its patch is 16 already.*'
                                          r'mask-rcnn_dinov3-adapter-b_fpn_3x_coco\.py'):
         tool.main([str(v3)])
-    reg4 = _save(make_dinov2(384, depth=1, registers=4), tmp_path / 'dinov2_vits14_reg4_pretrain.pth')
+    reg4 = _save(fake.dinov2(384, depth=1, registers=4), tmp_path / 'dinov2_vits14_reg4_pretrain.pth')
     tool.main([str(reg4)])
     out = capsys.readouterr().out
     assert 'dinov2_vits14_reg4_pretrain.pth ->' in out and 'mask-rcnn_dinov2-reg4-adapter-s_fpn_3x_coco.py' in out
@@ -191,11 +149,7 @@ def _frozen_adapter(depth=4):
 
 def test_official_dinov3_adapter_file_loads_with_a_report(tmp_path, caplog):
     """The official DINOv3_Adapter's state dict: its ViT under backbone.* in DINOv3's names."""
-    source = _frozen_adapter()
-    official = {'backbone.' + k: v for k, v in official_dinov3(depth=4, local_cls_norm=True).items()}
-    official.update({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in source.state_dict().items()
-                     if k.startswith(('spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.', 'norm4.',
-                                      'level_embed'))})
+    official = fake.dinov3_adapter(_frozen_adapter().state_dict(), depth=4, local_cls_norm=True)
     assert detect_format(official) == 'dinov3_adapter'
     model = _frozen_adapter()
     with caplog.at_level(logging.INFO, logger=LOGGER):
@@ -210,7 +164,7 @@ def test_official_dinov3_adapter_file_loads_with_a_report(tmp_path, caplog):
 
 def test_official_vit_file_into_the_frozen_adapter_leaves_the_adapter_initialised(tmp_path):
     model = _frozen_adapter()
-    report = _load(model, _save(official_dinov3(depth=4), tmp_path / 'dinov3_vits16_pretrain.pth'))
+    report = _load(model, _save(fake.dinov3(depth=4), tmp_path / 'dinov3_vits16_pretrain.pth'))
     assert report['format'] == 'dinov3' and report['unused'] == {}
     assert set(report['missing']) == {'level_embed', 'spm', 'interactions', 'up', 'norm1', 'norm2', 'norm3',
                                       'norm4'}
@@ -221,4 +175,4 @@ def test_masked_k_bias_file_into_a_model_without_the_mask_is_refused(tmp_path):
         embed_dim=DIM, depth=2, num_heads=HEADS, pos_embed_type='rope', with_cls_token=True, num_register_tokens=4,
         final_norm=True, norm_eps=1e-5)
     with pytest.raises(ValueError, match=r'masks the k bias.*mask_k_bias=True'):
-        _load(model, _save(official_dinov3(), tmp_path / 'dinov3_vits16_pretrain.pth'))
+        _load(model, _save(fake.dinov3(), tmp_path / 'dinov3_vits16_pretrain.pth'))

@@ -1,7 +1,4 @@
-"""Backbone settings of the original DINOv2 recipes, and helpers shared by the backbone tests.
-
-Tests run with --import-mode=importlib, so the helpers reach the tests as fixtures.
-"""
+"""Backbone settings of the original DINOv2 recipes, and fixtures shared by the backbone tests."""
 import pytest
 import torch
 
@@ -117,28 +114,3 @@ def dinov3_naive_kwargs(arch, **overrides):
 def dinov3_archs():
     """(hub table, our kwargs builder, naive kwargs builder)."""
     return DINOV3_HUB, dinov3_vit_kwargs, dinov3_naive_kwargs
-
-
-def official_random(state_dict, seed=0):
-    """Random values for an official-layout state dict: LayerNorm weights near 1, tokens and weights
-    random, bias masks and RoPE periods kept."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, value in state_dict.items():
-        if key.endswith(('bias_mask', 'periods')):
-            out[key] = value.clone()
-        elif 'norm' in key and key.endswith('weight'):
-            out[key] = 1 + 0.1 * torch.randn(value.shape, generator=g)
-        elif key.endswith('gamma'):
-            out[key] = 0.5 + 0.2 * torch.randn(value.shape, generator=g)
-        elif value.dim() <= 1 or key.endswith('_token') or key.endswith('_tokens') or key == 'pos_embed':
-            out[key] = 0.2 * torch.randn(value.shape, generator=g)
-        else:
-            fan_in = value[0].numel()
-            out[key] = torch.randn(value.shape, generator=g) / fan_in ** 0.5
-    return out
-
-
-@pytest.fixture(scope='session')
-def official_randomized():
-    return official_random

@@ -15,6 +15,7 @@ from mmdet_dinov2.checkpoints.convert.dinov3 import convert_dinov3
 from mmdet_dinov2.models.backbones import DINOv3Adapter, ViT, ViTAdapter
 from mmdet_dinov2.models.backbones.vit import Attention
 from mmdet_dinov2.models.layers.rope import RopePositionEmbedding, apply_rope
+from tests.fake_checkpoints import random_values
 from tests.reference import dino_vit_naive as dino_naive
 
 TOL = 1e-4
@@ -22,11 +23,11 @@ TOL = 1e-4
 SMALL_7B = dict(embed_dim=512, num_heads=4)
 
 
-def _pair(arch, dinov3_archs, official_randomized, tmp_path, depth=2, seed=0, **width):
+def _pair(arch, dinov3_archs, tmp_path, depth=2, seed=0, **width):
     _, ours_kwargs, naive_kwargs = dinov3_archs
     torch.manual_seed(seed)
     ref = dino_naive.NaiveDinov3ViT(**naive_kwargs(arch, depth=depth, **width)).eval()
-    state = official_randomized(ref.state_dict(), seed)
+    state = random_values(ref.state_dict(), seed)
     ref.load_state_dict(state, strict=True)
     path = tmp_path / f'dinov3_{arch}.pth'
     torch.save(state, path)
@@ -36,10 +37,9 @@ def _pair(arch, dinov3_archs, official_randomized, tmp_path, depth=2, seed=0, **
 
 
 @pytest.mark.parametrize('arch', ['S', 'S+', 'B', 'L', 'H+', '7B'])
-def test_intermediate_layers_equal_the_official_model(arch, dinov3_archs, official_randomized,
-                                                      tmp_path):
+def test_intermediate_layers_equal_the_official_model(arch, dinov3_archs, tmp_path):
     width = SMALL_7B if arch == '7B' else {}
-    ours, ref, report = _pair(arch, dinov3_archs, official_randomized, tmp_path, **width)
+    ours, ref, report = _pair(arch, dinov3_archs, tmp_path, **width)
     # every tensor of the file is used or explained; every model tensor comes from the file
     assert report['missing'] == {}
     assert set(report['unused']) <= {'local_cls_norm.weight', 'local_cls_norm.bias'}
@@ -148,14 +148,14 @@ def test_windowed_attention_with_prefix_tokens_and_global_rope(hw):
 
 
 @pytest.mark.parametrize('ffn', ['mlp', 'swiglu'])  # ViT-S/B/L, ViT-g (fused SwiGLU w12/w3)
-def test_reg4_patch_tokens_equal_official_dinov2_reg4(ffn, official_randomized, tmp_path):
+def test_reg4_patch_tokens_equal_official_dinov2_reg4(ffn, tmp_path):
     """At patch 14 on the 37x37 pre-training grid (518 px), where neither model resizes the position
     embedding: the class token with its position slot, the 4 registers and the patch tokens go
     through the blocks as in DINOv2. The 14 -> 16 conversion changes only the patch kernel (tested in
     tests/checkpoints), so the ViT-Adapter at patch 16 runs these same blocks and tokens."""
     torch.manual_seed(0)
     ref = dino_naive.NaiveDinov2RegViT(embed_dim=64, depth=2, num_heads=4, ffn=ffn).eval()
-    state = official_randomized(ref.state_dict())
+    state = random_values(ref.state_dict())
     ref.load_state_dict(state, strict=True)
     path = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
     torch.save(state, path)
@@ -212,14 +212,14 @@ def test_reg4_configs_carry_the_registers(size):
     assert reg4.num_register_tokens == 4 and f'vit{size}14_reg4' in reg4.pretrained
 
 
-def _frozen_pair(dinov3_archs, official_randomized, arch='S', **width):
+def _frozen_pair(dinov3_archs, arch='S', **width):
     """Ours in frozen-adapter mode and the naive official DINOv3_Adapter, same official weights."""
     _, _, naive_kwargs = dinov3_archs
     torch.manual_seed(0)
     vit = dino_naive.NaiveDinov3ViT(**naive_kwargs(arch, depth=4, **width))
     ref = dino_naive.NaiveDinov3Adapter(vit, interaction_indexes=[0, 1, 2, 3], conv_inplane=8, n_points=2,
                                         deform_num_heads=4, deform_ratio=0.5).eval()
-    state = official_randomized(ref.state_dict(), seed=3)
+    state = random_values(ref.state_dict(), seed=3)
     for key in state:
         if key.endswith('running_var'):
             state[key] = state[key].abs() + 0.5
@@ -234,9 +234,9 @@ def _frozen_pair(dinov3_archs, official_randomized, arch='S', **width):
 
 
 @pytest.mark.parametrize('arch', ['S', '7B'])
-def test_frozen_adapter_equals_the_official_dinov3_adapter(arch, dinov3_archs, official_randomized):
+def test_frozen_adapter_equals_the_official_dinov3_adapter(arch, dinov3_archs):
     width = dict(embed_dim=64, num_heads=4) if arch == 'S' else dict(embed_dim=256, num_heads=2)
-    ours, ref, state = _frozen_pair(dinov3_archs, official_randomized, arch, **width)
+    ours, ref, state = _frozen_pair(dinov3_archs, arch, **width)
     result = ours.load_state_dict(dict(state), strict=True)  # the official keys, strictly
     assert not result.missing_keys and not result.unexpected_keys
     ours.eval()
@@ -248,8 +248,8 @@ def test_frozen_adapter_equals_the_official_dinov3_adapter(arch, dinov3_archs, o
     assert all(a.shape == b.shape for a, b in zip(got, want)) and worst <= TOL
 
 
-def test_frozen_adapter_trains_only_the_adapter(dinov3_archs, official_randomized):
-    ours, _, state = _frozen_pair(dinov3_archs, official_randomized, embed_dim=64, num_heads=4)
+def test_frozen_adapter_trains_only_the_adapter(dinov3_archs):
+    ours, _, state = _frozen_pair(dinov3_archs, embed_dim=64, num_heads=4)
     ours.load_state_dict(state)
     ours.train()
     assert not ours.blocks.training and not ours.rope_embed.training and ours.spm.training
@@ -265,11 +265,10 @@ def test_frozen_adapter_trains_only_the_adapter(dinov3_archs, official_randomize
 
 @pytest.mark.parametrize('size', ['s', 'l', '7b'])
 def test_frozen_adapter_configs_build_on_meta_with_only_the_adapter_trainable(size):
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
-
-    from mmdet.registry import MODELS
     cfg = Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov3-frozen-adapter-{size}_fpn_3x_coco.py')
     cfg.model.backbone.update(pretrained=None)
     with torch.device('meta'):
@@ -287,11 +286,11 @@ def test_frozen_adapter_configs_build_on_meta_with_only_the_adapter_trainable(si
     assert all(g['lr'] == cfg.optim_wrapper.optimizer.lr for g in optimizer.param_groups)
 
 
-def test_gradients_equal_the_official_model(dinov3_archs, official_randomized, tmp_path):
+def test_gradients_equal_the_official_model(dinov3_archs, tmp_path):
     """float64, S+ layout (SwiGLU) at width 64: gradients of the input, the class and storage tokens,
     a qkv projection (with its masked bias) and the stacked SwiGLU input weights (eval mode: the
     official model perturbs RoPE coordinates in training, at random)."""
-    ours, ref, _ = _pair('S+', dinov3_archs, official_randomized, tmp_path, embed_dim=64, num_heads=4)
+    ours, ref, _ = _pair('S+', dinov3_archs, tmp_path, embed_dim=64, num_heads=4)
     ours.double(), ref.double()
     img = torch.randn(1, 3, 48, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     grads = []
@@ -314,7 +313,7 @@ def test_gradients_equal_the_official_model(dinov3_archs, official_randomized, t
     assert (got[4][64:128] == 0).all() and (got[4][:64] != 0).any()  # the masked k bias gets no gradient
 
 
-def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dinov3_archs, official_randomized):
+def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dinov3_archs):
     """ViT-Adapter (injectors, extractors) around a DINOv3 ViT with windowed blocks: the class and
     storage tokens follow the rule of vit.py's docstring, written there as one masked softmax over a
     zero-padded grid; windows of 4 on a 6x8 grid need padding."""
@@ -323,7 +322,7 @@ def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dinov3_archs, of
     idx = [[0, 0], [1, 1], [2, 2], [3, 3]]
     torch.manual_seed(0)
     ref = dino_naive.NaiveDinov3ViTAdapter(naive_kwargs('S+', depth=4, embed_dim=64, num_heads=4), windows, idx)
-    state = official_randomized(ref.state_dict(), seed=6)
+    state = random_values(ref.state_dict(), seed=6)
     for key in state:
         if key.endswith('running_var'):
             state[key] = state[key].abs() + 0.5
@@ -342,13 +341,12 @@ def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dinov3_archs, of
     assert max(b.abs().max().item() for b in want) > 1.0
 
 
-def test_adapter_backbone_gives_the_official_intermediate_layers(dinov3_archs,
-                                                                 official_randomized, tmp_path):
+def test_adapter_backbone_gives_the_official_intermediate_layers(dinov3_archs, tmp_path):
     """get_intermediate_layers on the ViTAdapter backbone itself (global attention), after loading the
     official file through init_weights."""
     _, ours_kwargs, naive_kwargs = dinov3_archs
     ref = dino_naive.NaiveDinov3ViT(**naive_kwargs('B', depth=2, embed_dim=96, num_heads=4)).eval()
-    state = official_randomized(ref.state_dict(), seed=8)
+    state = random_values(ref.state_dict(), seed=8)
     ref.load_state_dict(state)
     path = tmp_path / 'dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth'
     torch.save(state, path)
@@ -383,8 +381,8 @@ def test_adapter_with_reg4_vit_runs_and_trains_the_tokens():
     assert model.pos_embed.grad[0, 0].abs().sum() > 0  # the class slot of the position embedding is used
 
 
-def test_frozen_adapter_loads_through_init_cfg(dinov3_archs, official_randomized, tmp_path):
-    ours, _, state = _frozen_pair(dinov3_archs, official_randomized, embed_dim=64, num_heads=4)
+def test_frozen_adapter_loads_through_init_cfg(dinov3_archs, tmp_path):
+    ours, _, state = _frozen_pair(dinov3_archs, embed_dim=64, num_heads=4)
     path = tmp_path / 'dinov3_adapter.pth'
     torch.save(state, path)
     model = DINOv3Adapter(embed_dim=64, num_heads=4, depth=4, interaction_indexes=[0, 1, 2, 3], conv_inplane=8,

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mmdet_dinov2.checkpoints import UnsafeCheckpointError
+from tests import fake_checkpoints as fake
 
 
 @pytest.fixture(scope='module')
@@ -195,25 +196,12 @@ def as_saved_under_numpy1(path):
 
 
 def test_mmdet2_release_with_numpy1_meta_loads_without_trust(h, tiny_data, tmp_path, trained):
-    """What the original ViT-Adapter (mmcv 1.x runner, numpy 1.x) put in a released file: meta with
-    the config text, class names, versions, hook messages (numpy scores), an AdamW state."""
-    from collections import OrderedDict
-
+    """What the original ViT-Adapter (mmcv 1.x runner, numpy 1.x) put in a released file loads."""
     import numpy as np
     from mmdet_dinov2.checkpoints import load_checkpoint_file
     state_dict = load_checkpoint_file(trained)['state_dict']
-    meta = dict(mmcv_version='1.4.2', time='Sat Jun  4 10:00:00 2022', env_info='sys.platform: '
-                'linux\nPython: 3.7.11', config="model = dict(type='MaskRCNN')\n", seed=0,
-                exp_name='mask_rcnn_dinov2_adapter_small_fpn_3x_coco.py',
-                mmdet_version='2.22.0+abc1234', CLASSES=h.CLASSES, epoch=36, iter=263808,
-                hook_msgs=dict(last_ckpt='work_dirs/x/epoch_36.pth', best_score=np.float32(0.515),
-                               best_ckpt='work_dirs/x/best_bbox_mAP_epoch_33.pth'),
-                iters_per_epoch=np.int64(7328))
-    optimizer = dict(state={0: dict(step=10, exp_avg=torch.zeros(3), exp_avg_sq=torch.zeros(3))},
-                     param_groups=[dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05,
-                                        amsgrad=False, params=[0], lr_scale=0.49)])
     path = tmp_path / 'mask_rcnn_dinov2_adapter_small_fpn_3x_coco.pth'
-    torch.save(dict(meta=meta, state_dict=OrderedDict(state_dict), optimizer=optimizer), path)
+    torch.save(fake.vit_adapter_detector(state_dict, h.CLASSES), path)
     as_saved_under_numpy1(path)
     assert load_checkpoint_file(path)['meta']['hook_msgs']['best_score'] == np.float32(0.515)
     cfg = h.tiny_config(tiny_data, tmp_path / 'work')
