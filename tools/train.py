@@ -11,13 +11,15 @@ convert commands. ``load_from`` weights are read with the safe (weights-only) lo
 """
 import argparse
 import logging
+import re
 import sys
+from pathlib import Path
 
 from mmengine.logging import print_log
 
+from mmdet_dinov2.checkpoints import REMOTE_PREFIXES
 from mmdet_dinov2.engine.launch import (add_run_arguments, build_runner, close_process_group,
                                         load_config, parse_run_arguments)
-from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
 from mmdet_dinov2.engine.runner import ResumeError
 from mmdet_dinov2.engine.work_dir_lock import WorkDirLockedError
 
@@ -43,6 +45,41 @@ def parse_args(argv=None):
                         help='also log to TensorBoard (pip install tensorboard) or Weights & '
                              'Biases (pip install wandb; WANDB_* variables); repeatable')
     return parse_run_arguments(parser, argv)
+
+
+DOWNLOAD_ROOT = 'https://dl.fbaipublicfiles.com/dinov2'
+# dinov2_vits14_pretrain.pth, dinov2_vitg14_reg4_pretrain_14to16.pth, ...
+DINOV2_FILE = re.compile(r'(?P<arch>dinov2_vit[sblg]14)(?P<reg>_reg4)?_pretrain(?P<converted>_14to16)?')
+
+
+class MissingPretrainedError(FileNotFoundError):
+    """A pretrained backbone file named in the config does not exist."""
+
+
+def check_pretrained_files(cfg):
+    """Raise :class:`MissingPretrainedError` with the commands that fetch it when a local file of
+    ``model.backbone.pretrained`` or a ``Pretrained`` ``init_cfg`` is missing: before anything is
+    built, not deep inside the weight loading."""
+    backbone = cfg.get('model', {}).get('backbone') or {}
+    init_cfg = backbone.get('init_cfg') or {}
+    paths = [('model.backbone.pretrained', backbone.get('pretrained'))]
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        paths.append(('model.backbone.init_cfg.checkpoint', init_cfg.get('checkpoint')))
+    for key, path in paths:
+        if not path or str(path).startswith(REMOTE_PREFIXES) or Path(path).is_file():
+            continue
+        match = DINOV2_FILE.search(Path(path).name)
+        fetch = 'Put the file there or point the config at it.\n'
+        if match:
+            raw = Path(path).with_name(f'{match["arch"]}{match["reg"] or ""}_pretrain.pth')
+            fetch = (f'Download and convert it (from the repository root):\n  mkdir -p {raw.parent}\n'
+                     f'  wget -P {raw.parent} {DOWNLOAD_ROOT}/{match["arch"]}/{raw.name}\n'
+                     + (f'  python tools/convert_14to16.py {raw}\n' if match['converted'] else ''))
+        raise MissingPretrainedError(
+            f'pretrained backbone weights not found: {path} ({key}).\n{fetch}'
+            f'Or set another file with --cfg-options {key}=PATH (the raw 14-patch DINOv2 '
+            f'file also loads), or {key}=None to start the backbone from random weights, e.g. '
+            'when load_from gives the weights of a whole detector.')
 
 
 VIS_BACKENDS = dict(tensorboard='TensorboardVisBackend', wandb='WandbVisBackend')

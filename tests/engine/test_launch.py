@@ -1,5 +1,4 @@
 """What tools/train.py and tools/test.py do before the runner starts, and how load_from loads."""
-import importlib.util
 from collections import OrderedDict
 from pathlib import Path
 
@@ -13,8 +12,12 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmdet_dinov2.checkpoints import UnsafeCheckpointError, load_state_dict_file
 from mmdet_dinov2.engine.launch import adapt_to_cpu, load_config
-from mmdet_dinov2.engine.pretrained_check import MissingPretrainedError, check_pretrained_files
 from mmdet_dinov2.engine.runner import load_detector_weights
+
+from tests.helpers import load_tool
+
+_train = load_tool('tools/train.py')  # the pretrained-file check is the train tool's
+MissingPretrainedError, check_pretrained_files = _train.MissingPretrainedError, _train.check_pretrained_files
 
 register_all_modules(init_default_scope=False)
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,10 +27,7 @@ ARCH = dict(s='vits14', b='vitb14', l='vitl14', g='vitg14')
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/{name}.py')
 
 
 @pytest.mark.parametrize('size', ['s', 'b', 'l', 'g'])
