@@ -12,7 +12,7 @@ from collections import Counter
 import torch.nn.functional as F
 from timm.layers import resample_patch_embed
 
-from .dinov3 import is_dinov3, is_dinov3_adapter, is_dinov3_convnext, is_dinov3_timm
+from .dinov3 import is_dinov3, is_dinov3_adapter, is_dinov3_convnext, is_dinov3_timm, notes_for
 
 RESAMPLE_METHODS = ('bilinear', 'pinv')
 DETECTOR_PREFIX = 'backbone.'
@@ -146,15 +146,11 @@ def convert_dinov2(state_dict, patch_size=16, method='bilinear'):
 
     kernel = converted[PATCH_KERNEL]
     converted[PATCH_KERNEL] = resample_patch_embed_kernel(kernel, patch_size, method)
-    notes = [resample_note(kernel, converted[PATCH_KERNEL], method)]
-    if counts['unchunk']:
-        notes.append(f'unchunked blocks.<chunk>.<i>.* -> blocks.<i>.* ({counts["unchunk"]} tensors)')
-    for old, new, why in _RENAMES:
-        if counts[old]:
-            notes.append(f'renamed blocks.*.{old.rstrip(".")} -> blocks.*.{new.rstrip(".")} '
-                         f'({why}; {counts[old]} tensors)')
-    if counts['mask_token']:
-        notes.append('dropped mask_token (used only by masked-image pretraining)')
+    notes = [resample_note(kernel, converted[PATCH_KERNEL], method)] + notes_for(counts, {
+        'unchunk': 'unchunked blocks.<chunk>.<i>.* -> blocks.<i>.* ({n} tensors)',
+        **{old: f'renamed blocks.*.{old.rstrip(".")} -> blocks.*.{new.rstrip(".")} ({why}; {{n}} tensors)'
+           for old, new, why in _RENAMES},
+        'mask_token': 'dropped mask_token (used only by masked-image pretraining)'})
     if 'register_tokens' in converted:
         notes.append(f'kept register_tokens {tuple(converted["register_tokens"].shape)}: a '
                      'ViT-Adapter without register tokens will not use them')

@@ -87,18 +87,13 @@ def convert_dinov3(state_dict):
                 key.replace('.ls1.gamma', '.gamma1').replace('.ls2.gamma', '.gamma2'))
             counts['ls'] += new_key != key and key != 'storage_tokens'
             converted[new_key] = value
-    notes = []
-    if 'register_tokens' in converted:
-        notes.append(f'renamed storage_tokens -> register_tokens {tuple(converted["register_tokens"].shape)}')
-    if counts['ls']:
-        notes.append(f'renamed blocks.*.ls1/ls2.gamma -> blocks.*.gamma1/gamma2 (layer scale; '
-                     f'{counts["ls"]} tensors)')
-    if counts['w12']:
-        notes.append(f'stacked blocks.*.mlp.w1 and mlp.w2 into mlp.fc1, renamed mlp.w3 -> mlp.fc2 '
-                     f'(SwiGLU: fc1\'s first half is the gate; {counts["w12"]} tensors)')
-    if counts['mask_token']:
-        notes.append('dropped mask_token (masked-image pretraining only)')
-    return converted, notes
+    notes = ([f'renamed storage_tokens -> register_tokens {tuple(converted["register_tokens"].shape)}']
+             if 'register_tokens' in converted else [])
+    return converted, notes + notes_for(counts, {
+        'ls': 'renamed blocks.*.ls1/ls2.gamma -> blocks.*.gamma1/gamma2 (layer scale; {n} tensors)',
+        'w12': 'stacked blocks.*.mlp.w1 and mlp.w2 into mlp.fc1, renamed mlp.w3 -> mlp.fc2 (SwiGLU: '
+               "fc1's first half is the gate; {n} tensors)",
+        'mask_token': 'dropped mask_token (masked-image pretraining only)'})
 
 
 def convert_dinov3_timm(state_dict):
@@ -131,15 +126,12 @@ def convert_dinov3_timm(state_dict):
                 key.replace('.gamma_1', '.gamma1').replace('.gamma_2', '.gamma2'))
             counts['gamma'] += new_key != key and key != 'reg_token'
             converted[new_key] = value
-    notes = ['renamed reg_token -> register_tokens'] if 'register_tokens' in converted else []
-    if counts['gamma']:
-        notes.append(f'renamed blocks.*.gamma_1/gamma_2 -> blocks.*.gamma1/gamma2 ({counts["gamma"]} tensors)')
-    if counts['glu']:
-        notes.append(f'stacked blocks.*.mlp.fc1_g and fc1_x into mlp.fc1 ({counts["glu"]} blocks)')
-    if counts['qv']:
-        notes.append(f'joined blocks.*.attn.q_bias, a zero k bias and v_bias into attn.qkv.bias '
-                     f'({counts["qv"]} blocks)')
-    return converted, notes
+    counts['registers'] = 'register_tokens' in converted
+    return converted, notes_for(counts, {
+        'registers': 'renamed reg_token -> register_tokens',
+        'gamma': 'renamed blocks.*.gamma_1/gamma_2 -> blocks.*.gamma1/gamma2 ({n} tensors)',
+        'glu': 'stacked blocks.*.mlp.fc1_g and fc1_x into mlp.fc1 ({n} blocks)',
+        'qv': 'joined blocks.*.attn.q_bias, a zero k bias and v_bias into attn.qkv.bias ({n} blocks)'})
 
 
 def convert_dinov3_adapter(state_dict, drop_unused=False):
@@ -184,13 +176,14 @@ def fill_timm_gaps(state_dict, model_state):
         elif key.endswith('.attn.qkv.bias'):
             state_dict[key] = value.new_zeros(value.shape)
             filled['bias'] += 1
-    notes = []
-    if filled['periods']:
-        notes.append("kept the model's rope_embed.periods (timm stores none; it computes the same "
-                     'from base 100)')
-    if filled['mask']:
-        notes.append(f"kept the model's attn.qkv.bias_mask (k bias masked; {filled['mask']} blocks)")
-    if filled['bias']:
-        notes.append(f'set attn.qkv.bias to 0 ({filled["bias"]} blocks): the file has none (timm\'s '
-                     'DINOv3 variant without qkv bias)')
-    return notes
+    return notes_for(filled, {
+        'periods': "kept the model's rope_embed.periods (timm stores none; it computes the same from "
+                   'base 100)',
+        'mask': "kept the model's attn.qkv.bias_mask (k bias masked; {n} blocks)",
+        'bias': "set attn.qkv.bias to 0 ({n} blocks): the file has none (timm's DINOv3 variant "
+                'without qkv bias)'})
+
+
+def notes_for(counts, lines):
+    """The line (``{n}``: the count) of each kind in ``lines`` that ``counts`` counted."""
+    return [line.format(n=counts[kind]) for kind, line in lines.items() if counts[kind]]
