@@ -1,9 +1,5 @@
-"""What a state dict would do to a model: which tensors load, which do not, and which are broken.
-
-mmengine's ``load_state_dict(strict=False)`` skips a tensor of another shape with a log line and
-leaves missing parameters random, so a checkpoint of another model size "loads" and evaluates to
-0 AP with exit status 0. :class:`LoadReport` counts every kind of mismatch and names the tensors.
-"""
+"""What a state dict would do to a model: which tensors load, which do not, which are broken
+(mmengine's ``strict=False`` loads a checkpoint of another model size with a log line, to 0 AP)."""
 import dataclasses
 
 import torch

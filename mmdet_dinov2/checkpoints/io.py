@@ -1,9 +1,6 @@
-"""Reading and writing checkpoint files without running code hidden in them.
-
-A ``.pth`` file is a pickle, which ``weights_only=False`` lets run any code. Files are read with
+"""Reading and writing checkpoint files without running code hidden in them: read with
 ``torch.load(weights_only=True)`` and the allow-list of :mod:`.allowlist`; a file that needs more is
-refused with :class:`UnsafeCheckpointError` unless trusted (:mod:`.trust`).
-"""
+refused with :class:`UnsafeCheckpointError` unless trusted (:mod:`.trust`)."""
 import errno
 import os
 import re

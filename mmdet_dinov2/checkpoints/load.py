@@ -80,10 +80,9 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
     missing_vit = [key for key in found.missing if key.startswith(VIT_PREFIXES)]
     if missing_vit:
         raise ValueError(_missing_vit_message(path, fmt, missing_vit, state_dict, model_state))
-    if found.non_finite:
-        shown = ', '.join(f'{key} ({count} values)' for key, count in list(found.non_finite.items())[:5])
-        raise CheckpointError(f'{path}: {len(found.non_finite)} tensors hold NaN or inf: {shown}. The '
-                              'file is damaged: download (and convert) it again')
+    if found.non_finite:  # the last kind of problem the report lists
+        raise CheckpointError(f'{path}: {found.problems()[-1]}. The file is damaged: download (and '
+                              'convert) it again')
     model.load_state_dict({key: state_dict[key] for key in found.loaded}, strict=False)
 
     missing = defaultdict(list)  # {'spm': [...], 'interactions': [...], ...}

@@ -1,10 +1,9 @@
-"""Checkpoints named by URL: downloaded once by :func:`torch.hub.download_url_to_file` and cached
-under a hash of the whole URL.
+"""Checkpoints named by URL, downloaded once by :func:`torch.hub.download_url_to_file`.
 
 torch.hub and mmengine cache a download under its file name alone (``http://a/m.pth`` then
-``http://b/m.pth`` silently gives a's weights) and wait forever on a server that never answers.
-Here every socket operation times out, a ``name-<sha256 prefix>.pth`` is verified, and the cache
-file appears in one rename once its data is on disk.
+``http://b/m.pth`` gives a's weights) and wait forever on a silent server. Here the cache is keyed
+by the whole URL, socket operations time out, a ``name-<sha256 prefix>.pth`` is verified, and the
+cache file appears in one rename once its data is on disk.
 """
 import hashlib
 import os

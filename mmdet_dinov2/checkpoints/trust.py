@@ -1,10 +1,6 @@
-"""Whether the checkpoint loaded now is one the user vouched for: ``--trust-checkpoint`` on the
-tools, ``trust_checkpoint = True`` in a config (applied by ``SafeLoadRunner``), or
-``with trusted_checkpoints(): ...`` in Python.
-
-Trust is a :mod:`contextvars` variable set only inside a ``with`` block, so it ends with the block,
-also when the block raises (threads started inside do not inherit it).
-"""
+"""Whether the checkpoint loaded now is one the user vouched for: a :mod:`contextvars` variable set
+only inside a ``with trusted_checkpoints():`` block, so trust ends with the block, also when it
+raises (threads started inside do not inherit it)."""
 import contextlib
 import contextvars
 

@@ -457,15 +457,10 @@ class _CheckedCOCO(COCO):
 
 @DATASETS.register_module()
 class CheckedCocoDataset(CocoDataset):
-    """:class:`~mmdet.datasets.CocoDataset` that checks every image and annotation while loading.
-
-    mmdet skips bad annotations silently, keeps boxes outside the image unclipped, and fails in the
-    middle of training on a missing image or an instance without a mask. Here every problem is found
-    before the first iteration: fixed (boxes clipped) or dropped with a warning, or, when it cannot
-    be fixed (missing, unreadable or mis-sized images, unknown categories, bad or repeated ids, unsafe
-    segmentations, an empty dataset), the run stops listing each. A validation/test file also
-    refuses what COCO evaluation, reading the file itself, would fail on. Images without
-    annotations stay as negatives unless ``filter_cfg`` drops them.
+    """:class:`~mmdet.datasets.CocoDataset` that checks every image and annotation while loading
+    (mmdet skips bad ones silently or fails mid-training): each problem is fixed or dropped with a
+    warning, or stops the run listing every one (docs/reliability.md). A validation/test file also
+    refuses what COCO evaluation would fail on.
 
     Args:
         verify_image_size (bool): open each image's header to compare its upright size with the

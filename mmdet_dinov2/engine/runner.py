@@ -1,19 +1,9 @@
-"""mmengine's Runner with checked checkpoint loading, scoped trust and a locked work dir.
+"""``runner_type = 'SafeLoadRunner'``: mmengine's Runner with checked checkpoint loading, scoped
+trust and a locked work dir, through public Runner methods (the guarantees: docs/reliability.md).
 
-Chosen by ``runner_type = 'SafeLoadRunner'`` (the base config sets it). Safe *reading* does not
-depend on it (:mod:`mmdet_dinov2.checkpoints.mmengine_schemes`); through public Runner methods it adds:
-
-- ``trust_checkpoint`` (config key; the tools' ``--trust-checkpoint``) applied around its own
-  ``train``/``val``/``test`` only, so trust ends with the run, also when the run fails;
-- ``load_from`` and ``resume`` compared with the model before loading: tensors of another shape,
-  missing or unexpected tensors and NaN/inf values are refused by name unless ``partial_load =
-  True`` (fine-tuning onto other classes); a resumed checkpoint must match exactly, optimizer too;
-- ``resume = True`` with nothing to resume from is an error (a mistyped ``--work-dir`` would train
-  from scratch); ``resume = 'if_exists'`` starts a new run then;
-- ``train`` holds the work dir's :class:`~.work_dir_lock.WorkDirLock`; ``lock_work_dir_at_build =
-  True`` (set by tools/train.py) takes it before mmengine writes its log folder there. Off by
-  default: tools/test.py may evaluate in the work dir of a running training;
-- the backbone's outputs are checked against the neck's inputs before the model is built.
+Config keys: ``trust_checkpoint``, ``partial_load`` (load what fits), ``resume`` (True, or
+``'if_exists'``), ``lock_work_dir_at_build`` (tools/train.py: lock before mmengine writes there; off
+by default, since tools/test.py may evaluate in the work dir of a running training).
 """
 import contextlib
 import glob

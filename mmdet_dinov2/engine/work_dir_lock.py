@@ -1,12 +1,7 @@
-"""One training per work dir: ``WORK_DIR/.train.lock``, a kernel file lock that names its owner.
-
-:class:`filelock.FileLock` (``flock``) is released by the kernel however its process ends, so a dead
-run never blocks; while held, the file records the owner (pid, host, start) for a refused run's
-message. Added here: a record left by another host is refused (a shared file system may not carry
-the lock between hosts), and a lock an earlier run of this process left is taken over.
-
-Only the standard library and filelock: a test loads this module without mmdet.
-"""
+"""One training per work dir: ``WORK_DIR/.train.lock``, a :class:`filelock.FileLock` (released by
+the kernel however its process ends) whose file names the owner. Added to filelock: a record left by
+another host is refused (a shared file system may not carry the lock), one this process left is
+taken over. Only the standard library and filelock: a test loads this module without mmdet."""
 import datetime
 import errno
 import json

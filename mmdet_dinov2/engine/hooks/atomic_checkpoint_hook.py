@@ -21,15 +21,9 @@ class CheckpointSaveError(RuntimeError):
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's :class:`~mmengine.hooks.CheckpointHook` (same arguments), crash-safe for local
-    folders.
-
-    mmengine deletes the oldest checkpoint before writing the new one and writes checkpoint and
-    ``last_checkpoint`` pointer in place: a ``kill -9`` or a full disk in between leaves a truncated
-    checkpoint, one fewer, or an empty pointer. Here: write the checkpoint atomically (the
-    ``atomic_local`` backend), then the pointer, and only then delete the outdated one; a failed
-    save raises :class:`CheckpointSaveError` naming the last good checkpoint. Temporary files of a
-    killed save are removed when training starts if their writer is provably gone (:func:`stale_temp`).
-    """
+    folders: mmengine deletes the oldest checkpoint first and writes in place. Here the checkpoint is
+    written atomically (``atomic_local``), then the ``last_checkpoint`` pointer, then the outdated
+    one deleted; temporary files of a killed save whose writer is gone are removed at start."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -9,14 +9,9 @@ _EPOCH, _ITER = 0, 1
 
 @HOOKS.register_module()
 class ReseedHook(Hook):
-    """Seed python, numpy and torch from (run seed, epoch) and (run seed, iteration).
-
-    mmengine seeds once, when the runner is built: a resumed run starts from that seed again, and
-    validation draws numbers too, so augmentation, RoI sampling and drop-path differ from an
-    uninterrupted run. Seeding before each epoch (before the loader's first batch) and iteration
-    makes resuming reproduce the losses exactly (CPU; not with ``persistent_workers=True``, whose
-    worker streams cannot be restored).
-    """
+    """Seed python, numpy and torch from (run seed, epoch) before each epoch's first batch and from
+    (run seed, iteration), so that a resumed run repeats an uninterrupted one exactly (mmengine seeds
+    once; not with ``persistent_workers=True``, whose worker streams cannot be restored)."""
 
     priority = 'VERY_HIGH'
 
