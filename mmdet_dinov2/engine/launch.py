@@ -123,17 +123,14 @@ def move_data_root(cfg, new_root):
 
 def replace_sync_bn(node):
     """Turn every dict of a SyncBN type in a config tree into BN, in place; return how many."""
-    count = 0
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN'):
-            node['type'] = 'BN'
-            count += 1
-        for value in node.values():
-            count += replace_sync_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += replace_sync_bn(value)
-    return count
+    if isinstance(node, (list, tuple)):
+        return sum(map(replace_sync_bn, node))
+    if not isinstance(node, dict):
+        return 0
+    synced = node.get('type') in ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN')
+    if synced:
+        node['type'] = 'BN'
+    return synced + sum(map(replace_sync_bn, node.values()))
 
 
 def adapt_to_cpu(cfg):
