@@ -51,3 +51,25 @@ def write_split(root, split, entries):
         annotations += [dict(ann, image_id=img_id) for ann in entry['anns']]
     shapes.write_annotations(root, split, images, annotations)
     return root
+
+
+def rect_ann(ann_id, category_id, box):
+    """An annotation whose mask is the polygon of its box [x, y, w, h]."""
+    x, y, w, h = box
+    return dict(id=ann_id, category_id=category_id, bbox=list(box), area=float(w * h),
+                iscrowd=0, segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]])
+
+
+def simple_entries(num, size=64, seed=0, prefix='img'):
+    """``num`` images of ``size`` pixels with one or two boxes each, ids unique across images."""
+    rng = np.random.default_rng(seed)
+    entries, ann_id = [], 1000 * (seed + 1)
+    for i in range(num):
+        anns = []
+        for _ in range(1 + i % 2):
+            w, h = rng.integers(size // 4, size // 2, 2)
+            x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+            ann_id += 1
+            anns.append(rect_ann(ann_id, 1 + ann_id % 2, [int(x), int(y), int(w), int(h)]))
+        entries.append(dict(name=f'{prefix}{i}.png', size=(size, size), anns=anns))
+    return entries

@@ -1,6 +1,11 @@
-"""Fixtures shared by the CPU and the CUDA tests."""
+"""Fixtures shared by the tests of every folder: autograd memory, a tiny dataset, the settings of
+tests that build runners, and checks every test gets."""
+import os
+
 import pytest
 import torch
+
+from tests.coco_data import simple_entries, write_split
 
 
 def _saved_bytes(fn) -> int:
@@ -20,3 +25,54 @@ def _saved_bytes(fn) -> int:
 def saved_bytes():
     """saved_bytes(fn): bytes of the distinct storages autograd keeps for the backward pass of fn()."""
     return _saved_bytes
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    """Four training and two validation images of 64x64 pixels, for the tiny config."""
+    root = tmp_path_factory.mktemp('tiny_data')
+    write_split(root, 'train', simple_entries(4, seed=0))
+    write_split(root, 'val', simple_entries(2, seed=1, prefix='val'))
+    return root
+
+
+@pytest.fixture(scope='module')
+def plain_config_text():
+    """Speed: mmengine formats config text with yapf (seconds per runner: log, dump, every
+    checkpoint's meta); a module that builds runners keeps the unformatted text, the same Python."""
+    from yapf.yapflib import yapf_api
+    formatter = yapf_api.FormatCode
+    yapf_api.FormatCode = lambda text, **kwargs: (text, False)
+    yield
+    yapf_api.FormatCode = formatter
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """Speed: the tiny models gain nothing from intra-op threads, and on a shared 2-core machine
+    two threads per process oversubscribe it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _private_torch_home(tmp_path_factory):
+    """Downloads of URL tests go to a temporary torch hub cache, not the user's."""
+    previous = os.environ.get('TORCH_HOME')
+    os.environ['TORCH_HOME'] = str(tmp_path_factory.mktemp('torch_home'))
+    yield
+    if previous is None:
+        os.environ.pop('TORCH_HOME')
+    else:
+        os.environ['TORCH_HOME'] = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_trust_left_behind():
+    """Trust is scoped to the run or block that asked for it: none is left after a test."""
+    from mmdet_dinov2.checkpoints import checkpoints_trusted
+    assert not checkpoints_trusted()
+    yield
+    assert not checkpoints_trusted(), 'checkpoint trust outlived the test that turned it on'

@@ -8,17 +8,21 @@ import pytest
 from PIL import Image
 
 from mmdet_dinov2.datasets import DatasetCheckError
+from tests.coco_data import rect_ann
+from tests.datasets.helpers import build, check_tool, two_images, write
+
+pytestmark = pytest.mark.usefixtures('plain_config_text')
 
 NAN, INF = float('nan'), float('inf')
 
 
-def refused(h, root, capsys, *expected):
+def refused(root, capsys, *expected):
     """Assert that the dataset and the check tool both refuse the train split, with every string
     of ``expected`` in their messages; return the dataset's message."""
     with pytest.raises(DatasetCheckError) as info:
-        h.build(root)
+        build(root)
     message = str(info.value)
-    status, listed = h.check_tool(root, capsys)
+    status, listed = check_tool(root, capsys)
     assert status == 1 and 'train: REFUSED' in listed
     for text in expected:
         assert text in message, message
@@ -27,22 +31,22 @@ def refused(h, root, capsys, *expected):
 
 
 # ------------------------------------------------------------------ 1. ids used twice
-def test_duplicate_image_ids_are_refused_naming_both_files(h, tmp_path, capsys):
+def test_duplicate_image_ids_are_refused_naming_both_files(tmp_path, capsys):
     def same_id(dataset):
         dataset['images'][1]['id'] = 1
         dataset['annotations'][1]['image_id'] = 1
-    h.write(tmp_path, h.two_images(), same_id)
-    refused(h, tmp_path, capsys,
+    write(tmp_path, two_images(), same_id)
+    refused(tmp_path, capsys,
             "image 1: duplicate image id: 2 images have id 1: file names 'a.png', 'b.png'; "
             'give every image its own id')
 
 
-def test_duplicate_annotation_and_category_ids_are_refused(h, tmp_path, capsys):
+def test_duplicate_annotation_and_category_ids_are_refused(tmp_path, capsys):
     def same_ids(dataset):
         dataset['annotations'][1]['id'] = 1
         dataset['categories'][1]['id'] = 1
-    h.write(tmp_path, h.two_images(), same_ids)
-    refused(h, tmp_path, capsys,
+    write(tmp_path, two_images(), same_ids)
+    refused(tmp_path, capsys,
             'image 1, annotation 1: duplicate annotation id: 2 annotations have id 1, on images '
             '[1, 2]', 'file: duplicate category id: 2 categories have id 1')
 
@@ -61,35 +65,35 @@ SQUARE = [8, 8, 28, 8, 28, 28, 8, 28]
     ([8, -4.5, 28, 8, 28, 28], 'polygon outside image: part 1 spans x 8..28, y -4.5..28; image '
                                '64x64, bbox [8, 8, 20, 20] (allowed: x -4..68, y -4..68)'),
 ], ids=['nan', 'inf', 'null', 'far', 'just_beyond_right', 'just_beyond_top'])
-def test_polygons_that_cannot_be_rasterised_safely_are_refused(h, tmp_path, capsys, polygon,
+def test_polygons_that_cannot_be_rasterised_safely_are_refused(tmp_path, capsys, polygon,
                                                                expected):
-    h.write(tmp_path, h.two_images(segmentation=[SQUARE, polygon]))
+    write(tmp_path, two_images(segmentation=[SQUARE, polygon]))
     advice = ('as far as its box does (at most one image size), and 4 pixels or 2% of the side'
               if 'outside' in expected
               else 'finite numbers (a NaN or inf makes mask rasterisation allocate memory')
-    refused(h, tmp_path, capsys, f'image 1, annotation 1: {expected}', advice)
+    refused(tmp_path, capsys, f'image 1, annotation 1: {expected}', advice)
 
 
-def test_polygon_vertices_within_the_margin_are_accepted(h, tmp_path):
+def test_polygon_vertices_within_the_margin_are_accepted(tmp_path):
     """4 pixels (or 2% of the side) outside the image: rasterisation clips them."""
-    h.write(tmp_path, h.two_images(segmentation=[[-4, -3.5, 68, 0, 68, 68]]))
-    h.write(tmp_path / 'wide', [dict(name='wide.png', size=(1000, 64), anns=[
-        dict(h.rect_ann(1, 1, [8, 8, 20, 20]), segmentation=[[-20, 8, 1020, 8, 1020, 30]])])])
-    assert h.build(tmp_path).problems == []
-    assert h.build(tmp_path / 'wide').problems == []
+    write(tmp_path, two_images(segmentation=[[-4, -3.5, 68, 0, 68, 68]]))
+    write(tmp_path / 'wide', [dict(name='wide.png', size=(1000, 64), anns=[
+        dict(rect_ann(1, 1, [8, 8, 20, 20]), segmentation=[[-20, 8, 1020, 8, 1020, 30]])])])
+    assert build(tmp_path).problems == []
+    assert build(tmp_path / 'wide').problems == []
 
 
-def test_polygon_of_an_object_cut_by_the_border_may_reach_as_far_as_its_box(h, tmp_path,
+def test_polygon_of_an_object_cut_by_the_border_may_reach_as_far_as_its_box(tmp_path,
                                                                            capsys):
     """The box is clipped (a counted fix) and rasterisation clips the polygon; the box counts at
     most one image size beyond the border."""
-    h.write(tmp_path, h.two_images(bbox=[40, 8, 60, 20],
+    write(tmp_path, two_images(bbox=[40, 8, 60, 20],
                                   segmentation=[[40, 8, 100, 8, 100, 28, 40, 28]]))
-    problems = h.build(tmp_path).problems
+    problems = build(tmp_path).problems
     assert [(p.action, p.kind, p.ann_id) for p in problems] == [('fix', 'box outside image', 1)]
-    h.write(tmp_path, h.two_images(bbox=[40, 8, 1e6, 20],
+    write(tmp_path, two_images(bbox=[40, 8, 1e6, 20],
                                   segmentation=[[40, 8, 1e6, 8, 1e6, 28, 40, 28]]))
-    refused(h, tmp_path, capsys, 'image 1, annotation 1: polygon outside image: part 0 spans x '
+    refused(tmp_path, capsys, 'image 1, annotation 1: polygon outside image: part 0 spans x '
             '40..1e+06, y 8..28; image 64x64, bbox [40, 8, 1000000.0, 20] (allowed: x -4..132')
 
 
@@ -123,37 +127,38 @@ def square_mask(size=64):
     ({'size': 64, 'counts': [4096]}, 'rle size: size=64, image 64x64'),
 ], ids=['short_list', 'negative_run', 'float_run', 'short_string', 'empty_string',
         'negative_string_run', 'bad_character', 'cut_string', 'no_counts', 'size_not_a_list'])
-def test_rle_masks_that_do_not_cover_their_image_are_refused(h, tmp_path, capsys, rle, expected):
-    h.write(tmp_path, h.two_images(segmentation=rle, iscrowd=1))
-    refused(h, tmp_path, capsys, f'image 1, annotation 1: {expected}')
+def test_rle_masks_that_do_not_cover_their_image_are_refused(tmp_path, capsys, rle, expected):
+    write(tmp_path, two_images(segmentation=rle, iscrowd=1))
+    refused(tmp_path, capsys, f'image 1, annotation 1: {expected}')
 
 
 @pytest.mark.parametrize('columns, fault', [(32, 'fewer'), (128, 'more')])
-def test_compressed_rle_of_another_size_is_refused(h, tmp_path, capsys, columns, fault):
+def test_compressed_rle_of_another_size_is_refused(tmp_path, capsys, columns, fault):
     runs_of = compressed(np.tile(square_mask(), 2)[:, :columns])  # the runs of a 64xcolumns mask
-    h.write(tmp_path, h.two_images(segmentation=dict(runs_of, size=[64, 64]), iscrowd=1))
-    refused(h, tmp_path, capsys, f"image 1, annotation 1: bad rle: the runs of counts "
+    write(tmp_path, two_images(segmentation=dict(runs_of, size=[64, 64]), iscrowd=1))
+    refused(tmp_path, capsys, f"image 1, annotation 1: bad rle: the runs of counts "
             f"{runs_of['counts'][:40]!r}... cover {fault} pixels than the image 64x64 = 4096")
 
 
-def test_well_formed_rle_masks_are_accepted(h, tmp_path):
+def test_well_formed_rle_masks_are_accepted(tmp_path):
     from pycocotools import mask as mask_util
     mask = square_mask()
     runs = [520] + [20, 44] * 19 + [20, 2340]  # column-major runs of the square
     assert np.array_equal(mask_util.decode(mask_util.frPyObjects(
         {'size': [64, 64], 'counts': runs}, 64, 64)), mask)
-    crowd = dict(h.rect_ann(3, 1, [8, 8, 20, 20]), iscrowd=1,
+    crowd = dict(rect_ann(3, 1, [8, 8, 20, 20]), iscrowd=1,
                  segmentation={'size': [64, 64], 'counts': runs})
-    entries = h.two_images(segmentation=compressed(mask))
+    entries = two_images(segmentation=compressed(mask))
     entries[1]['anns'].append(crowd)
-    h.write(tmp_path, entries)
-    assert h.build(tmp_path).problems == []
+    write(tmp_path, entries)
+    assert build(tmp_path).problems == []
 
 
 def test_compressed_rle_must_cover_its_image_exactly():
     """pycocotools' encoding of random runs (long runs, runs that shrink: negative differences in
     the string) passes on its own size and is refused one pixel off either way."""
     from pycocotools import mask as mask_util
+
     from mmdet_dinov2.datasets.checked_coco import _rle_problem
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -168,30 +173,30 @@ def test_compressed_rle_must_cover_its_image_exactly():
 
 @pytest.mark.parametrize('box', [[NAN, 8, 20, 20], [8, 8, INF, 20], [8, 8, True, 20]],
                          ids=['nan', 'inf', 'bool'])
-def test_boxes_with_non_finite_or_boolean_values_are_refused(h, tmp_path, capsys, box):
-    entries = h.two_images(bbox=box)
+def test_boxes_with_non_finite_or_boolean_values_are_refused(tmp_path, capsys, box):
+    entries = two_images(bbox=box)
     entries[0]['image'] = Image.new('RGB', (64, 64))  # not drawn from the box
-    h.write(tmp_path, entries)
-    refused(h, tmp_path, capsys, 'image 1, annotation 1: bad box: bbox=')
+    write(tmp_path, entries)
+    refused(tmp_path, capsys, 'image 1, annotation 1: bad box: bbox=')
 
 
 # ------------------------------------------------------------------ 3. the json itself
-def test_unparsable_json_names_the_file_line_and_column(h, tmp_path):
+def test_unparsable_json_names_the_file_line_and_column(tmp_path):
     """Training names the JSON error; the check tool says whether the file was cut short."""
-    path = h.write(tmp_path, h.two_images())
+    path = write(tmp_path, two_images())
     text = path.read_text()
     path.write_text(text[:len(text) // 2])
     with pytest.raises(DatasetCheckError, match=re.escape(f'cannot parse {path}: ')) as info:
-        h.build(tmp_path)
+        build(tmp_path)
     assert re.search(r': line 1 column \d+ \(char \d+\)\. A COCO annotation file is one JSON',
                      str(info.value))
     assert 'tools/misc/check_dataset.py says whether it was cut short' in str(info.value)
 
 
-def test_json_that_is_not_an_object_is_refused(h, tmp_path, capsys):
-    path = h.write(tmp_path, h.two_images())
+def test_json_that_is_not_an_object_is_refused(tmp_path, capsys):
+    path = write(tmp_path, two_images())
     path.write_text('[]')
-    refused(h, tmp_path, capsys, f'{path}: holds a JSON list')
+    refused(tmp_path, capsys, f'{path}: holds a JSON list')
 
 
 # ------------------------------------------------------------------ 4. ids that are not integers
@@ -212,7 +217,7 @@ def test_json_that_is_not_an_object_is_refused(h, tmp_path, capsys):
      'image 2: bad id: annotation id is missing'),
 ], ids=['category_id_true', 'category_true', 'image_true', 'annotation_false', 'image_id_float',
         'image_string', 'annotation_without_id'])
-def test_ids_that_are_not_json_integers_are_refused(h, tmp_path, capsys, edit, expected):
-    h.write(tmp_path, h.two_images(), edit)
-    message = refused(h, tmp_path, capsys, expected)
+def test_ids_that_are_not_json_integers_are_refused(tmp_path, capsys, edit, expected):
+    write(tmp_path, two_images(), edit)
+    message = refused(tmp_path, capsys, expected)
     assert 'must be JSON integers: not true/false, strings or numbers with a decimal' in message

@@ -1,7 +1,7 @@
 """Why NonFiniteLossHook is kept beside mmdet's CheckInvalidLossHook: mmdet's looks every 50
 iterations by default, and even at every iteration it fails with a bare AssertionError on the total;
 ours stops at the first bad iteration with an error naming it, the bad terms and the checkpoint to
-resume from. (tests/reliability/test_faults.py checks ours in a real training.)"""
+resume from. (tests/engine/test_faults.py checks ours in a real training.)"""
 import logging
 from types import SimpleNamespace
 

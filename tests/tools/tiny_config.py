@@ -1,7 +1,7 @@
 # The ViT-Adapter-S config shrunk so that tools/train.py and tools/test.py run in seconds on a CPU:
 # the same code path (ViTAdapter with interactions, FPN, Mask R-CNN, layer-decay AdamW, CocoMetric),
-# tiny widths, 96-pixel images. The tools, reliability and engine tests share it; they set the data
-# paths and the work dir with --cfg-options.
+# tiny widths, 96-pixel images. The tools, checkpoints, datasets and engine tests share it; they
+# set the data paths and the work dir with --cfg-options.
 # `classes`: the CLASSES of tools/misc/make_shapes_dataset.py (tests/tools/test_tiny_config.py).
 _base_ = '../../configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
 

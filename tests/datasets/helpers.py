@@ -1,22 +1,9 @@
-"""Helpers of the dataset tests: a tiny COCO split with one edit, the dataset and the check tool on
-it. The files and the tiny config come from the reliability tests' helpers."""
-import importlib.util
+"""What the dataset tests share: a tiny COCO split with one edit, the dataset and the check tool on
+it."""
 import json
-import sys
-from pathlib import Path
 
-import pytest
-
-# importlib import mode cannot import another folder's conftest by name: loaded from its path
-_spec = importlib.util.spec_from_file_location(
-    'datasets_reliability_helpers',
-    Path(__file__).resolve().parents[1] / 'reliability' / 'conftest.py')
-_reliability = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_reliability)
-_plain_config_text = _reliability._plain_config_text  # speed: configs dumped without yapf
-REPO, load_tool, rect_ann, run_python, tiny_config, write_split = (
-    _reliability.REPO, _reliability.load_tool, _reliability.rect_ann, _reliability.run_python,
-    _reliability.tiny_config, _reliability.write_split)
+from tests.coco_data import rect_ann, write_split
+from tests.helpers import load_tool, tiny_config
 
 
 def write(root, entries, edit=None):
@@ -55,8 +42,3 @@ def two_images(segmentation=None, **ann):
     return [dict(name='a.png', size=(64, 64), anns=[first]),
             dict(name='b.png', size=(64, 64), anns=[rect_ann(2, 2, [30, 30, 20, 20])])]
 
-
-@pytest.fixture(scope='session')
-def h():
-    """These helpers, for test modules (importlib import mode cannot import a conftest)."""
-    return sys.modules[__name__]

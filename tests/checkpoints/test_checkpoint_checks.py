@@ -12,22 +12,24 @@ import threading
 import pytest
 import torch
 
-from mmdet_dinov2.checkpoints import (CheckpointError, CheckpointMismatchError, DownloadError,
-                                      UnsafeCheckpointError, load_checkpoint_file)
+from mmdet_dinov2.checkpoints import (
+    CheckpointError,
+    CheckpointMismatchError,
+    DownloadError,
+    UnsafeCheckpointError,
+    load_checkpoint_file,
+)
+from tests import fake_checkpoints as fake
+from tests.checkpoints.gadgets import Payload
+from tests.helpers import REPO, build_runner, load_tool, serve_folder, tiny_config
+
+pytestmark = pytest.mark.usefixtures('plain_config_text', 'one_thread')
 
 
-@pytest.fixture(scope='module')
-def trained(h, tiny_data, tmp_path_factory):
-    """A checkpoint of the tiny detector after one epoch, and its work dir."""
-    work_dir = tmp_path_factory.mktemp('trained')
-    h.build_runner(h.tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 1})).train()
-    return work_dir / 'epoch_1.pth'
-
-
-def run_test_tool(h, tiny_data, tmp_path, checkpoint, *args, **options):
+def run_test_tool(tiny_data, tmp_path, checkpoint, *args, **options):
     """tools/test.py on the tiny config with ``options``; returns its metrics."""
-    h.tiny_config(tiny_data, tmp_path / 'work', **options).dump(str(tmp_path / 'cfg.py'))
-    return h.load_tool('tools/test.py').main([str(tmp_path / 'cfg.py'), str(checkpoint), *args])
+    tiny_config(tiny_data, tmp_path / 'work', **options).dump(str(tmp_path / 'cfg.py'))
+    return load_tool('tools/test.py').main([str(tmp_path / 'cfg.py'), str(checkpoint), *args])
 
 
 def edited(trained, tmp_path, edit, name='edited.pth'):
@@ -39,36 +41,36 @@ def edited(trained, tmp_path, edit, name='edited.pth'):
 
 
 # ------------------------------------------------------------------ silent wrong results
-def test_a_checkpoint_of_another_model_size_is_refused_by_the_test_tool(h, tiny_data, tmp_path):
-    wide = h.tiny_config(tiny_data, tmp_path / 'wide', **{
+def test_a_checkpoint_of_another_model_size_is_refused_by_the_test_tool(tiny_data, tmp_path):
+    wide = tiny_config(tiny_data, tmp_path / 'wide', **{
         'model.backbone.embed_dim': 96, 'model.backbone.num_heads': 2,
         'model.neck.in_channels': [96] * 4})
     from mmdet.registry import MODELS
     torch.save(dict(state_dict=MODELS.build(wide.model).state_dict()), tmp_path / 'wide.pth')
     with pytest.raises(CheckpointMismatchError) as error:
-        run_test_tool(h, tiny_data, tmp_path, tmp_path / 'wide.pth')
+        run_test_tool(tiny_data, tmp_path, tmp_path / 'wide.pth')
     message = str(error.value)
     assert str(tmp_path / 'wide.pth') in message and 'another shape' in message
     assert 'backbone.patch_embed.proj.weight (96, 3, 16, 16) vs model (64, 3, 16, 16)' in message
     assert 'partial_load = True' in message
 
 
-def test_a_checkpoint_missing_the_box_head_is_refused(h, tiny_data, tmp_path, trained):
+def test_a_checkpoint_missing_the_box_head_is_refused(tiny_data, tmp_path, trained):
     def drop_box_head(state_dict):
         for key in [k for k in state_dict if k.startswith('roi_head.bbox_head.')]:
             del state_dict[key]
     path = edited(trained, tmp_path, drop_box_head)
     with pytest.raises(CheckpointMismatchError, match=r'(?s)missing \(roi_head.bbox_head: \d+\)'):
-        run_test_tool(h, tiny_data, tmp_path, path)
+        run_test_tool(tiny_data, tmp_path, path)
 
 
-def test_partial_load_loads_what_fits_and_counts_the_rest(h, tiny_data, tmp_path, trained):
+def test_partial_load_loads_what_fits_and_counts_the_rest(tiny_data, tmp_path, trained):
     def drop_box_head(state_dict):
         del state_dict['roi_head.bbox_head.fc_cls.weight']
     path = edited(trained, tmp_path, drop_box_head)
-    cfg = h.tiny_config(tiny_data, tmp_path / 'work', load_from=str(path), partial_load=True,
+    cfg = tiny_config(tiny_data, tmp_path / 'work', load_from=str(path), partial_load=True,
                         **{'train_cfg.max_epochs': 0})
-    runner = h.build_runner(cfg)
+    runner = build_runner(cfg)
     runner.train()
     expected = load_checkpoint_file(trained)['state_dict']['backbone.patch_embed.proj.weight']
     assert torch.equal(runner.model.backbone.patch_embed.proj.weight, expected)
@@ -76,46 +78,46 @@ def test_partial_load_loads_what_fits_and_counts_the_rest(h, tiny_data, tmp_path
     assert '1 missing' in log and 'roi_head.bbox_head.fc_cls.weight' in log
 
 
-def test_a_nan_tensor_in_a_detector_checkpoint_is_named(h, tiny_data, tmp_path, trained):
+def test_a_nan_tensor_in_a_detector_checkpoint_is_named(tiny_data, tmp_path, trained):
     def poison(state_dict):
         state_dict['roi_head.mask_head.conv_logits.bias'][0] = float('nan')
     path = edited(trained, tmp_path, poison)
     with pytest.raises(CheckpointMismatchError,
                        match=r'roi_head.mask_head.conv_logits.bias \(1 values\)'):
-        run_test_tool(h, tiny_data, tmp_path, path)
+        run_test_tool(tiny_data, tmp_path, path)
     with pytest.raises(CheckpointMismatchError, match='NaN or inf'):  # even with partial_load
-        run_test_tool(h, tiny_data, tmp_path, path, '--cfg-options', 'partial_load=True')
+        run_test_tool(tiny_data, tmp_path, path, '--cfg-options', 'partial_load=True')
 
 
-def test_a_nan_tensor_in_pretrained_backbone_weights_is_named(h, tiny_data, tmp_path):
-    raw = h.dinov2_layout()
+def test_a_nan_tensor_in_pretrained_backbone_weights_is_named(tiny_data, tmp_path):
+    raw = fake.dinov2(64)
     raw['blocks.1.attn.proj.weight'][3, 4] = float('inf')
     torch.save(raw, tmp_path / 'dinov2_vits14_pretrain.pth')
-    cfg = h.tiny_config(tiny_data, tmp_path / 'work', **{
+    cfg = tiny_config(tiny_data, tmp_path / 'work', **{
         'train_cfg.max_epochs': 1, 'model.backbone.pretrain_size': 592,
         'model.backbone.img_size': 592,
         'model.backbone.pretrained': str(tmp_path / 'dinov2_vits14_pretrain.pth')})
     with pytest.raises(CheckpointError, match=r'blocks.1.attn.proj.weight \(1 values\)'):
-        h.build_runner(cfg).train()
+        build_runner(cfg).train()
 
 
-def test_out_indices_that_disagree_with_the_neck_name_both_keys(h, tiny_data, tmp_path):
-    cfg = h.tiny_config(tiny_data, tmp_path, **{'model.backbone.out_indices': (1, 2, 3)})
+def test_out_indices_that_disagree_with_the_neck_name_both_keys(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path, **{'model.backbone.out_indices': (1, 2, 3)})
     with pytest.raises(ValueError, match=r'(?s)model.backbone.out_indices.*model.neck.in_channels'):
-        h.build_runner(cfg)
+        build_runner(cfg)
 
 
 # ------------------------------------------------------------------ trust is scoped to its run
-def test_trust_ends_with_a_run_that_failed(h, tiny_data, tmp_path):
+def test_trust_ends_with_a_run_that_failed(tiny_data, tmp_path):
     """A trusted run that fails after it started leaves no trust behind for a later load."""
     evil = tmp_path / 'evil.pth'
-    torch.save({'meta': h.load_tool('tests/checkpoints/gadgets.py').Payload(tmp_path / 'RAN')},
+    torch.save({'meta': Payload(tmp_path / 'RAN')},
                evil)
-    cfg = h.tiny_config(tiny_data, tmp_path / 'work', trust_checkpoint=True,
+    cfg = tiny_config(tiny_data, tmp_path / 'work', trust_checkpoint=True,
                         **{'train_cfg.max_epochs': 1, 'model.backbone.pretrained':
                            str(tmp_path / 'not_there.pth')})
     with pytest.raises(FileNotFoundError):
-        h.build_runner(cfg).train()  # fails in init_weights, after before_run
+        build_runner(cfg).train()  # fails in init_weights, after before_run
     with pytest.raises(UnsafeCheckpointError):
         load_checkpoint_file(evil)
     assert not (tmp_path / 'RAN').exists()
@@ -132,55 +134,55 @@ def test_trust_in_one_thread_is_not_trust_in_another(tmp_path):
     assert seen == [False] and not checkpoints_trusted()
 
 
-def test_init_cfg_trust_is_refused_as_a_second_switch(h, tiny_data, tmp_path):
-    cfg = h.tiny_config(tiny_data, tmp_path, **{'model.backbone.init_cfg': dict(
+def test_init_cfg_trust_is_refused_as_a_second_switch(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path, **{'model.backbone.init_cfg': dict(
         type='Pretrained', checkpoint='x.pth', trust=True)})
     with pytest.raises(ValueError, match="'trust' is not read here.*trust_checkpoint = True"):
-        h.build_runner(cfg).train()
+        build_runner(cfg).train()
 
 
 # ------------------------------------------------------------------ URLs
-def test_urls_work_for_the_test_tool_load_from_and_pretrained(h, tiny_data, tmp_path, trained):
-    raw = h.dinov2_layout()
+def test_urls_work_for_the_test_tool_load_from_and_pretrained(tiny_data, tmp_path, trained):
+    raw = fake.dinov2(64)
     torch.save(raw, tmp_path / 'dinov2_vits14_pretrain.pth')
     os.link(trained, tmp_path / 'detector.pth')
-    with h.serve_folder(tmp_path) as url:
-        metrics = run_test_tool(h, tiny_data, tmp_path, f'{url}/detector.pth')
+    with serve_folder(tmp_path) as url:
+        metrics = run_test_tool(tiny_data, tmp_path, f'{url}/detector.pth')
         assert 'coco/bbox_mAP' in metrics
-        cfg = h.tiny_config(tiny_data, tmp_path / 'work', load_from=f'{url}/detector.pth',
+        cfg = tiny_config(tiny_data, tmp_path / 'work', load_from=f'{url}/detector.pth',
                             **{'train_cfg.max_epochs': 0})
-        runner = h.build_runner(cfg)
+        runner = build_runner(cfg)
         runner.train()
         expected = load_checkpoint_file(trained)['state_dict']['rpn_head.rpn_conv.weight']
         assert torch.equal(runner.model.rpn_head.rpn_conv.weight, expected)
-        cfg = h.tiny_config(tiny_data, tmp_path / 'work2', **{
+        cfg = tiny_config(tiny_data, tmp_path / 'work2', **{
             'train_cfg.max_epochs': 0, 'model.backbone.pretrain_size': 592,
             'model.backbone.img_size': 592,
             'model.backbone.pretrained': f'{url}/dinov2_vits14_pretrain.pth'})
-        runner = h.build_runner(cfg)
+        runner = build_runner(cfg)
         runner.train()
     assert torch.equal(runner.model.backbone.blocks[1].attn.qkv.weight,
                        raw['blocks.1.attn.qkv.weight'])
 
 
-def test_the_download_cache_is_keyed_by_the_whole_url(h, tmp_path):
+def test_the_download_cache_is_keyed_by_the_whole_url(tmp_path):
     for name, value in (('a', 1.0), ('b', 2.0)):
         (tmp_path / name).mkdir()
         torch.save({'w': torch.full((2,), value)}, tmp_path / name / 'model.pth')
-    with h.serve_folder(tmp_path) as url:
+    with serve_folder(tmp_path) as url:
         first = load_checkpoint_file(f'{url}/a/model.pth')
         second = load_checkpoint_file(f'{url}/b/model.pth')
     assert first['w'][0] == 1.0 and second['w'][0] == 2.0
 
 
-def test_a_hash_in_the_file_name_is_verified(h, tmp_path):
+def test_a_hash_in_the_file_name_is_verified(tmp_path):
     torch.save({'w': torch.ones(2)}, tmp_path / 'model-0123abcd.pth')
-    with h.serve_folder(tmp_path) as url, pytest.raises(DownloadError, match='SHA-256'):
+    with serve_folder(tmp_path) as url, pytest.raises(DownloadError, match='SHA-256'):
         load_checkpoint_file(f'{url}/model-0123abcd.pth')
     assert not list((tmp_path.parent).glob('**/hub/checkpoints/*model-0123abcd.pth'))
 
 
-def test_a_download_is_cached_whole_and_a_failed_one_not_at_all(h, tmp_path):
+def test_a_download_is_cached_whole_and_a_failed_one_not_at_all(tmp_path):
     from mmdet_dinov2.checkpoints.remote import cache_path
     served = tmp_path / 'served'
     served.mkdir()
@@ -189,7 +191,7 @@ def test_a_download_is_cached_whole_and_a_failed_one_not_at_all(h, tmp_path):
     digest = hashlib.sha256(data).hexdigest()[:8]
     (served / f'model-{digest}.pth').write_bytes(data)
     (served / 'vit-b.pth').write_bytes(data)  # '-b.' is no hash (torch.hub's own rule reads one)
-    with h.serve_folder(served) as url:
+    with serve_folder(served) as url:
         for name in ('model.pth', f'model-{digest}.pth', 'vit-b.pth'):  # the 2nd one's hash is verified
             assert torch.equal(load_checkpoint_file(f'{url}/{name}')['w'], torch.ones(2))
         with pytest.raises(DownloadError, match=r'cannot download .*absent\.pth: File not found'):
@@ -216,10 +218,10 @@ def test_a_server_that_never_answers_times_out(monkeypatch):
 
 
 # ------------------------------------------------------------------ resume
-def test_resume_with_nothing_to_resume_stops(h, tiny_data, tmp_path):
-    cfg = h.tiny_config(tiny_data, tmp_path / 'typo', **{'train_cfg.max_epochs': 1})
+def test_resume_with_nothing_to_resume_stops(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path / 'typo', **{'train_cfg.max_epochs': 1})
     cfg.dump(str(tmp_path / 'cfg.py'))
-    train = h.load_tool('tools/train.py').main
+    train = load_tool('tools/train.py').main
     with pytest.raises(SystemExit, match=r'nothing to resume in .*typo.*drop --resume'):
         train([str(tmp_path / 'cfg.py'), '--resume'])
     assert not (tmp_path / 'typo' / 'epoch_1.pth').exists()
@@ -227,31 +229,31 @@ def test_resume_with_nothing_to_resume_stops(h, tiny_data, tmp_path):
     assert (tmp_path / 'typo' / 'epoch_1.pth').is_file()
 
 
-def test_resume_with_an_empty_or_dangling_pointer_names_it(h, tiny_data, tmp_path, trained):
+def test_resume_with_an_empty_or_dangling_pointer_names_it(tiny_data, tmp_path, trained):
     work = tmp_path / 'work'
     work.mkdir()
     os.link(trained, work / 'epoch_1.pth')
-    cfg = h.tiny_config(tiny_data, work, resume=True, **{'train_cfg.max_epochs': 2})
+    cfg = tiny_config(tiny_data, work, resume=True, **{'train_cfg.max_epochs': 2})
     (work / 'last_checkpoint').write_text('')
     with pytest.raises(RuntimeError, match=r'last_checkpoint is empty.*epoch_1.pth'):
-        h.build_runner(cfg).train()
+        build_runner(cfg).train()
     (work / 'last_checkpoint').write_text(str(work / 'epoch_9.pth'))
     with pytest.raises(RuntimeError, match=r'names .*epoch_9.pth, which does not exist'):
-        h.build_runner(cfg).train()
+        build_runner(cfg).train()
 
 
 def test_resuming_another_configs_checkpoint_is_refused_before_training(
-        h, tiny_data, tmp_path, trained):
+        tiny_data, tmp_path, trained):
     """Same model, other optimizer grouping (no layer decay): torch would fail inside AdamW."""
-    cfg = h.tiny_config(tiny_data, tmp_path / 'work', resume=True, load_from=str(trained), **{
+    cfg = tiny_config(tiny_data, tmp_path / 'work', resume=True, load_from=str(trained), **{
         'train_cfg.max_epochs': 2, 'optim_wrapper.paramwise_cfg': None,
         'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor'})
     with pytest.raises(RuntimeError, match=r'optimizer state was saved for other parameters'):
-        h.build_runner(cfg).train()
+        build_runner(cfg).train()
 
 
 # ------------------------------------------------------------------ concurrent runs
-def test_a_second_training_in_a_busy_work_dir_is_refused(h, tiny_data, tmp_path):
+def test_a_second_training_in_a_busy_work_dir_is_refused(tiny_data, tmp_path):
     work = tmp_path / 'work'
     holder = subprocess.Popen([sys.executable, '-c', textwrap.dedent(f'''
         import sys, time
@@ -259,14 +261,14 @@ def test_a_second_training_in_a_busy_work_dir_is_refused(h, tiny_data, tmp_path)
         with WorkDirLock({str(work)!r}):
             print('locked', flush=True)
             time.sleep(120)
-        ''')], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(h.REPO)))
+        ''')], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
         while (line := holder.stdout.readline()) and line.strip() != 'locked':
             pass  # the package's import prints a line first
         assert line.strip() == 'locked'
-        h.tiny_config(tiny_data, work, **{'train_cfg.max_epochs': 1}).dump(str(tmp_path / 'c.py'))
+        tiny_config(tiny_data, work, **{'train_cfg.max_epochs': 1}).dump(str(tmp_path / 'c.py'))
         with pytest.raises(SystemExit, match=rf'in use by another training: process {holder.pid} '):
-            h.load_tool('tools/train.py').main([str(tmp_path / 'c.py')])
+            load_tool('tools/train.py').main([str(tmp_path / 'c.py')])
         assert not (work / 'epoch_1.pth').exists()
     finally:
         holder.kill()
@@ -292,7 +294,7 @@ def test_a_directory_or_a_symlink_loop_is_named_as_such(tmp_path):
         load_checkpoint_file(tmp_path / 'a.pth')
 
 
-def test_a_config_can_switch_off_our_default_hooks(h, tiny_data, tmp_path):
-    cfg = h.tiny_config(tiny_data, tmp_path, **{'default_hooks.reseed': None})
-    names = [type(hook).__name__ for hook in h.build_runner(cfg).hooks]
+def test_a_config_can_switch_off_our_default_hooks(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path, **{'default_hooks.reseed': None})
+    names = [type(hook).__name__ for hook in build_runner(cfg).hooks]
     assert 'ReseedHook' not in names and 'NonFiniteLossHook' in names

@@ -8,11 +8,11 @@ import contextlib
 import os
 import signal
 
-from mmengine.hooks import Hook
 from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from yapf.yapflib import yapf_api
 
 from mmdet_dinov2.utils import atomic_file
-from yapf.yapflib import yapf_api
 
 yapf_api.FormatCode = lambda text, **kwargs: (text, False)
 

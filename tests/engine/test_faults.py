@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow
+from tests.helpers import REPO, build_runner, tiny_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('plain_config_text', 'one_thread')]
+# the hooks that kill a training subprocess, loaded there through custom_imports
+FAULTS = dict(imports=['mmdet_dinov2', 'tests.engine.fault_injection'], allow_failed_imports=False)
 
 
 def losses_by_iter(work_dir):
@@ -31,21 +35,20 @@ def max_difference(reference, resumed):
                for i, losses in resumed.items() for key, value in losses.items())
 
 
-def fault_config(h, data, work_dir, extra_hooks=(), **options):
+def fault_config(data, work_dir, extra_hooks=(), **options):
     """Write a config file (the tiny config, three epochs, validation after each) for tools/."""
-    cfg = h.tiny_config(data, work_dir, **{'train_cfg.max_epochs': 3, 'train_cfg.val_interval': 1,
+    cfg = tiny_config(data, work_dir, **{'train_cfg.max_epochs': 3, 'train_cfg.val_interval': 1,
                                            **options})
-    cfg.custom_imports = dict(imports=['mmdet_dinov2', 'fault_injection'],
-                              allow_failed_imports=False)
+    cfg.custom_imports = dict(FAULTS)
     cfg.custom_hooks = list(cfg.custom_hooks) + list(extra_hooks)
     path = Path(work_dir).with_suffix('.py')
     cfg.dump(str(path))
     return path
 
 
-def start_training(h, config, *args):
-    env = dict(os.environ, PYTHONPATH=f'{h.REPO}{os.pathsep}{h.HERE}', OMP_NUM_THREADS='1')
-    return subprocess.Popen([sys.executable, 'tools/train.py', str(config), *args], cwd=h.REPO,
+def start_training(config, *args):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+    return subprocess.Popen([sys.executable, 'tools/train.py', str(config), *args], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -55,26 +58,26 @@ def finish(process, timeout=300):
 
 
 @pytest.fixture(scope='module')
-def killed_runs(h, tiny_data, tmp_path_factory):
+def killed_runs(tiny_data, tmp_path_factory):
     """An uninterrupted run, a run killed in epoch 2, a run killed while saving epoch 2's
     checkpoint (each run in its own process), then both killed runs resumed with --resume."""
     root = tmp_path_factory.mktemp('faults')
     dirs = {name: root / name for name in ('full', 'killed', 'killed_in_save')}
     configs = {
-        'full': fault_config(h, tiny_data, dirs['full']),
-        'killed': fault_config(h, tiny_data, dirs['killed'],
+        'full': fault_config(tiny_data, dirs['full']),
+        'killed': fault_config(tiny_data, dirs['killed'],
                                [dict(type='SigkillAtIterHook', at_iter=3)]),
-        'killed_in_save': fault_config(h, tiny_data, dirs['killed_in_save'],
+        'killed_in_save': fault_config(tiny_data, dirs['killed_in_save'],
                                        [dict(type='SigkillDuringSaveHook', at_epoch=2)]),
     }
-    first = {name: start_training(h, config) for name, config in configs.items()}
+    first = {name: start_training(config) for name, config in configs.items()}
     outcome = {name: finish(process) for name, process in first.items()}
     on_disk = {name: sorted(p.name for p in dirs[name].iterdir()) for name in dirs}
     pointers = {name: (dirs[name] / 'last_checkpoint').read_text() for name in dirs}
     # resume with the same config minus the fault
     resumed = {}
     for name in ('killed', 'killed_in_save'):
-        resumed[name] = start_training(h, fault_config(h, tiny_data, dirs[name]), '--resume')
+        resumed[name] = start_training(fault_config(tiny_data, dirs[name]), '--resume')
     resumed = {name: finish(process) for name, process in resumed.items()}
     return dict(dirs=dirs, outcome=outcome, on_disk=on_disk, pointers=pointers, resumed=resumed)
 
@@ -96,7 +99,7 @@ def test_kill_during_training_then_resume_repeats_the_uninterrupted_losses(kille
     assert difference == 0.0
 
 
-def test_kill_during_checkpoint_save_keeps_the_previous_checkpoint(h, killed_runs):
+def test_kill_during_checkpoint_save_keeps_the_previous_checkpoint(killed_runs):
     work_dir = killed_runs['dirs']['killed_in_save']
     assert killed_runs['outcome']['killed_in_save'][0] == -signal.SIGKILL
     files = killed_runs['on_disk']['killed_in_save']
@@ -117,7 +120,7 @@ def test_kill_during_checkpoint_save_keeps_the_previous_checkpoint(h, killed_run
 
 
 def test_full_disk_during_save_is_reported_and_the_previous_checkpoint_survives(
-        h, tiny_data, tmp_path, monkeypatch):
+        tiny_data, tmp_path, monkeypatch):
     from mmdet_dinov2.checkpoints import load_state_dict_file
     from mmdet_dinov2.engine.hooks import CheckpointSaveError
     from mmdet_dinov2.utils import atomic_file
@@ -139,7 +142,7 @@ def test_full_disk_during_save_is_reported_and_the_previous_checkpoint_survives(
 
     monkeypatch.setattr(atomic_file, 'atomic_open', open_on_full_disk)
     work_dir = tmp_path / 'work'
-    runner = h.build_runner(h.tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 2}))
+    runner = build_runner(tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 2}))
     with pytest.raises(CheckpointSaveError) as error:
         runner.train()
     message = str(error.value)
@@ -163,9 +166,10 @@ def _wrapping(context, wrapper):
 
 
 def test_nan_loss_stops_with_the_iteration_the_term_and_the_last_good_checkpoint(
-        h, tiny_data, tmp_path):
-    from mmengine.hooks import Hook
+        tiny_data, tmp_path):
     from mmdet.registry import HOOKS
+    from mmengine.hooks import Hook
+
     from mmdet_dinov2.engine.hooks import NonFiniteLossError
 
     @HOOKS.register_module(force=True)
@@ -177,9 +181,9 @@ def test_nan_loss_stops_with_the_iteration_the_term_and_the_last_good_checkpoint
                 runner.model.roi_head.bbox_head.fc_cls.weight.data.fill_(math.nan)
 
     work_dir = tmp_path / 'work'
-    cfg = h.tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 3})
+    cfg = tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 3})
     cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='PoisonClassifierHook')]
-    runner = h.build_runner(cfg)
+    runner = build_runner(cfg)
     with pytest.raises(NonFiniteLossError) as error:
         runner.train()
     message = str(error.value)
@@ -207,17 +211,15 @@ def local_rank(pid):
     return next(int(v.split(b'=')[1]) for v in environ if v.startswith(b'LOCAL_RANK='))
 
 
-def test_dist_train_with_a_killed_rank_stops_the_other_with_the_cause(h, tiny_data, tmp_path):
+def test_dist_train_with_a_killed_rank_stops_the_other_with_the_cause(tiny_data, tmp_path):
     work_dir = tmp_path / 'work'
-    cfg = h.tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 500,
+    cfg = tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 500,
                                                 'train_cfg.val_interval': 1000})
-    cfg.custom_imports = dict(imports=['mmdet_dinov2', 'fault_injection'],
-                              allow_failed_imports=False)
+    cfg.custom_imports = dict(FAULTS)
     cfg.dump(str(tmp_path / 'dist.py'))
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(29500 + os.getpid() % 1000),
-               PYTHONPATH=str(h.HERE))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(29500 + os.getpid() % 1000))
     torchrun = subprocess.Popen(['bash', 'tools/dist_train.sh', str(tmp_path / 'dist.py'), '2'],
-                                cwd=h.REPO, env=env, stdout=subprocess.PIPE,
+                                cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 240

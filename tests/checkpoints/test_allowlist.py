@@ -6,20 +6,14 @@ module as ``getattr.__self__``, then ``eval``/``exec``, which torch's allowed
 (torch's built-in list and ours) is called with code, handed to ``_rebuild_from_type_v2``, and
 looked into with getattr, and nothing may run.
 """
-import importlib.util
 import io
 import types
-from pathlib import Path
 
 import pytest
 import torch
 
 from mmdet_dinov2.checkpoints import CheckpointError, UnsafeCheckpointError, load_checkpoint_file
-
-_spec = importlib.util.spec_from_file_location(
-    'checkpoint_gadgets', Path(__file__).resolve().parents[1] / 'checkpoints' / 'gadgets.py')
-g = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(g)
+from tests.checkpoints import gadgets as g
 
 
 @pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
@@ -49,6 +43,7 @@ def test_the_gadget_does_run_under_mmengines_own_allow_list(tmp_path):
 def effective_allow_list():
     """(module, name) -> object of every global a weights-only load of ours admits."""
     from torch._weights_only_unpickler import _get_allowed_globals  # torch's built-in list
+
     from mmdet_dinov2.checkpoints import safe_globals
     allowed = dict(_get_allowed_globals())
     for entry in safe_globals():
@@ -139,6 +134,7 @@ def test_classes_other_libraries_add_to_torchs_list_are_not_admitted(tmp_path):
 
 def test_restricted_getattr_allows_exactly_the_history_buffer_statistics():
     from mmengine.logging.history_buffer import HistoryBuffer
+
     from mmdet_dinov2.checkpoints.allowlist import RefusedLookupError, restricted_getattr
     for name in ('min', 'max', 'current', 'mean'):
         assert restricted_getattr(HistoryBuffer, name) is getattr(HistoryBuffer, name)

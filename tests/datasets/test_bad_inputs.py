@@ -1,123 +1,20 @@
-"""Bad input through the user's path (config -> runner): a clear error naming the file, key or
-value and what to do, or correct behaviour where there is one."""
+"""Odd images and bad annotations through the user's path (config -> runner): trained and tested
+where they can be fixed, else a clear error listing every problem with its image and annotation."""
 import json
 import math
 import re
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from mmdet_dinov2.checkpoints import CheckpointError
 from mmdet_dinov2.datasets import DatasetCheckError
+from tests.coco_data import rect_ann, write_split
+from tests.helpers import REPO, build_runner, load_tool, tiny_config, train
+
+pytestmark = pytest.mark.usefixtures('plain_config_text', 'one_thread')
 
 
-def train(h, cfg):
-    """Train ``cfg``; return (runner, the text of its log file)."""
-    runner = h.build_runner(cfg)
-    runner.train()
-    # mmengine reuses a logger (and its file) for runners of the same config built within the same
-    # second, so read the file the logger actually writes rather than one named after this runner.
-    files = [hd.baseFilename for hd in runner.logger.handlers if hasattr(hd, 'baseFilename')]
-    return runner, ''.join(open(f).read() for f in files)
-
-
-def backbone_cfg(h, data, tmp_path, path, **options):
-    """The tiny config for one epoch from backbone weights ``path`` (DINOv2's 37x37 grid)."""
-    return h.tiny_config(data, tmp_path / 'work', **{
-        'train_cfg.max_epochs': 1, 'model.backbone.pretrain_size': 592,
-        'model.backbone.img_size': 592, 'model.backbone.pretrained': str(path), **options})
-
-
-# ------------------------------------------------------------------ checkpoint files
-@pytest.mark.parametrize('content, error, expected', [
-    (None, FileNotFoundError, 'checkpoint file not found'),
-    (b'', CheckpointError, 'is empty (0 bytes)'),
-    ('truncated', CheckpointError, 'truncated, corrupt, or not a checkpoint'),
-], ids=['missing', 'empty', 'truncated'])
-def test_missing_empty_or_truncated_backbone_file(h, tiny_data, tmp_path, content, error,
-                                                   expected):
-    path = tmp_path / 'dinov2_vits14_pretrain.pth'
-    if content == 'truncated':
-        torch.save(h.dinov2_layout(), path)
-        path.write_bytes(path.read_bytes()[:20000])
-    elif content is not None:
-        path.write_bytes(content)
-    with pytest.raises(error, match=re.escape(expected)) as info:
-        train(h, backbone_cfg(h, tiny_data, tmp_path, path))
-    assert str(path) in str(info.value)
-
-
-def test_missing_pretrained_file_stops_train_tool_with_download_and_convert_commands(
-        h, tiny_data, tmp_path):
-    cfg = backbone_cfg(h, tiny_data, tmp_path, tmp_path / 'dinov2_vits14_pretrain_14to16.pth')
-    cfg.dump(str(tmp_path / 'cfg.py'))
-    with pytest.raises(SystemExit) as info:
-        h.load_tool('tools/train.py').main([str(tmp_path / 'cfg.py')])
-    message = str(info.value)
-    url = 'https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth'
-    assert url in message
-    assert 'tools/convert_14to16.py' in message
-
-
-def test_backbone_of_another_size_names_the_shapes(h, tiny_data, tmp_path):
-    path = tmp_path / 'wider.pth'
-    torch.save(h.dinov2_layout(embed_dim=96), path)  # "S into B": another width
-    with pytest.raises(ValueError) as info:
-        train(h, backbone_cfg(h, tiny_data, tmp_path, path))
-    message = str(info.value)
-    assert str(path) in message and 'wrong shape' in message
-    assert 'checkpoint (96, 3, 16, 16), model (64, 3, 16, 16)' in message
-    assert 'weights (dim 96) into a ViT with dim 64 model' in message
-
-
-def test_backbone_of_another_family_is_named_as_such(h, tiny_data, tmp_path):
-    path = tmp_path / 'resnet50.pth'
-    torch.save({'conv1.weight': torch.randn(64, 3, 7, 7), 'bn1.weight': torch.ones(64),
-                'layer1.0.conv1.weight': torch.randn(64, 64, 1, 1),
-                'fc.weight': torch.randn(10, 8)},
-               path)
-    with pytest.raises(ValueError, match='not a DINOv2/ViT-Adapter checkpoint') as info:
-        train(h, backbone_cfg(h, tiny_data, tmp_path, path))
-    assert 'conv1.weight' in str(info.value)
-
-
-def test_raw_14_patch_file_is_converted_and_says_so(h, tiny_data, tmp_path):
-    path = tmp_path / 'dinov2_vits14_pretrain.pth'
-    raw = h.dinov2_layout()
-    torch.save(raw, path)
-    runner, log = train(h, backbone_cfg(h, tiny_data, tmp_path, path,
-                                        **{'train_cfg.max_epochs': 0}))
-    assert 'format dinov2' in log and 'converted:' in log and '14x14 -> 16x16' in log
-    backbone = runner.model.backbone
-    assert torch.equal(backbone.blocks[1].gamma2, raw['blocks.1.ls2.gamma'])
-    assert torch.equal(backbone.pos_embed, raw['pos_embed'])
-
-
-def test_reg4_file_into_a_model_without_registers_is_refused_naming_the_reg4_config(
-        h, tiny_data, tmp_path):
-    """Issue 14: the registers cannot be dropped silently (the ViT was trained with them)."""
-    path = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
-    torch.save(h.dinov2_layout(registers=4), path)
-    with pytest.raises(ValueError, match=r'reg4 checkpoint.*4 register tokens.*'
-                       r'mask-rcnn_dinov2-reg4-adapter-') as info:
-        train(h, backbone_cfg(h, tiny_data, tmp_path, path, **{'train_cfg.max_epochs': 0}))
-    assert str(path) in str(info.value)
-
-
-@pytest.mark.parametrize('options, expected', [
-    ({'model.backbone.interaction_indexes': [[0, 0], [2, 3]]}, 'does not fit depth=2'),
-    ({'model.backbone.window_attn': [True, False, True]}, 'window_attn has 3 entries but depth=2'),
-    ({'model.backbone.window_size': [4]}, 'window_size has 1 entries but depth=2'),
-    ({'model.backbone.depth': 3}, 'window_attn has 2 entries but depth=3'),
-], ids=['interaction_indexes', 'window_attn', 'window_size', 'depth'])
-def test_backbone_arguments_that_disagree(h, tiny_data, tmp_path, options, expected):
-    with pytest.raises(ValueError, match=expected):
-        h.build_runner(h.tiny_config(tiny_data, tmp_path, **options))
-
-
-# ------------------------------------------------------------------ datasets
 def odd_images():
     """Images of every awkward kind, each with one box, plus one without annotations."""
     gray = Image.fromarray(np.full((64, 64), 90, np.uint8))
@@ -151,12 +48,12 @@ def fixable_images():
              polygons={0: [[10, 10, 30, 10, 30, 30, 10, 30], [1, 1, 2, 2]]})]  # a part dropped
 
 
-def to_entries(h, images, first_id=1):
+def to_entries(images, first_id=1):
     entries, ann_id = [], first_id
     for image in images:
         anns = []
         for i, box in enumerate(image['anns']):
-            ann = h.rect_ann(ann_id, 1 + i % 2, box)
+            ann = rect_ann(ann_id, 1 + i % 2, box)
             if i in image.get('polygons', {}):
                 ann['segmentation'] = image['polygons'][i]
             anns.append(ann)
@@ -166,25 +63,25 @@ def to_entries(h, images, first_id=1):
 
 
 @pytest.fixture(scope='module')
-def odd_data(h, tmp_path_factory):
+def odd_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('odd')
-    entries = to_entries(h, odd_images() + fixable_images())
-    h.write_split(root, 'train', entries)
-    h.write_split(root, 'val', entries[:len(odd_images())])
+    entries = to_entries(odd_images() + fixable_images())
+    write_split(root, 'train', entries)
+    write_split(root, 'val', entries[:len(odd_images())])
     return root
 
 
-def test_odd_images_and_fixable_annotations_train_and_test(h, odd_data, tmp_path):
+def test_odd_images_and_fixable_annotations_train_and_test(odd_data, tmp_path):
     """With the real S config's pipelines: multi-scale training (4000x300 -> about 1333x100,
     32x32 -> 480..800 square) and mmdet's 1333x800 test resize."""
     from mmengine.config import Config
     real = Config.fromfile(
-        str(h.REPO / 'configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'))
-    cfg = h.tiny_config(odd_data, tmp_path / 'work', **{
+        str(REPO / 'configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'))
+    cfg = tiny_config(odd_data, tmp_path / 'work', **{
         'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
         'train_dataloader.dataset.pipeline': real.train_pipeline,
         'val_dataloader.dataset.pipeline': real.test_pipeline})
-    runner, log = train(h, cfg)
+    runner, log = train(cfg)
     dataset = runner.train_dataloader.dataset
     assert len(dataset) == 9  # every image kept, the one without annotations as a negative
     found = {(p.action, p.kind, p.ann_id) for p in dataset.problems}
@@ -202,21 +99,21 @@ def test_odd_images_and_fixable_annotations_train_and_test(h, odd_data, tmp_path
     assert 'coco/bbox_mAP' in log  # validation on the same images ran
 
 
-def test_odd_images_at_native_size_at_test_time(h, odd_data, tmp_path):
+def test_odd_images_at_native_size_at_test_time(odd_data, tmp_path):
     native = [dict(type='LoadImageFromFile'),
               dict(type='Resize', scale_factor=1.0),
               dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
               dict(type='PackDetInputs',
                    meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))]
-    cfg = h.tiny_config(odd_data, tmp_path / 'work', **{'test_dataloader.dataset.pipeline': native,
+    cfg = tiny_config(odd_data, tmp_path / 'work', **{'test_dataloader.dataset.pipeline': native,
                                                         'test_dataloader.batch_size': 1})
-    metrics = h.build_runner(cfg).test()
+    metrics = build_runner(cfg).test()
     assert 'coco/bbox_mAP' in metrics and 'coco/segm_mAP' in metrics
 
 
-def test_val_annotations_that_coco_evaluation_fails_on_are_refused(h, odd_data, tmp_path):
+def test_val_annotations_that_coco_evaluation_fails_on_are_refused(odd_data, tmp_path):
     from mmdet.registry import DATASETS
-    cfg = h.tiny_config(odd_data, tmp_path, **{'val_dataloader.dataset.ann_file':
+    cfg = tiny_config(odd_data, tmp_path, **{'val_dataloader.dataset.ann_file':
                                                'annotations/instances_train.json',
                                                'val_dataloader.dataset.data_prefix.img': 'train/'})
     with pytest.raises(DatasetCheckError) as info:
@@ -228,30 +125,30 @@ def test_val_annotations_that_coco_evaluation_fails_on_are_refused(h, odd_data, 
     assert 'the COCO evaluator reads this file as it is' in message
 
 
-def test_unfixable_dataset_problems_are_all_listed(h, tmp_path, capsys):
+def test_unfixable_dataset_problems_are_all_listed(tmp_path, capsys):
     exif = Image.Exif()
     exif[0x0112] = 6
     stored = Image.fromarray(np.full((48, 64, 3), 90, np.uint8))
     bad_rle = {'size': [10, 10], 'counts': 'abc'}
     entries = [
-        dict(name='ok.png', size=(64, 64), anns=[h.rect_ann(1, 7, [1, 1, 9, 9])]),
+        dict(name='ok.png', size=(64, 64), anns=[rect_ann(1, 7, [1, 1, 9, 9])]),
         dict(name='gone.png', size=(64, 64), image=False, anns=[]),
         dict(name='small.png', size=(64, 64), json_size=(80, 64), anns=[]),
         dict(name='turned.jpg', size=(64, 48), image=stored, exif=exif.tobytes(), anns=[]),
-        dict(name='rle.png', size=(64, 64), anns=[dict(h.rect_ann(2, 1, [1, 1, 9, 9]),
+        dict(name='rle.png', size=(64, 64), anns=[dict(rect_ann(2, 1, [1, 1, 9, 9]),
                                                        segmentation=bad_rle)]),
-        dict(name='box.png', size=(64, 64), anns=[dict(h.rect_ann(3, 1, [1, 1, 9, 9]),
+        dict(name='box.png', size=(64, 64), anns=[dict(rect_ann(3, 1, [1, 1, 9, 9]),
                                                        bbox=[1, 'x', 3])]),
         dict(name='nosize.png', size=(64, 64), json_size=(None, 64),
-             anns=[h.rect_ann(4, 1, [1, 1, 9, 9])]),
+             anns=[rect_ann(4, 1, [1, 1, 9, 9])]),
     ]
-    h.write_split(tmp_path, 'train', entries)
-    h.write_split(tmp_path, 'val', entries[:1])
+    write_split(tmp_path, 'train', entries)
+    write_split(tmp_path, 'val', entries[:1])
     with pytest.raises(DatasetCheckError) as info:
-        train(h, h.tiny_config(tmp_path, tmp_path / 'work'))
-    cfg = h.tiny_config(tmp_path, tmp_path / 'work')
+        train(tiny_config(tmp_path, tmp_path / 'work'))
+    cfg = tiny_config(tmp_path, tmp_path / 'work')
     cfg.dump(str(tmp_path / 'cfg.py'))
-    assert h.load_tool('tools/misc/check_dataset.py').main([str(tmp_path / 'cfg.py')]) == 1
+    assert load_tool('tools/misc/check_dataset.py').main([str(tmp_path / 'cfg.py')]) == 1
     listed = capsys.readouterr().out
     assert 'train: REFUSED' in listed and 'val: REFUSED' in listed  # val has image 1 too
     message = str(info.value)
@@ -274,21 +171,21 @@ def test_unfixable_dataset_problems_are_all_listed(h, tmp_path, capsys):
     (('triangle', 'circle'), "config classes ['triangle', 'circle'] vs json order ['circle', "
                              "'triangle']"),
 ], ids=['unknown_class', 'class_order'])
-def test_classes_that_do_not_match_the_json(h, tiny_data, tmp_path, classes, expected):
+def test_classes_that_do_not_match_the_json(tiny_data, tmp_path, classes, expected):
     from mmdet.registry import DATASETS
-    cfg = h.tiny_config(tiny_data, tmp_path, **{'train_dataloader.dataset.metainfo.classes':
+    cfg = tiny_config(tiny_data, tmp_path, **{'train_dataloader.dataset.metainfo.classes':
                                                 classes})
     with pytest.raises(DatasetCheckError, match=re.escape(expected)):
         DATASETS.build(cfg.train_dataloader.dataset)
 
 
-def test_empty_val_set_is_refused_before_training(h, tiny_data, tmp_path):
-    h.write_split(tmp_path, 'val', [])
-    cfg = h.tiny_config(tiny_data, tmp_path / 'work', **{
+def test_empty_val_set_is_refused_before_training(tiny_data, tmp_path):
+    write_split(tmp_path, 'val', [])
+    cfg = tiny_config(tiny_data, tmp_path / 'work', **{
         'val_dataloader.dataset.data_root': str(tmp_path) + '/',
         'val_evaluator.ann_file': str(tmp_path / 'annotations' / 'instances_val.json')})
     with pytest.raises(DatasetCheckError) as info:
-        train(h, cfg)
+        train(cfg)
     assert f'{tmp_path}/annotations/instances_val.json gives no images' in str(info.value)
     assert 'val_cfg=None' in str(info.value)
     assert not (tmp_path / 'work' / 'epoch_1.pth').exists()

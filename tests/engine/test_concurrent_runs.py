@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from mmdet_dinov2.utils import atomic_file
+from tests.helpers import TINY_CONFIG, load_tool
 
 # A process that loads atomic_file by its path (no mmdet import), starts an atomic write of
 # TARGET, and then either is killed in the middle of it ('die') or finishes once stdin closes.
@@ -46,6 +47,7 @@ def temps(folder):
 def start_run(work_dir):
     """What a new training's AtomicCheckpointHook does when it starts in ``work_dir``."""
     from mmengine.logging import MessageHub
+
     from mmdet_dinov2.engine.hooks import AtomicCheckpointHook
     runner = SimpleNamespace(work_dir=str(work_dir), logger=logging.getLogger('new_run'),
                              message_hub=MessageHub.get_instance(f'new_run_{id(work_dir)}'))
@@ -127,8 +129,8 @@ def test_pid_alive():
     ('/proc/no_such/preds.pkl', 'cannot create files in /proc'),
 ], ids=['under a file', 'deeper under a file', 'a directory', 'in /proc'])
 def test_test_tool_refuses_an_unwritable_out_before_building_anything(
-        h, tmp_path, monkeypatch, capsys, where, reason):
-    tool = h.load_tool('tools/test.py')
+        tmp_path, monkeypatch, capsys, where, reason):
+    tool = load_tool('tools/test.py')
 
     def must_not_run(*args, **kwargs):
         raise AssertionError('--out must be checked before the config is read')
@@ -140,16 +142,16 @@ def test_test_tool_refuses_an_unwritable_out_before_building_anything(
     (tmp_path / 'w.pth').write_bytes(b'x')
     out = where if where.startswith('/') else str(tmp_path / where)
     with pytest.raises(SystemExit) as exit_:
-        tool.main([str(h.TINY_CONFIG), str(tmp_path / 'w.pth'), '--out', out])
+        tool.main([TINY_CONFIG, str(tmp_path / 'w.pth'), '--out', out])
     assert exit_.value.code == 2
     message = capsys.readouterr().err
     assert (f'--out {out}: cannot write the predictions there: '
             f'{reason.format(tmp=tmp_path)}') in message
 
 
-def test_test_tool_accepts_an_out_whose_folders_it_can_create(h, tmp_path):
-    tool = h.load_tool('tools/test.py')
+def test_test_tool_accepts_an_out_whose_folders_it_can_create(tmp_path):
+    tool = load_tool('tools/test.py')
     out = tmp_path / 'new' / 'sub' / 'preds.pkl'
-    args = tool.parse_args([str(h.TINY_CONFIG), 'w.pth', '--out', str(out)])
+    args = tool.parse_args([TINY_CONFIG, 'w.pth', '--out', str(out)])
     assert args.out == str(out)
     assert list(tmp_path.iterdir()) == []  # the probe file is gone, nothing was created
