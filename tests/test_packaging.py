@@ -1,6 +1,6 @@
 """pyproject's bounds, requirements.txt's pins and requirements.lock agree with each other and with
-what is installed (issue 15: a wrong environment should fail at install, with the resolver's
-message, not at import)."""
+what is installed: a wrong environment fails at install, with the resolver's message, not at
+import."""
 import importlib.metadata
 import re
 import tomllib

@@ -70,7 +70,7 @@ def touch_code(marker, tensor):
 
 
 def eval_gadget(marker, tensor=True):
-    """The reported gadget: builtins.eval reached through getattr, called by _rebuild_from_type_v2."""
+    """The known gadget: builtins.eval reached through getattr, called by _rebuild_from_type_v2."""
     return PROTO + through_rebuild(builtin('eval'), text(touch_code(marker, tensor))) + b'.'
 
 

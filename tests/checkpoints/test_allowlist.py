@@ -1,6 +1,6 @@
-"""No global a checkpoint may name lets its pickle reach code (issue 11, part 1).
+"""No global a checkpoint may name lets its pickle reach code.
 
-The reported gadget: ``builtins.getattr`` (allowed through mmengine's list) reaches the builtins
+First the known gadget: ``builtins.getattr`` (allowed through mmengine's list) reaches the builtins
 module as ``getattr.__self__``, then ``eval``/``exec``, which torch's allowed
 ``_rebuild_from_type_v2`` calls. Then, systematically: every global of the effective allow-list
 (torch's built-in list and ours) is called with code, handed to ``_rebuild_from_type_v2``, and

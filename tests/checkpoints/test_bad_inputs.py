@@ -85,7 +85,7 @@ def test_raw_14_patch_file_is_converted_and_says_so(tiny_data, tmp_path):
 
 def test_reg4_file_into_a_model_without_registers_is_refused_naming_the_reg4_config(
         tiny_data, tmp_path):
-    """Issue 14: the registers cannot be dropped silently (the ViT was trained with them)."""
+    """The registers cannot be dropped silently (the ViT was trained with them)."""
     path = tmp_path / 'dinov2_vits14_reg4_pretrain.pth'
     torch.save(fake.dinov2(64, registers=4), path)
     with pytest.raises(ValueError, match=r'reg4 checkpoint.*4 register tokens.*'

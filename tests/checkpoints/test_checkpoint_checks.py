@@ -1,6 +1,6 @@
 """Checkpoints that would give silent wrong results, trust that outlives its run, URLs, resume and
-concurrent runs (issue 11): each is refused with an error naming the file and the tensors, or
-handled as documented."""
+concurrent runs: each is refused with an error naming the file and the tensors, or handled as
+documented."""
 import hashlib
 import os
 import socket

@@ -46,7 +46,8 @@ def test_official_dinov2_into_stand_in(tmp_path, vits_state_dict, caplog):
 
 
 def test_reg4_into_a_model_without_registers_is_refused(tmp_path):
-    """Issue 14: the registers are not dropped silently; the error names the reg4 config."""
+    """The registers are not dropped silently (the ViT was trained with them); the error names the
+    reg4 config."""
     path = _save(fake.dinov2(384, depth=1, registers=4), tmp_path / 'dinov2_vits14_reg4.pth')
     with pytest.raises(ValueError, match=r'reg4 checkpoint.*mask-rcnn_dinov2-reg4-adapter-s'):
         load_backbone_weights(StandInViTAdapter(384, depth=1), path, logger=logging.getLogger(LOGGER))
@@ -160,7 +161,7 @@ def vit_adapter_cls():
 
 
 def test_real_vit_adapter(tmp_path, vit_adapter_cls):
-    """The real backbone (A1's), depth reduced: every ViT tensor loaded, adapter parts reported."""
+    """The real ViTAdapter, depth reduced: every ViT tensor loaded, adapter parts reported."""
     model = vit_adapter_cls(pretrain_size=592, embed_dim=384, depth=4, num_heads=6,
                             interaction_indexes=[[0, 1], [2, 3]], norm_cfg=dict(type='BN'))
     sd = fake.dinov2(384, depth=4)

@@ -207,7 +207,7 @@ def test_mmdet2_release_with_numpy1_meta_loads_without_trust(tiny_data, tmp_path
 # ------------------------------------------------------------------ the getattr gadget, every path
 @pytest.fixture
 def gadget(tmp_path):
-    """A checkpoint whose pickle uses only allow-listed globals to reach eval (issue 11)."""
+    """A checkpoint whose pickle uses only allow-listed globals to reach eval."""
     marker = tmp_path / 'PAYLOAD_RAN'
     payload = gadgets.eval_gadget(marker, tensor=True)
     return gadgets.write(tmp_path / 'gadget.pth', payload), marker

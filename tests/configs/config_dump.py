@@ -5,9 +5,9 @@
 by index); an empty dict or list is a leaf of its own. Tuples stay tuples, so a tuple that became
 a list (or the reverse) is a difference.
 
-The reference dumps under ``reference_dumps/`` were captured from the configs as they stood before
-the base configs were split by concern (one ``_base_`` file holding model, data, schedule, hooks
-and runner settings); ``tests/configs/test_config_dumps.py`` compares today's configs against them.
+The reference dumps under ``reference_dumps/`` hold the configs' content as one ``_base_`` file
+(model, data, schedule, hooks and runner settings together) gave it; ``test_config_dumps.py``
+compares the configs, whose bases are split by concern, against them.
 A size config's dump is its merged content as a nested Python literal; the layer-decay sweep,
 seven configs that differ from the S config in one value each, is stored as those differences
 (``layer_decay_sweep.txt``). Capture again only for a deliberate change of a config's content, and

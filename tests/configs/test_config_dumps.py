@@ -1,6 +1,6 @@
-"""Splitting the base config by concern, and chaining the backbone files, left every config's
-content as it was, leaf by leaf, except for the changes listed here (tests/configs/config_dump.py
-holds the references)."""
+"""Every config's merged content equals its reference dump, leaf by leaf, except for the deliberate
+differences listed here: the split of the base config by concern and the chained backbone files
+change no value by accident (tests/configs/config_dump.py holds the references)."""
 import pytest
 from mmengine.config import Config
 
@@ -9,8 +9,8 @@ from tests.configs.config_dump import DUMPED, flatten, load_reference
 MISSING = '<missing>'
 # leaf path -> (reference value, value now); MISSING where the key is absent on that side.
 DELIBERATE = {
-    # NonFiniteLossHook and ReseedHook are default hooks now: a config that sets custom_hooks (a
-    # list, replaced whole on inheritance) can no longer drop them without a word
+    # NonFiniteLossHook and ReseedHook are default hooks (custom hooks in the reference): a config
+    # that sets custom_hooks (a list, replaced whole on inheritance) cannot drop them without a word
     'custom_hooks': (MISSING, []),
     'custom_hooks.0.type': ('NonFiniteLossHook', MISSING),
     'custom_hooks.1.type': ('ReseedHook', MISSING),
@@ -22,7 +22,7 @@ DELIBERATE = {
 # Top-level helper names, each read once into the keys that use it (depth into model.backbone and
 # the layer decay, max_epochs into train_cfg and the lr schedule, multiscale into the train
 # pipeline): a config inheriting them could override the name and change nothing. Their values stay
-# in those keys; the names themselves are gone (tests/configs/test_base_names.py keeps them out).
+# in those keys; the configs no longer define the names (tests/configs/test_base_names.py).
 REMOVED_HELPERS = ('depth', 'max_epochs', 'multiscale')
 
 

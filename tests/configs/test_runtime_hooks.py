@@ -1,5 +1,5 @@
 """NonFiniteLossHook and ReseedHook are default hooks: a user config that sets custom_hooks (a list,
-which mmengine replaces whole on inheritance) keeps them, and they run where they ran before."""
+which mmengine replaces whole on inheritance) keeps them, and they run where they would run as custom hooks."""
 from pathlib import Path
 
 import pytest
@@ -46,14 +46,14 @@ def test_user_custom_hooks_keep_ours_on_the_built_runner(tmp_path):
 
 def test_hooks_run_in_the_order_they_had_as_custom_hooks(tmp_path):
     """Their priorities are class attributes (ReseedHook VERY_HIGH, NonFiniteLossHook ABOVE_NORMAL),
-    so moving them from custom_hooks to default_hooks keeps every hook's place."""
-    now = _hook_types(_runner(Config.fromfile(str(TINY_CONFIG)), tmp_path / 'now'))
-    before = Config.fromfile(str(TINY_CONFIG))  # the layout before: both as custom hooks
-    before.default_hooks.pop('non_finite_loss')
-    before.default_hooks.pop('reseed')
-    before.custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='ReseedHook')]
-    assert _hook_types(_runner(before, tmp_path / 'before')) == now
-    assert now.index('ReseedHook') == 1  # right after RuntimeInfoHook (both VERY_HIGH)
+    so as default hooks they keep the place they would take as custom hooks."""
+    default = _hook_types(_runner(Config.fromfile(str(TINY_CONFIG)), tmp_path / 'default'))
+    custom = Config.fromfile(str(TINY_CONFIG))  # both as custom hooks instead
+    custom.default_hooks.pop('non_finite_loss')
+    custom.default_hooks.pop('reseed')
+    custom.custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='ReseedHook')]
+    assert _hook_types(_runner(custom, tmp_path / 'custom')) == default
+    assert default.index('ReseedHook') == 1  # right after RuntimeInfoHook (both VERY_HIGH)
 
 
 @pytest.mark.parametrize('key, value', [('runner_type', 'SafeLoadRunner'), ('trust_checkpoint', False),

@@ -2,7 +2,6 @@
 
 Run on a GPU node with ``pytest tests/cuda -m cuda`` (tools/gpu/check.sh does, and reports). Without
 CUDA every test here is skipped at collection, so ``pytest tests`` stays green on CPU machines.
-Tests run with --import-mode=importlib, so the helpers reach them as fixtures.
 """
 import copy
 from pathlib import Path

@@ -84,7 +84,7 @@ def test_temps_of_unknown_writers_are_removed_only_under_the_work_dir_lock(tmp_p
     work_dir.mkdir()
     assert atomic_file.host_name() == socket.gethostname()  # plain host names stay as they are
     unknown = ['.epoch_3.pth.4242@gpu-node-17.k3j_x9.tmp',  # another host: its pid says nothing
-               '.epoch_3.pth.q1w2e3r4.tmp']  # written before temporary names carried the writer
+               '.epoch_3.pth.q1w2e3r4.tmp']  # an older naming: the name does not carry the writer
     for name in unknown:
         (work_dir / name).write_bytes(b'partial')
     with caplog.at_level(logging.INFO):

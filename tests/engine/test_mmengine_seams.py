@@ -1,4 +1,4 @@
-"""mmdet_dinov2 extends mmengine/mmdet/mmcv only through registries and public seams (issue 12)."""
+"""mmdet_dinov2 extends mmengine/mmdet/mmcv only through registries and public seams."""
 import subprocess
 import sys
 import textwrap
