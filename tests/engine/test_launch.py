@@ -1,19 +1,18 @@
 """What tools/train.py and tools/test.py do before the runner starts, and how load_from loads."""
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 import mmdet_dinov2  # noqa: F401
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
 from mmdet_dinov2.checkpoints import UnsafeCheckpointError, load_state_dict_file
 from mmdet_dinov2.engine.launch import adapt_to_cpu, load_config
 from mmdet_dinov2.engine.runner import load_detector_weights
-
+from tests import fake_checkpoints as fake
 from tests.helpers import load_tool
 
 _train = load_tool('tools/train.py')  # the pretrained-file check is the train tool's
@@ -149,14 +148,9 @@ def _tiny_detector(seed):
 
 def test_mmdet2_checkpoint_loads_with_every_key(tmp_path):
     """A checkpoint laid out as mmdet 2.x saved the original's: meta, state_dict, optimizer."""
-    source = _tiny_detector(0)
-    state_dict = OrderedDict(source.state_dict())
+    state_dict = _tiny_detector(0).state_dict()
     path = tmp_path / 'mask_rcnn_dinov2_adapter_small_fpn_3x_coco.pth'
-    torch.save(dict(meta=dict(mmdet_version='2.22.0', CLASSES=('circle', 'triangle'),
-                              epoch=36, iter=263412, config='model = dict(...)', seed=0,
-                              env_info='sys.platform: linux', hook_msgs=dict(last_ckpt='x')),
-                    state_dict=state_dict,
-                    optimizer=dict(state={}, param_groups=[dict(lr=1e-6, params=[0, 1])])), path)
+    torch.save(fake.vit_adapter_detector(state_dict, classes=('circle', 'triangle')), path)
     target = _tiny_detector(1)
     report = load_detector_weights(target, load_state_dict_file(path))
     assert report.missing == [] and report.unexpected == [] and report.complete
