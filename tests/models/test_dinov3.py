@@ -16,6 +16,7 @@ from mmdet_dinov2.models.backbones import DINOv3Adapter, ViT, ViTAdapter
 from mmdet_dinov2.models.backbones.vit import Attention
 from mmdet_dinov2.models.layers.rope import RopePositionEmbedding, apply_rope
 from tests.fake_checkpoints import random_values
+from tests.models.backbone_settings import DINOV3_HUB, dinov3_naive_kwargs, dinov3_vit_kwargs
 from tests.reference import dino_vit_naive as dino_naive
 
 TOL = 1e-4
@@ -23,23 +24,22 @@ TOL = 1e-4
 SMALL_7B = dict(embed_dim=512, num_heads=4)
 
 
-def _pair(arch, dinov3_archs, tmp_path, depth=2, seed=0, **width):
-    _, ours_kwargs, naive_kwargs = dinov3_archs
+def _pair(arch, tmp_path, depth=2, seed=0, **width):
     torch.manual_seed(seed)
-    ref = dino_naive.NaiveDinov3ViT(**naive_kwargs(arch, depth=depth, **width)).eval()
+    ref = dino_naive.NaiveDinov3ViT(**dinov3_naive_kwargs(arch, depth=depth, **width)).eval()
     state = random_values(ref.state_dict(), seed)
     ref.load_state_dict(state, strict=True)
     path = tmp_path / f'dinov3_{arch}.pth'
     torch.save(state, path)
-    ours = ViT(**ours_kwargs(arch, depth=depth, **width)).eval()
+    ours = ViT(**dinov3_vit_kwargs(arch, depth=depth, **width)).eval()
     report = load_backbone_weights(ours, path)
     return ours, ref, report
 
 
 @pytest.mark.parametrize('arch', ['S', 'S+', 'B', 'L', 'H+', '7B'])
-def test_intermediate_layers_equal_the_official_model(arch, dinov3_archs, tmp_path):
+def test_intermediate_layers_equal_the_official_model(arch, tmp_path):
     width = SMALL_7B if arch == '7B' else {}
-    ours, ref, report = _pair(arch, dinov3_archs, tmp_path, **width)
+    ours, ref, report = _pair(arch, tmp_path, **width)
     # every tensor of the file is used or explained; every model tensor comes from the file
     assert report['missing'] == {}
     assert set(report['unused']) <= {'local_cls_norm.weight', 'local_cls_norm.bias'}
@@ -58,12 +58,11 @@ def test_intermediate_layers_equal_the_official_model(arch, dinov3_archs, tmp_pa
     assert worst <= TOL, (arch, worst)
 
 
-def test_7b_names_and_shapes_on_meta(dinov3_archs):
+def test_7b_names_and_shapes_on_meta():
     """The full 7B: our model takes every converted official tensor with its shape."""
-    _, ours_kwargs, naive_kwargs = dinov3_archs
     with torch.device('meta'):
-        official = dino_naive.NaiveDinov3ViT(**naive_kwargs('7B')).state_dict()
-        ours = ViT(**ours_kwargs('7B')).state_dict()
+        official = dino_naive.NaiveDinov3ViT(**dinov3_naive_kwargs('7B')).state_dict()
+        ours = ViT(**dinov3_vit_kwargs('7B')).state_dict()
     converted, _ = convert_dinov3(official)
     unused = set(converted) - set(ours)
     assert unused == {'local_cls_norm.weight', 'local_cls_norm.bias'}
@@ -73,9 +72,8 @@ def test_7b_names_and_shapes_on_meta(dinov3_archs):
     assert ours['blocks.0.mlp.fc1.weight'].shape == (2 * 8192, 4096)
 
 
-def test_adapter_with_dinov3_vit_runs_and_trains_the_tokens(dinov3_archs):
-    _, ours_kwargs, _ = dinov3_archs
-    vit = ours_kwargs('S', embed_dim=64, num_heads=4, depth=4)
+def test_adapter_with_dinov3_vit_runs_and_trains_the_tokens():
+    vit = dinov3_vit_kwargs('S', embed_dim=64, num_heads=4, depth=4)
     model = ViTAdapter(**vit, conv_inplane=8, deform_num_heads=4, n_points=2,
                        interaction_indexes=[[0, 0], [1, 1], [2, 2], [3, 3]], norm_cfg=dict(type='BN'),
                        window_attn=[True, False, True, False], window_size=[3, None, 3, None])
@@ -183,7 +181,7 @@ def test_get_intermediate_layers_refuses_bad_requests():
 
 
 @pytest.mark.parametrize('size, arch', [('s', 'S'), ('b', 'B'), ('l', 'L')])
-def test_dinov3_configs_build_the_hub_vit(size, arch, dinov3_archs):
+def test_dinov3_configs_build_the_hub_vit(size, arch):
     """The config's ViT is the hub's: every ViT argument equals the hub table's."""
     import inspect
 
@@ -191,7 +189,7 @@ def test_dinov3_configs_build_the_hub_vit(size, arch, dinov3_archs):
     cfg = Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov3-adapter-{size}_fpn_3x_coco.py')
     defaults = {k: p.default for k, p in inspect.signature(ViTAdapter).parameters.items()}
     backbone = dict(defaults, **cfg.model.backbone)
-    for key, value in dinov3_archs[1](arch).items():
+    for key, value in dinov3_vit_kwargs(arch).items():
         if key == 'rope_cfg':
             assert {k: backbone[key][k] for k in value} == value
         else:
@@ -212,11 +210,10 @@ def test_reg4_configs_carry_the_registers(size):
     assert reg4.num_register_tokens == 4 and f'vit{size}14_reg4' in reg4.pretrained
 
 
-def _frozen_pair(dinov3_archs, arch='S', **width):
+def _frozen_pair(arch='S', **width):
     """Ours in frozen-adapter mode and the naive official DINOv3_Adapter, same official weights."""
-    _, _, naive_kwargs = dinov3_archs
     torch.manual_seed(0)
-    vit = dino_naive.NaiveDinov3ViT(**naive_kwargs(arch, depth=4, **width))
+    vit = dino_naive.NaiveDinov3ViT(**dinov3_naive_kwargs(arch, depth=4, **width))
     ref = dino_naive.NaiveDinov3Adapter(vit, interaction_indexes=[0, 1, 2, 3], conv_inplane=8, n_points=2,
                                         deform_num_heads=4, deform_ratio=0.5).eval()
     state = random_values(ref.state_dict(), seed=3)
@@ -224,7 +221,7 @@ def _frozen_pair(dinov3_archs, arch='S', **width):
         if key.endswith('running_var'):
             state[key] = state[key].abs() + 0.5
     ref.load_state_dict(state, strict=True)
-    hub = dinov3_archs[0][arch]
+    hub = DINOV3_HUB[arch]
     ours = DINOv3Adapter(embed_dim=width.get('embed_dim', hub['embed_dim']),
                          num_heads=width.get('num_heads', hub['num_heads']), depth=4, mlp_ratio=hub['ffn_ratio'],
                          ffn_type=hub['ffn'], qkv_bias=hub['qkv_bias'], interaction_indexes=[0, 1, 2, 3],
@@ -234,9 +231,9 @@ def _frozen_pair(dinov3_archs, arch='S', **width):
 
 
 @pytest.mark.parametrize('arch', ['S', '7B'])
-def test_frozen_adapter_equals_the_official_dinov3_adapter(arch, dinov3_archs):
+def test_frozen_adapter_equals_the_official_dinov3_adapter(arch):
     width = dict(embed_dim=64, num_heads=4) if arch == 'S' else dict(embed_dim=256, num_heads=2)
-    ours, ref, state = _frozen_pair(dinov3_archs, arch, **width)
+    ours, ref, state = _frozen_pair(arch, **width)
     result = ours.load_state_dict(dict(state), strict=True)  # the official keys, strictly
     assert not result.missing_keys and not result.unexpected_keys
     ours.eval()
@@ -248,8 +245,8 @@ def test_frozen_adapter_equals_the_official_dinov3_adapter(arch, dinov3_archs):
     assert all(a.shape == b.shape for a, b in zip(got, want)) and worst <= TOL
 
 
-def test_frozen_adapter_trains_only_the_adapter(dinov3_archs):
-    ours, _, state = _frozen_pair(dinov3_archs, embed_dim=64, num_heads=4)
+def test_frozen_adapter_trains_only_the_adapter():
+    ours, _, state = _frozen_pair(embed_dim=64, num_heads=4)
     ours.load_state_dict(state)
     ours.train()
     assert not ours.blocks.training and not ours.rope_embed.training and ours.spm.training
@@ -286,11 +283,11 @@ def test_frozen_adapter_configs_build_on_meta_with_only_the_adapter_trainable(si
     assert all(g['lr'] == cfg.optim_wrapper.optimizer.lr for g in optimizer.param_groups)
 
 
-def test_gradients_equal_the_official_model(dinov3_archs, tmp_path):
+def test_gradients_equal_the_official_model(tmp_path):
     """float64, S+ layout (SwiGLU) at width 64: gradients of the input, the class and storage tokens,
     a qkv projection (with its masked bias) and the stacked SwiGLU input weights (eval mode: the
     official model perturbs RoPE coordinates in training, at random)."""
-    ours, ref, _ = _pair('S+', dinov3_archs, tmp_path, embed_dim=64, num_heads=4)
+    ours, ref, _ = _pair('S+', tmp_path, embed_dim=64, num_heads=4)
     ours.double(), ref.double()
     img = torch.randn(1, 3, 48, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     grads = []
@@ -313,21 +310,20 @@ def test_gradients_equal_the_official_model(dinov3_archs, tmp_path):
     assert (got[4][64:128] == 0).all() and (got[4][:64] != 0).any()  # the masked k bias gets no gradient
 
 
-def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dinov3_archs):
+def test_trainable_adapter_on_dinov3_equals_the_naive_reference():
     """ViT-Adapter (injectors, extractors) around a DINOv3 ViT with windowed blocks: the class and
     storage tokens follow the rule of vit.py's docstring, written there as one masked softmax over a
     zero-padded grid; windows of 4 on a 6x8 grid need padding."""
-    _, ours_kwargs, naive_kwargs = dinov3_archs
     windows = [4, None, 4, None]
     idx = [[0, 0], [1, 1], [2, 2], [3, 3]]
     torch.manual_seed(0)
-    ref = dino_naive.NaiveDinov3ViTAdapter(naive_kwargs('S+', depth=4, embed_dim=64, num_heads=4), windows, idx)
+    ref = dino_naive.NaiveDinov3ViTAdapter(dinov3_naive_kwargs('S+', depth=4, embed_dim=64, num_heads=4), windows, idx)
     state = random_values(ref.state_dict(), seed=6)
     for key in state:
         if key.endswith('running_var'):
             state[key] = state[key].abs() + 0.5
     ref.load_state_dict(state, strict=True)
-    ours = ViTAdapter(**ours_kwargs('S+', depth=4, embed_dim=64, num_heads=4), conv_inplane=8, n_points=2,
+    ours = ViTAdapter(**dinov3_vit_kwargs('S+', depth=4, embed_dim=64, num_heads=4), conv_inplane=8, n_points=2,
                       deform_num_heads=4, interaction_indexes=idx, window_attn=[w is not None for w in windows],
                       window_size=windows, norm_cfg=dict(type='BN'))
     ours.load_state_dict(convert_dinov3(state)[0], strict=True)
@@ -341,16 +337,15 @@ def test_trainable_adapter_on_dinov3_equals_the_naive_reference(dinov3_archs):
     assert max(b.abs().max().item() for b in want) > 1.0
 
 
-def test_adapter_backbone_gives_the_official_intermediate_layers(dinov3_archs, tmp_path):
+def test_adapter_backbone_gives_the_official_intermediate_layers(tmp_path):
     """get_intermediate_layers on the ViTAdapter backbone itself (global attention), after loading the
     official file through init_weights."""
-    _, ours_kwargs, naive_kwargs = dinov3_archs
-    ref = dino_naive.NaiveDinov3ViT(**naive_kwargs('B', depth=2, embed_dim=96, num_heads=4)).eval()
+    ref = dino_naive.NaiveDinov3ViT(**dinov3_naive_kwargs('B', depth=2, embed_dim=96, num_heads=4)).eval()
     state = random_values(ref.state_dict(), seed=8)
     ref.load_state_dict(state)
     path = tmp_path / 'dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth'
     torch.save(state, path)
-    backbone = ViTAdapter(**ours_kwargs('B', depth=2, embed_dim=96, num_heads=4), conv_inplane=8, n_points=2,
+    backbone = ViTAdapter(**dinov3_vit_kwargs('B', depth=2, embed_dim=96, num_heads=4), conv_inplane=8, n_points=2,
                           deform_num_heads=4, interaction_indexes=[[0, 0], [1, 1]], norm_cfg=dict(type='BN'),
                           pretrained=str(path))
     backbone.init_weights()
@@ -363,8 +358,8 @@ def test_adapter_backbone_gives_the_official_intermediate_layers(dinov3_archs, t
     assert (got[0] - want[0]).abs().max() <= TOL
 
 
-def test_freeze_vit_keeps_rope_in_eval_mode(dinov3_archs):
-    vit = dinov3_archs[1]('S', embed_dim=32, num_heads=2, depth=2)
+def test_freeze_vit_keeps_rope_in_eval_mode():
+    vit = dinov3_vit_kwargs('S', embed_dim=32, num_heads=2, depth=2)
     model = ViTAdapter(**vit, conv_inplane=8, deform_num_heads=2, n_points=1, freeze_vit=True,
                        interaction_indexes=[[0, 0], [1, 1]], norm_cfg=dict(type='BN')).train()
     assert not model.rope_embed.training and model.spm.training
@@ -381,8 +376,8 @@ def test_adapter_with_reg4_vit_runs_and_trains_the_tokens():
     assert model.pos_embed.grad[0, 0].abs().sum() > 0  # the class slot of the position embedding is used
 
 
-def test_frozen_adapter_loads_through_init_cfg(dinov3_archs, tmp_path):
-    ours, _, state = _frozen_pair(dinov3_archs, embed_dim=64, num_heads=4)
+def test_frozen_adapter_loads_through_init_cfg(tmp_path):
+    ours, _, state = _frozen_pair(embed_dim=64, num_heads=4)
     path = tmp_path / 'dinov3_adapter.pth'
     torch.save(state, path)
     model = DINOv3Adapter(embed_dim=64, num_heads=4, depth=4, interaction_indexes=[0, 1, 2, 3], conv_inplane=8,

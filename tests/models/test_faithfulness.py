@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from mmdet_dinov2.models.backbones import ViTAdapter
+from tests.models.backbone_settings import CONFIGS, build_naive, randomized
 
 
-def _pair(cfg, build_naive, randomized, seed=0):
+def _pair(cfg, seed=0):
     """Ours and the naive reference holding the same randomized weights."""
     torch.manual_seed(seed)
     ours = ViTAdapter(**cfg, norm_cfg=dict(type='BN'))
@@ -16,10 +17,10 @@ def _pair(cfg, build_naive, randomized, seed=0):
 
 
 @pytest.mark.parametrize('arch', ['S', 'B', 'L', 'G'])
-def test_state_dict_names_and_shapes_equal_the_originals(arch, configs, build_naive):
+def test_state_dict_names_and_shapes_equal_the_originals(arch):
     with torch.device('meta'):
-        ours = ViTAdapter(**configs[arch], norm_cfg=dict(type='BN')).state_dict()
-        ref = build_naive(configs[arch]).state_dict()
+        ours = ViTAdapter(**CONFIGS[arch], norm_cfg=dict(type='BN')).state_dict()
+        ref = build_naive(CONFIGS[arch]).state_dict()
     assert list(ours) == list(ref)
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in ref.items()}
 
@@ -29,8 +30,8 @@ def test_state_dict_names_and_shapes_equal_the_originals(arch, configs, build_na
     ('S', [(224, 224, 1), (96, 160, 2), (256, 128, 1)]),
     ('B_shallow', [(128, 96, 1)]),  # B's widths and deform_ratio 0.5, one block per interaction
 ])
-def test_outputs_equal_the_naive_reference(arch, sizes, configs, build_naive, randomized):
-    ours, ref = _pair(configs[arch], build_naive, randomized)
+def test_outputs_equal_the_naive_reference(arch, sizes):
+    ours, ref = _pair(CONFIGS[arch])
     ours.eval(), ref.eval()
     for h, w, batch in sizes:
         img = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(h))
@@ -43,15 +44,15 @@ def test_outputs_equal_the_naive_reference(arch, sizes, configs, build_naive, ra
             assert b.abs().max() > 1.0  # a real signal, not a vanishing one
 
 
-def test_training_gradients_equal_the_naive_reference(configs, build_naive, randomized):
+def test_training_gradients_equal_the_naive_reference():
     """Train mode (BN batch statistics), batch 1, every parameter's gradient.
 
     In float64: in float32 the stem's max-pool routes a gradient to whichever of two nearly equal
     neighbours wins, and that flips with the 1e-7 rounding differences between conv layouts.
     (Tolerance 1e-7, not 1e-12: timm resizes the position embedding in float32.)
     """
-    cfg = dict(configs['S'], drop_path_rate=0.0)
-    ours, ref = _pair(cfg, build_naive, randomized, seed=1)
+    cfg = dict(CONFIGS['S'], drop_path_rate=0.0)
+    ours, ref = _pair(cfg, seed=1)
     ours.double().train(), ref.double().train()
     img = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     got, want = ours(img), ref(img)

@@ -7,6 +7,7 @@ from torch import nn
 
 from mmdet_dinov2.models.backbones import ViTAdapter
 from mmdet_dinov2.models.layers import MSDeformAttn
+from tests.models.backbone_settings import CONFIGS, randomized
 
 BN = dict(type='BN')
 
@@ -20,8 +21,8 @@ def _expected_maps(cfg, hw):
     ('B', [(160, 96, 1)]),
     ('L_shallow', [(64, 128, 1)]),                      # 4x8 grid, smaller than one window
 ])
-def test_output_shapes(arch, sizes, configs):
-    cfg = configs[arch]
+def test_output_shapes(arch, sizes):
+    cfg = CONFIGS[arch]
     model = ViTAdapter(**cfg, norm_cfg=BN).eval()
     for h, w, batch in sizes:
         with torch.no_grad():
@@ -64,15 +65,15 @@ def _count_params(cfg):
 
 
 @pytest.mark.parametrize('arch', ['S', 'B'])
-def test_parameter_count(arch, configs):
-    model = ViTAdapter(**configs[arch], norm_cfg=BN)
+def test_parameter_count(arch):
+    model = ViTAdapter(**CONFIGS[arch], norm_cfg=BN)
     vit = sum(p.numel() for p in model.vit_parameters())
     total = sum(p.numel() for p in model.parameters())
-    assert (vit, total - vit) == _count_params(configs[arch])
+    assert (vit, total - vit) == _count_params(CONFIGS[arch])
 
 
-def test_vit_g_on_the_meta_device(configs):
-    cfg = configs['G']
+def test_vit_g_on_the_meta_device():
+    cfg = CONFIGS['G']
     with torch.device('meta'):
         model = ViTAdapter(**cfg, norm_cfg=BN)
     vit = sum(p.numel() for p in model.vit_parameters())
@@ -87,13 +88,13 @@ def test_vit_g_on_the_meta_device(configs):
 
 
 @pytest.fixture(scope='module')
-def small_cfg(configs):
+def small_cfg():
     """ViT-Adapter-S widths with 4 blocks: fast, but every module kind is there."""
-    return dict(configs['S'], depth=4, interaction_indexes=[[0, 0], [1, 1], [2, 2], [3, 3]],
+    return dict(CONFIGS['S'], depth=4, interaction_indexes=[[0, 0], [1, 1], [2, 2], [3, 3]],
                 window_attn=[True, False, True, False], window_size=[14, None, 7, None], init_values=0.1)
 
 
-def test_gradients_reach_every_parameter(small_cfg, randomized):
+def test_gradients_reach_every_parameter(small_cfg):
     model = ViTAdapter(**small_cfg, norm_cfg=BN)
     # randomized: at init the zero offset/weight layers would block gradients to the query norms
     model.load_state_dict(randomized(model.state_dict()))
@@ -187,9 +188,9 @@ def test_input_sides_must_be_multiples_of_32(small_cfg, hw):
         model(torch.randn(1, 3, *hw))
 
 
-def test_initialization_follows_the_original(configs):
+def test_initialization_follows_the_original():
     torch.manual_seed(0)
-    model = ViTAdapter(**configs['S'], norm_cfg=BN, init_values=0.5)
+    model = ViTAdapter(**CONFIGS['S'], norm_cfg=BN, init_values=0.5)
     attn = model.interactions[0].injector.attn
     M, L, P = 6, 3, 4
     bias = attn.sampling_offsets.bias.view(M, L, P, 2)

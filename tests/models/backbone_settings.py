@@ -1,5 +1,5 @@
-"""Backbone settings of the original DINOv2 recipes, and fixtures shared by the backbone tests."""
-import pytest
+"""Backbone settings of the original DINOv2 recipes and of the DINOv3 hub, and the naive reference
+for a setting of ours, shared by the backbone tests."""
 import torch
 
 from tests.reference import vit_adapter_naive
@@ -23,14 +23,9 @@ _SHALLOW = dict(depth=4, interaction_indexes=[[0, 0], [1, 1], [2, 2], [3, 3]],
 DINOV2_B_SHALLOW = dict(DINOV2_B, **_SHALLOW)
 DINOV2_L_SHALLOW = dict(DINOV2_L, **_SHALLOW)
 
+# name -> backbone dict; copy before changing
 CONFIGS = dict(S=DINOV2_S, B=DINOV2_B, L=DINOV2_L, G=DINOV2_G, B_shallow=DINOV2_B_SHALLOW,
                L_shallow=DINOV2_L_SHALLOW)
-
-
-@pytest.fixture(scope='session')
-def configs():
-    """Name -> backbone dict (S, B, L, G, B_shallow, L_shallow); copy before changing."""
-    return CONFIGS
 
 
 def windows_of(cfg):
@@ -38,13 +33,8 @@ def windows_of(cfg):
     return [w if a else None for a, w in zip(cfg['window_attn'], cfg['window_size'])]
 
 
-@pytest.fixture(scope='session')
-def build_naive():
-    """cfg -> the naive reference model for a config dict of ours."""
-    return _naive_for
-
-
-def _naive_for(cfg):
+def build_naive(cfg):
+    """The naive reference model for a backbone dict of ours."""
     dim, ratio = cfg['embed_dim'], cfg.get('mlp_ratio', 4)
     swiglu = cfg.get('ffn_type', 'mlp') == 'swiglu'
     hidden = (int(dim * ratio * 2 / 3) + 7) // 8 * 8 if swiglu else int(dim * ratio)
@@ -55,13 +45,7 @@ def _naive_for(cfg):
         cffn_ratio=cfg['cffn_ratio'], interaction_indexes=cfg['interaction_indexes'], windows=windows_of(cfg))
 
 
-@pytest.fixture(scope='session')
-def randomized():
-    """(state_dict, seed) -> perturbed copy, see :func:`_randomized`."""
-    return _randomized
-
-
-def _randomized(state_dict, seed=0):
+def randomized(state_dict, seed=0):
     """The state dict with every float tensor perturbed, so that no branch is a no-op (injector
     gammas start at 0) and BN running statistics are non-trivial."""
     g = torch.Generator().manual_seed(seed)
@@ -108,9 +92,3 @@ def dinov3_naive_kwargs(arch, **overrides):
                 ffn_ratio=hub['ffn_ratio'], ffn='mlp' if ffn == 'mlp' else 'swiglu',
                 swiglu_align=64 if ffn == 'swiglu64' else 8, qkv_bias=hub['qkv_bias'],
                 untie_global_and_local_cls_norm=arch == '7B')
-
-
-@pytest.fixture(scope='session')
-def dinov3_archs():
-    """(hub table, our kwargs builder, naive kwargs builder)."""
-    return DINOV3_HUB, dinov3_vit_kwargs, dinov3_naive_kwargs
