@@ -115,10 +115,9 @@ def apply_args(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher,
+                      trust=args.trust_checkpoint)
     apply_args(cfg, args)
-    if args.trust_checkpoint:  # the flag wins over the config; the runner applies it
-        cfg.trust_checkpoint = True
     try:
         check_pretrained_files(cfg)
     except MissingPretrainedError as err:

@@ -36,7 +36,7 @@ def parse_run_arguments(parser, argv=None):
     return args
 
 
-def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
+def load_config(config, work_dir=None, cfg_options=None, launcher='none', trust=False):
     """Read a config the way mmdet's tools do.
 
     Args:
@@ -44,6 +44,8 @@ def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
         cfg_options (dict, optional): ``--cfg-options``, merged last; ``data_root=DIR`` moves the
             loaders' and evaluators' paths (:func:`move_data_root`).
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
+        trust (bool): ``--trust-checkpoint``: sets ``trust_checkpoint`` (the flag wins over the
+            config; the runner applies it).
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
@@ -59,6 +61,8 @@ def load_config(config, work_dir=None, cfg_options=None, launcher='none'):
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    if trust:
+        cfg.trust_checkpoint = True
     return cfg
 
 
