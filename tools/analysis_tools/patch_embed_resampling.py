@@ -8,7 +8,8 @@ original image. This script measures that, for each way of resizing the kernel, 
 * images: white noise, and low-pass ones with a 1/f amplitude spectrum (natural-image statistics);
 
 upscaling images bilinearly (``align_corners=False``, the resize detection pipelines use;
-``--image-resize bicubic`` to see how much that matters). It prints the relative error ||e16 - e14|| / ||e14|| and the mean per-token cosine similarity.
+``--image-resize bicubic`` to see how much that matters). It prints the relative error
+||e16 - e14|| / ||e14|| and the mean per-token cosine similarity.
 
     python tools/analysis_tools/patch_embed_resampling.py [--dim 384] [--grid 16] [--images 8] [--image-resize bicubic]
 """

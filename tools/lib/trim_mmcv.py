@@ -252,7 +252,8 @@ class Source:
                '#include <torch/extension.h>', '', '#include "pytorch_cpp_helper.hpp"',
                '', 'namespace py = pybind11;', '',
                '[[noreturn]] static void mmdet_dinov2_not_compiled(const char *op) {',
-               '  std::string message = ' + ' + op + '.join(f'std::string({c_literal(part)})' for part in MESSAGE.split('{op}')) + ';',
+               '  std::string message = '
+               + ' + op + '.join(f'std::string({c_literal(part)})' for part in MESSAGE.split('{op}')) + ';',
                '  PyErr_SetString(PyExc_NotImplementedError, message.c_str());',
                '  throw py::error_already_set();', '}', '']
         all_stubbed = []
