@@ -4,9 +4,10 @@ Kinds: DINOv2 (:func:`dinov2`; ``registers=4`` gives the *_reg4 files), official
 (:func:`dinov3`), timm's DINOv3 (:func:`dinov3_timm`), the official DINOv3_Adapter
 (:func:`dinov3_adapter`) and a detector of the original ViT-Adapter, as mmdet 2.x saved it
 (:func:`vit_adapter_detector`). The layouts are written out key by key, from the official code;
-tests/checkpoints/test_fake_checkpoints.py checks them against the naive references in
-tests/reference. Tests that compare a model with a naive reference take the reference's own
-state dict instead, with values from :func:`random_values`, so that both hold the same weights.
+tests/checkpoints/test_fake_checkpoints.py checks those of DINOv2-reg4, DINOv3 and DINOv3_Adapter
+against the naive references in tests/reference. Tests that compare a model with a naive reference
+take the reference's own state dict instead, with values from :func:`random_values`, so that both
+hold the same weights.
 """
 from collections import OrderedDict
 
