@@ -18,7 +18,7 @@ only as safe as the weakest callable on both lists. Audit of what each admitted 
   torch._dynamo's builtin exceptions, ``traceback.FrameSummary`` that reads source files, ...) is
   **not** admitted: :func:`exactly_these_globals` replaces the user list for one load.
 
-``tests/reliability/test_allowlist.py`` tries to reach ``eval``, ``exec``, ``os.system``,
+``tests/checkpoints/test_allowlist.py`` tries to reach ``eval``, ``exec``, ``os.system``,
 ``__import__`` and ``subprocess`` through every admitted global.
 """
 import contextlib

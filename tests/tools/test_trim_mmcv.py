@@ -50,7 +50,8 @@ Tensor nms(Tensor boxes, Tensor scores, float iou_threshold, int offset) {
   return nms_impl(boxes, scores, iou_threshold, offset);
 }
 ''',
-    'pytorch/roi_pool.cpp': '''void roi_pool_forward_impl(Tensor input) { DISPATCH_DEVICE_IMPL(roi_pool_forward_impl, input); }
+    'pytorch/roi_pool.cpp': '''void roi_pool_forward_impl(Tensor input) {
+    DISPATCH_DEVICE_IMPL(roi_pool_forward_impl, input); }
 void roi_pool_forward(Tensor input, Tensor rois, Tensor output, int pooled_height,
                       float spatial_scale) { roi_pool_forward_impl(input); }
 ''',
