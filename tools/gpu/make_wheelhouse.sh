@@ -169,8 +169,9 @@ cross_build() {
     cuobjdump=$(command -v cuobjdump || ls "$cuda_home/bin/cuobjdump" "$site/triton/backends/nvidia/bin/cuobjdump" 2>/dev/null | head -n 1 || true)
     if [[ -n "$cuobjdump" ]]; then
         "$cuobjdump" --list-elf "$so" > "$TMP/elf.txt"
-        grep -q "\.$SM\.cubin" "$TMP/elf.txt" || { cat "$TMP/elf.txt" >&2; echo "!! $so holds no $SM code" >&2; return 1; }
-        echo "    $(grep -c "\.$SM\.cubin" "$TMP/elf.txt") $SM kernels images in mmcv/_ext (cuobjdump --list-elf), none for other architectures: $(grep -vc "\.$SM\.cubin" "$TMP/elf.txt")"
+        local elf=sm_${SM#sm}  # cuobjdump names the images sm_90, the cache key sm90
+        grep -q "\.$elf\.cubin" "$TMP/elf.txt" || { cat "$TMP/elf.txt" >&2; echo "!! $so holds no $elf code" >&2; return 1; }
+        echo "    $(grep -c "\.$elf\.cubin" "$TMP/elf.txt") $elf kernel images in mmcv/_ext (cuobjdump --list-elf), for other architectures: $(grep -vc "\.$elf\.cubin" "$TMP/elf.txt" || true)"
     else
         echo "    (no cuobjdump here: the $SM check of the kernels is left out)"
     fi

@@ -63,7 +63,7 @@ else
     # torch at the node's version; the others at .venv's versions where this Python has them
     grep -v -E '^(torch|torchvision|triton)==' "$WORK/node-base.txt" | sed 's/==.*//' > "$WORK/node-names-only.txt"
     "$ROOT/.venv/bin/uv" pip install --quiet --python "$WORK/venv/bin/python" "torch==$NODE_TORCH" torchvision \
-        -r "$WORK/node-names-only.txt" -c <(grep -v -E '^(torch|torchvision|triton|nvidia-|setuptools)' "$WORK/venv-freeze.txt")
+        -r "$WORK/node-names-only.txt" -c <(grep -v -E '^(torch|torchvision|triton|nvidia-|cuda-|setuptools)' "$WORK/venv-freeze.txt")
     echo "    $(wc -l < "$WORK/node-names-only.txt") packages, torch and their dependencies in $(($(date +%s) - t)) s"
     t=$(date +%s)
     "$HERE/install_offline.sh" "$WORK/wheelhouse" --python "$WORK/venv/bin/python" --arch "$NODE_ARCH" \
