@@ -19,6 +19,7 @@ import argparse
 import glob
 import os
 import os.path as osp
+from collections import Counter
 
 from mmengine.logging import print_log
 
@@ -84,9 +85,11 @@ def collect_inputs(inputs):
         raise FileNotFoundError(f'no image or folder {inputs}')
     for key, what in ((osp.basename, 'file name'),
                       (lambda p: osp.splitext(osp.basename(p))[0], 'name without its suffix')):
-        clashes = [p for p in files if sum(key(q) == key(p) for q in files) > 1]
-        if clashes:
-            raise ValueError(f'{" and ".join(clashes[:2])} have the same {what}: their outputs '
+        counts = Counter(map(key, files))
+        clash = next((name for name, n in counts.items() if n > 1), None)
+        if clash is not None:
+            pair = [p for p in files if key(p) == clash][:2]
+            raise ValueError(f'{" and ".join(pair)} have the same {what}: their outputs '
                              'would overwrite each other; rename one or run once per folder')
     return files
 

@@ -3,6 +3,9 @@
 # tests/tools/test_setup_helpers.py can run them without a whole setup. Every function is safe to
 # call under `set -euo pipefail`: none returns non-zero except to report a real failure.
 
+# the repository root, for the build scripts beside this file
+SETUP_HELPERS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
 # setup_traps LABEL: report any failure, in any function or subshell, as "LABEL failed in step:
 # STEP" with the step's hint (step below), and stop the background build (start_build) when the
 # script ends for any reason: an error, Ctrl-C, SIGTERM or a normal exit.
@@ -177,12 +180,10 @@ watch_build() {
 # "full" (MMCV_FULL_BUILD=1: every op). A trimmed wheel is never taken for a full one, nor for a
 # trim of another list.
 mmcv_build_kind() {
-    local root
-    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     if [[ "${MMCV_FULL_BUILD:-0}" == 1 ]]; then
         echo full
     else
-        "$1" "$root/tools/lib/trim_mmcv.py" key
+        "$1" "$SETUP_HELPERS_ROOT/tools/lib/trim_mmcv.py" key
     fi
 }
 
@@ -197,8 +198,7 @@ mmcv_build_kind() {
 build_mmcv_wheel() {
     local py=$1 sdist=$2 wheel_dir=$3 log=$4 cuda=$5 arch=$6
     shift 6
-    local root py_bin pid
-    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    local root=$SETUP_HELPERS_ROOT py_bin pid
     mkdir -p "$(dirname "$wheel_dir")" "$(dirname "$log")"
     BUILD_TMP=$(mktemp -d "$(dirname "$wheel_dir")/build.XXXXXX")
     mkdir -p "$BUILD_TMP/bin" "$BUILD_TMP/pch" "$BUILD_TMP/src"
