@@ -1,0 +1,36 @@
+"""Limits on what one input may ask of memory, checked before any pixel is decoded.
+
+A small compressed file can declare an image of any size (a 1 MB PNG can declare 20000x20000
+pixels: gigabytes once decoded, tens of gigabytes once masks are pasted at that size). The limits
+are generous for photographs and aerial tiles alike; raise them where your data needs it (the
+dataset's ``max_pixels``/``max_objects``, the demo's ``--max-pixels``).
+"""
+from PIL import Image
+
+MAX_PIXELS = 100_000_000  # width * height of one image: 10000 x 10000
+MAX_OBJECTS = 2000  # annotations of one training image
+
+
+class InputLimitError(ValueError):
+    """An input over one of the limits above."""
+
+
+def image_header_size(path):
+    """``(width, height)`` as the file's header declares them, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError) as err:
+        raise InputLimitError(f'{path}: not a readable image ({err})') from err
+
+
+def check_image_pixels(path, max_pixels=MAX_PIXELS, how_to_raise='max_pixels'):
+    """Raise :class:`InputLimitError` naming ``path`` if its header declares more than
+    ``max_pixels`` pixels; ``how_to_raise`` names the setting that lifts the limit."""
+    width, height = image_header_size(path)
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputLimitError(
+            f'{path}: {width}x{height} = {width * height:,} pixels, over the limit of '
+            f'{max_pixels:,}; decoding it would take {width * height * 3 / 2**30:.1f} GiB. '
+            f'Resize the image, or raise the limit with {how_to_raise}.')
+    return width, height
