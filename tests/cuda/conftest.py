@@ -31,24 +31,19 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _plain_bn(cfg):
-    """SyncBN -> BN everywhere in a config dict (one process; lets the same model run on the CPU)."""
-    if isinstance(cfg, dict):
-        return {k: ('BN' if k == 'type' and v == 'SyncBN' else _plain_bn(v)) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return type(cfg)(_plain_bn(v) for v in cfg)
-    return cfg
-
-
 @pytest.fixture(scope='session')
 def detector_cfg():
     """arch ('s', 'b', 'l', 'g') -> the model dict of configs/vit_adapter/mask-rcnn_dinov2-adapter-
     {arch}_fpn_3x_coco.py, with no pretrained file and plain BN."""
     from mmengine.config import Config, ConfigDict
 
+    from mmdet_dinov2.engine.launch import replace_sync_bn
+
     def get(arch, **backbone):
         cfg = Config.fromfile(str(ROOT / f'configs/vit_adapter/mask-rcnn_dinov2-adapter-{arch}_fpn_3x_coco.py'))
-        model = ConfigDict(_plain_bn(cfg.model.to_dict()))  # mmdet's detectors read train_cfg.rpn
+        model = cfg.model.to_dict()
+        replace_sync_bn(model)  # one process
+        model = ConfigDict(model)  # mmdet's detectors read train_cfg.rpn
         model['backbone'].update(pretrained=None, **backbone)
         return model
     return get

@@ -230,6 +230,18 @@ def _frozen_pair(arch='S', **width):
     return ours, ref, state
 
 
+
+def _outputs_agree(ours, ref, seed, label):
+    """Both models on one random (2, 3, 96, 128) batch: same map shapes, max |difference| <= TOL;
+    returns the reference's maps."""
+    img = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        got, want = ours(img), ref(img)
+    worst = max((a - b).abs().max().item() for a, b in zip(got, want))
+    print(f'{label}: max |difference| = {worst:.2e}')
+    assert [a.shape for a in got] == [b.shape for b in want] and worst <= TOL
+    return want
+
 @pytest.mark.parametrize('arch', ['S', '7B'])
 def test_frozen_adapter_equals_the_official_dinov3_adapter(arch):
     width = dict(embed_dim=64, num_heads=4) if arch == 'S' else dict(embed_dim=256, num_heads=2)
@@ -237,12 +249,7 @@ def test_frozen_adapter_equals_the_official_dinov3_adapter(arch):
     result = ours.load_state_dict(dict(state), strict=True)  # the official keys, strictly
     assert not result.missing_keys and not result.unexpected_keys
     ours.eval()
-    img = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        got, want = ours(img), ref(img)
-    worst = max((a - b).abs().max().item() for a, b in zip(got, want))
-    print(f'DINOv3Adapter ({arch} layout): max |ours - official| = {worst:.2e}')
-    assert all(a.shape == b.shape for a, b in zip(got, want)) and worst <= TOL
+    _outputs_agree(ours, ref, seed=4, label=f'DINOv3Adapter ({arch} layout) vs official')
 
 
 def test_frozen_adapter_trains_only_the_adapter():
@@ -328,12 +335,7 @@ def test_trainable_adapter_on_dinov3_equals_the_naive_reference():
                       window_size=windows, norm_cfg=dict(type='BN'))
     ours.load_state_dict(convert_dinov3(state)[0], strict=True)
     ours.eval(), ref.eval()
-    img = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(7))
-    with torch.no_grad():
-        got, want = ours(img), ref(img)
-    worst = max((a - b).abs().max().item() for a, b in zip(got, want))
-    print(f'ViTAdapter on DINOv3 (S+ layout, windows): max |ours - naive| = {worst:.2e}')
-    assert all(a.shape == b.shape for a, b in zip(got, want)) and worst <= TOL
+    want = _outputs_agree(ours, ref, seed=7, label='ViTAdapter on DINOv3 (S+ layout, windows) vs naive')
     assert max(b.abs().max().item() for b in want) > 1.0
 
 

@@ -179,6 +179,24 @@ def swiglu_hidden(dim, ratio, align):
     return int(math.ceil(d / align) * align)
 
 
+def read_blocks(vit, x, run, num_prefix, image_hw, n, reshape, norm):
+    """get_intermediate_layers' loop, as both official ViTs write it: run every block
+    (``run(block, x)``), keep the outputs of the last ``n`` blocks (or of the indices in ``n``),
+    final-normed if ``norm``, without the ``num_prefix`` class/register tokens, as (B, C, h, w)
+    maps if ``reshape``."""
+    take = list(range(len(vit.blocks) - n, len(vit.blocks))) if isinstance(n, int) else list(n)
+    outs = []
+    for i, blk in enumerate(vit.blocks):
+        x = run(blk, x)
+        if i in take:
+            outs.append(vit.norm(x) if norm else x)
+    outs = [o[:, num_prefix:] for o in outs]
+    if reshape:
+        h, w = image_hw[0] // vit.patch_size, image_hw[1] // vit.patch_size
+        outs = [o.reshape(o.shape[0], h, w, -1).permute(0, 3, 1, 2) for o in outs]
+    return tuple(outs)
+
+
 class NaiveDinov3ViT(nn.Module):
     """DinoVisionTransformer of the DINOv3 hub in eval mode (RoPE coordinates unperturbed)."""
 
@@ -205,16 +223,8 @@ class NaiveDinov3ViT(nn.Module):
         H, W = x.shape[-2:]
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(B, -1, -1), self.storage_tokens.expand(B, -1, -1), x], dim=1)
-        take = list(range(len(self.blocks) - n, len(self.blocks))) if isinstance(n, int) else list(n)
-        outs = []
-        for i, blk in enumerate(self.blocks):
-            x = blk(x, self.rope_embed.angles(H, W))
-            if i in take:
-                outs.append(self.norm(x) if norm else x)
-        outs = [o[:, 1 + self.n_storage:] for o in outs]
-        if reshape:
-            outs = [o.reshape(B, h // self.patch_size, w // self.patch_size, -1).permute(0, 3, 1, 2) for o in outs]
-        return tuple(outs)
+        angles = self.rope_embed.angles(H, W)
+        return read_blocks(self, x, lambda blk, x: blk(x, angles), 1 + self.n_storage, (h, w), n, reshape, norm)
 
 
 class NaiveDinov2RegViT(nn.Module):
@@ -242,16 +252,7 @@ class NaiveDinov2RegViT(nn.Module):
             raise NotImplementedError('the naive reference runs at the pre-training grid only')
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1) + self.pos_embed
         x = torch.cat([x[:, :1], self.register_tokens.expand(B, -1, -1), x[:, 1:]], dim=1)
-        take = list(range(len(self.blocks) - n, len(self.blocks))) if isinstance(n, int) else list(n)
-        outs = []
-        for i, blk in enumerate(self.blocks):
-            x = blk(x)
-            if i in take:
-                outs.append(self.norm(x) if norm else x)
-        outs = [o[:, 1 + self.n_reg:] for o in outs]
-        if reshape:
-            outs = [o.reshape(B, h // self.patch_size, w // self.patch_size, -1).permute(0, 3, 1, 2) for o in outs]
-        return tuple(outs)
+        return read_blocks(self, x, lambda blk, x: blk(x), 1 + self.n_reg, (h, w), n, reshape, norm)
 
 
 class NaiveDinov3Adapter(nn.Module):

@@ -17,6 +17,7 @@ Weights are random (no checkpoint is read): speed and memory do not depend on th
 (one process; SyncBN is plain BN there too). A config that runs out of memory is reported as OOM.
 """
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -35,10 +36,10 @@ TINY = dict(embed_dim=96, depth=2, num_heads=2, deform_num_heads=2, conv_inplane
 
 
 def plain_bn(cfg):
-    if isinstance(cfg, dict):
-        return {k: ('BN' if k == 'type' and v == 'SyncBN' else plain_bn(v)) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return type(cfg)(plain_bn(v) for v in cfg)
+    """A copy of a config dict with every SyncBN made BN (one process, CPU or GPU)."""
+    from mmdet_dinov2.engine.launch import replace_sync_bn
+    cfg = copy.deepcopy(cfg)
+    replace_sync_bn(cfg)
     return cfg
 
 
