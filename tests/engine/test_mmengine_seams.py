@@ -65,6 +65,26 @@ def test_the_checkpoint_loader_of_every_mmengine_prefix_is_ours():
         assert CheckpointLoader._get_checkpoint_loader(path) in ours, path
 
 
+# AtomicCheckpointHook overrides CheckpointHook._save_checkpoint_with_step, which orders deleting
+# the oldest checkpoint, writing the new one and updating last_checkpoint; no public seam does.
+# Were it renamed, saves would silently lose their crash safety: this test fails loudly instead.
+PRIVATE_METHOD_PARAMETERS = ('runner', 'step', 'meta')
+PRIVATE_ATTRIBUTES = ('keep_ckpt_ids', 'filename_tmpl', 'last_ckpt', 'file_backend', 'out_dir',
+                      'max_keep_ckpts')
+
+
 def test_the_private_names_we_override_still_exist():
-    from mmdet_dinov2.engine.mmengine_private import check_private_names
-    check_private_names()
+    import inspect
+
+    from mmengine.hooks import CheckpointHook
+    method = getattr(CheckpointHook, '_save_checkpoint_with_step', None)
+    assert method is not None, (
+        'mmengine.hooks.CheckpointHook has no _save_checkpoint_with_step any more: '
+        "AtomicCheckpointHook's override is no longer called; port it to the new method")
+    params = tuple(inspect.signature(method).parameters)[1:]
+    assert params == PRIVATE_METHOD_PARAMETERS, (
+        f'CheckpointHook._save_checkpoint_with_step{params} changed: update '
+        'AtomicCheckpointHook._save_checkpoint_with_step')
+    source = inspect.getsource(CheckpointHook)
+    missing = [name for name in PRIVATE_ATTRIBUTES if f'self.{name}' not in source]
+    assert not missing, f'CheckpointHook no longer sets {missing}: update AtomicCheckpointHook'

@@ -57,7 +57,7 @@ class AtomicCheckpointHook(CheckpointHook):
                 f'checked from here (another host, or an older naming): {", ".join(unknown)}. '
                 'Delete them once no run writes there.')
 
-    def _save_checkpoint_with_step(self, runner, step, meta):  # private: see mmengine_private.py
+    def _save_checkpoint_with_step(self, runner, step, meta):  # private: tests/engine/test_mmengine_seams.py
         outdated = self._track_step(runner, step)
         previous = runner.message_hub.get_info('last_ckpt')
         path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
