@@ -22,6 +22,9 @@ class LoadReport:
         unexpected (list[str]): the checkpoint's names the model lacks.
         mismatched (dict[str, tuple]): name -> (checkpoint shape, model shape).
         non_finite (dict[str, int]): name -> number of NaN/inf values in a loaded tensor.
+        wrong_dtype (dict[str, tuple]): name -> (checkpoint dtype, model dtype) of an integer or
+            boolean tensor under a float parameter name (a quantised or relabelled file); a float
+            of lower precision (float16, bfloat16) is cast on loading and not listed.
     """
     total: int
     loaded: list
@@ -29,28 +32,49 @@ class LoadReport:
     unexpected: list
     mismatched: dict
     non_finite: dict
+    wrong_dtype: dict
 
     @property
     def complete(self):
-        return not (self.missing or self.unexpected or self.mismatched or self.non_finite)
+        return not (self.missing or self.unexpected or self.mismatched or self.broken)
+
+    @property
+    def broken(self):
+        """Tensors that fit by name and shape but hold values no model should load."""
+        return bool(self.non_finite or self.wrong_dtype)
 
     def summary(self):
         return (f'{len(self.loaded)} of the model\'s {self.total} tensors '
                 f'({len(self.missing)} missing, {len(self.unexpected)} unexpected); '
                 f'{len(self.mismatched)} of another shape, {len(self.non_finite)} with NaN/inf')
 
-    def problems(self):
-        """One line per kind of problem, naming the first tensors of each."""
+    def problems(self, broken_only=False):
+        """One line per kind of problem, naming the first tensors of each (``broken_only``: the
+        kinds of :attr:`broken`)."""
         shapes = [f'{name} {tuple(ckpt)} vs model {tuple(model)}'
                   for name, (ckpt, model) in self.mismatched.items()]
         counts = [f'{name} ({count} values)' for name, count in self.non_finite.items()]
-        kinds = ((shapes, 'tensors have another shape', '; '),
-                 (self.missing, f'of the model\'s tensors are missing ({_parts(self.missing)})', ', '),
-                 (self.unexpected, f'tensors are not in the model ({_parts(self.unexpected)})', ', '),
-                 (counts, 'tensors hold NaN or inf', ', '))
+        dtypes = [f'{name} ({_dtype(ckpt)}, model {_dtype(model)})'
+                  for name, (ckpt, model) in self.wrong_dtype.items()]
+        kinds = ((counts, 'tensors hold NaN or inf', ', '),
+                 (dtypes, 'tensors hold integers or booleans where the model has floats', ', '))
+        if not broken_only:
+            kinds = ((shapes, 'tensors have another shape', '; '),
+                     (self.missing, f'of the model\'s tensors are missing ({_parts(self.missing)})',
+                      ', '),
+                     (self.unexpected, f'tensors are not in the model ({_parts(self.unexpected)})',
+                      ', ')) + kinds
         return [f'{len(names)} {what}: {sep.join(names[:_SHOWN])}'
                 + (f' and {len(names) - _SHOWN} more' if len(names) > _SHOWN else '')
                 for names, what, sep in kinds if names]
+
+    def broken_advice(self):
+        """What to do about :attr:`broken` tensors."""
+        return ' '.join(advice for found, advice in (
+            (self.non_finite, 'NaN/inf: the file is damaged or was saved after training diverged: '
+                              'download it again or use an earlier checkpoint.'),
+            (self.wrong_dtype, 'Integers/booleans: the file was quantised or its dtypes relabelled: '
+                               'use a float32, float16 or bfloat16 file.')) if found)
 
     def error(self, source, advice):
         """A :class:`CheckpointMismatchError` for ``source`` listing :meth:`problems`."""
@@ -65,13 +89,16 @@ def compare_state_dict(model_state, state_dict):
     Returns:
         LoadReport
     """
-    loaded, mismatched, non_finite = [], {}, {}
+    loaded, mismatched, non_finite, wrong_dtype = [], {}, {}, {}
     for name, value in state_dict.items():
         if name not in model_state:
             continue
         ckpt_shape = tuple(value.shape) if torch.is_tensor(value) else None
         if ckpt_shape != tuple(model_state[name].shape):
             mismatched[name] = (ckpt_shape, tuple(model_state[name].shape))
+            continue
+        if model_state[name].is_floating_point() and not value.is_floating_point():
+            wrong_dtype[name] = (value.dtype, model_state[name].dtype)
             continue
         loaded.append(name)
         if value.is_floating_point() and value.numel():
@@ -81,7 +108,7 @@ def compare_state_dict(model_state, state_dict):
     return LoadReport(total=len(model_state), loaded=loaded,
                       missing=[name for name in model_state if name not in state_dict],
                       unexpected=[name for name in state_dict if name not in model_state],
-                      mismatched=mismatched, non_finite=non_finite)
+                      mismatched=mismatched, non_finite=non_finite, wrong_dtype=wrong_dtype)
 
 
 def _parts(names):
@@ -91,3 +118,7 @@ def _parts(names):
         part = '.'.join(name.split('.')[:2])
         counts[part] = counts.get(part, 0) + 1
     return ', '.join(f'{part}: {count}' for part, count in sorted(counts.items()))
+
+
+def _dtype(dtype):
+    return str(dtype).removeprefix('torch.')

@@ -54,7 +54,8 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
     Raises:
         ValueError: a shape differs, the file is no DINOv2/DINOv3/ViT-Adapter checkpoint or is for
             another config, or it lacks ViT parameters the model has.
-        CheckpointError: the file cannot be read, or a tensor to load holds NaN or inf.
+        CheckpointError: the file cannot be read, or a tensor to load holds NaN or inf, or
+            integers or booleans where the model has floats.
     """
     logger = logger or MMLogger.get_current_instance()
     state_dict = load_state_dict_file(path, trust=trust)
@@ -80,9 +81,9 @@ def load_backbone_weights(model, path, *, trust=False, logger=None, method='bili
     missing_vit = [key for key in found.missing if key.startswith(VIT_PREFIXES)]
     if missing_vit:
         raise ValueError(_missing_vit_message(path, fmt, missing_vit, state_dict, model_state))
-    if found.non_finite:  # the last kind of problem the report lists
-        raise CheckpointError(f'{path}: {found.problems()[-1]}. The file is damaged: download (and '
-                              'convert) it again')
+    if found.broken:
+        raise CheckpointError(f'{path}: {"; ".join(found.problems(broken_only=True))}. '
+                              + found.broken_advice())
     model.load_state_dict({key: state_dict[key] for key in found.loaded}, strict=False)
 
     missing = defaultdict(list)  # {'spm': [...], 'interactions': [...], ...}

@@ -37,7 +37,7 @@ def load_detector_weights(model, state_dict, source='the checkpoint', partial=Fa
     Args:
         source (str): what to call the checkpoint in messages (its path).
         partial (bool): load what fits and log the rest instead of refusing a mismatch
-            (NaN/inf values are refused even then).
+            (NaN/inf values and integers under float names are refused even then).
 
     Returns:
         LoadReport
@@ -46,10 +46,8 @@ def load_detector_weights(model, state_dict, source='the checkpoint', partial=Fa
         CheckpointMismatchError: naming the tensors that do not fit.
     """
     report = compare_state_dict(model.state_dict(), state_dict)
-    if report.non_finite or (not partial and not report.complete):
-        advice = ('The file is damaged or was saved after training diverged: use an earlier '
-                  'checkpoint.' if report.non_finite else PARTIAL_ADVICE)
-        raise report.error(source, advice)
+    if report.broken or (not partial and not report.complete):
+        raise report.error(source, report.broken_advice() or PARTIAL_ADVICE)
     fitting = {name: state_dict[name] for name in report.loaded}
     load_state_dict(model, fitting, strict=False, logger=logger)
     if logger is not None:
