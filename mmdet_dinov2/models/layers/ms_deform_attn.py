@@ -4,6 +4,8 @@ ViT-Adapter's variant projects the values to a narrower width (``deform_ratio``)
 On CUDA the sampling runs in mmcv's compiled kernel; on the CPU it runs as one ``embedding_bag``
 (each query gathers its bilinear corners as weighted rows of the value table), which gives the same
 numbers as ``grid_sample`` but skips the per-level layout copies and the (N, D, Q, P) intermediate.
+While tracing or exporting (ONNX, ``torch.export``) it runs as mmcv's pure-torch ``grid_sample``
+version, which ONNX expresses with standard operators (GridSample, opset >= 16).
 """
 import math
 import warnings
@@ -140,6 +142,20 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
     return out.view(B, Q, M * D)
 
 
+def exporting() -> bool:
+    """Whether torch is tracing or exporting the model (TorchScript, ONNX or ``torch.export``)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+def deform_attn_export(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]],
+                       sampling_locations: Tensor, attention_weights: Tensor) -> Tensor:
+    """:func:`deform_attn_cpu`'s sampling written with ``grid_sample`` (mmcv's pure-torch version,
+    same args and result): the form ONNX exporters translate into standard operators."""
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+    return multi_scale_deformable_attn_pytorch(value, [tuple(s) for s in spatial_shapes],
+                                               sampling_locations, attention_weights)
+
+
 def deform_attn(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
                 attention_weights: Tensor) -> Tensor:
     """Multi-scale deformable sampling on mmcv's CUDA kernel or the CPU row sum (same args).
@@ -150,6 +166,8 @@ def deform_attn(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampli
     dtype = torch.promote_types(value.dtype, torch.float32)
     value, sampling_locations, attention_weights = (t.to(dtype) for t in (value, sampling_locations,
                                                                           attention_weights))
+    if exporting():
+        return deform_attn_export(value, spatial_shapes, sampling_locations, attention_weights)
     if not value.is_cuda:
         return deform_attn_cpu(value=value, spatial_shapes=spatial_shapes,
                                sampling_locations=sampling_locations, attention_weights=attention_weights)
