@@ -1,15 +1,19 @@
-"""Checkpoints named by URL, downloaded once by :func:`torch.hub.download_url_to_file`.
+"""Checkpoints named by URL, downloaded once into torch.hub's cache directory.
 
 torch.hub and mmengine cache a download under its file name alone (``http://a/m.pth`` then
-``http://b/m.pth`` gives a's weights) and wait forever on a silent server. Here the cache is keyed
-by the whole URL, socket operations time out, a ``name-<sha256 prefix>.pth`` is verified, and the
-cache file appears in one rename once its data is on disk.
+``http://b/m.pth`` gives a's weights), wait forever on a silent or trickling server and cache what a
+connection cut short. Here the cache is keyed by the whole URL; each socket operation times out and
+the whole download has a deadline; the length is checked against Content-Length, a
+``name-<sha256 prefix>.pth`` against its hash and the first bytes against the checkpoint formats
+(an HTML page is no checkpoint); the cache file appears in one rename once all that holds.
 """
 import hashlib
+import http.client
 import os
 import re
-import socket
+import threading
 import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -25,10 +29,15 @@ REMOTE_PREFIXES = URL_PREFIXES + ('s3://', 'petrel://', 'pavi://', 'modelzoo://'
                                   'open-mmlab://', 'openmmlab://', 'mmcls://')
 # torch.hub's convention, with at least 8 digits: its own regex reads 'vit-b.pth' as hash 'b'
 _HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
+# seconds: (environment variable, default)
+TIMEOUT = ('MMDET_DINOV2_DOWNLOAD_TIMEOUT', 60)  # for each socket operation
+DEADLINE = ('MMDET_DINOV2_DOWNLOAD_DEADLINE', 3600)  # for the whole download
+_CHUNK = 1 << 20
 
 
 class DownloadError(OSError):
-    """A checkpoint URL could not be downloaded (unreachable, timed out, wrong hash)."""
+    """A checkpoint URL could not be downloaded (unreachable, timed out, cut short, wrong hash,
+    not a checkpoint)."""
 
 
 def is_url(path):
@@ -56,42 +65,98 @@ def fetch_url(url):
     return path if rank == 0 else _download(url)
 
 
+def checkpoint_format(head):
+    """The format the first bytes of a file announce: 'zip' (``torch.save``), 'pickle' (torch's
+    legacy format), 'safetensors' (a little-endian header length, then its JSON), or None."""
+    if head.startswith(b'PK\x03\x04'):
+        return 'zip'
+    if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'):
+        return 'pickle'
+    if head[8:9] == b'{':
+        return 'safetensors'
+    return None
+
+
+def _seconds(setting):
+    name, default = setting
+    value = os.environ.get(name, str(default))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        raise ValueError(f'{name}={value!r}: give a positive number of seconds')
+    return seconds
+
+
 def _download(url):
     path = cache_path(url)
     if path.is_file():
         return path
-    value = os.environ.get('MMDET_DINOV2_DOWNLOAD_TIMEOUT', '60')
-    try:
-        timeout = float(value)
-    except ValueError:
-        timeout = 0
-    if not timeout > 0:
-        raise ValueError(f'MMDET_DINOV2_DOWNLOAD_TIMEOUT={value!r}: give a positive number of seconds')
-    match = _HASH_IN_NAME.search(path.name.split('-', 1)[1])  # the URL's file name
+    timeout, deadline = _seconds(TIMEOUT), _seconds(DEADLINE)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # torch.hub renames its download without an fsync (a power cut could publish an empty file)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}@{host_name()}.{uuid.uuid4().hex[:8]}.tmp')
-    # torch.hub's urlopen takes no timeout: its sockets read the process default (other threads'
-    # sockets opened meanwhile get it too)
-    previous_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
+    # the transfer runs in a thread so that the deadline holds however slowly bytes arrive (a
+    # socket timeout bounds each read only); a thread left behind stops at its next read
+    result, stop = {}, threading.Event()
+    worker = threading.Thread(target=_transfer, args=(url, tmp, timeout, stop, result),
+                              daemon=True)
+    worker.start()
+    worker.join(deadline)
+    stop.set()
     try:
-        torch.hub.download_url_to_file(url, str(tmp), match and match.group(1), progress=False)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
+        if worker.is_alive():
+            raise DownloadError(
+                f'{url}: not downloaded within {deadline:g} s ({result.get("size", 0):,} bytes '
+                f'received); set {DEADLINE[0]} to allow longer. Nothing was cached')
+        if 'error' in result:
+            raise result['error']
+        _verify(url, tmp, path, result)
         os.replace(tmp, path)
-    except RuntimeError as err:
-        if 'invalid hash value' not in str(err):
-            raise
-        raise DownloadError(f'{url}: a corrupt or substituted download (not cached): its name says its '
-                            f'SHA-256 starts with {match.group(1)}; torch.hub: {err}') from None
-    except (TimeoutError, urllib.error.URLError) as err:
-        reason = getattr(err, 'reason', err)
-        if isinstance(reason, TimeoutError):
-            raise DownloadError(f'{url}: no answer within {timeout:g} s (set '
-                                'MMDET_DINOV2_DOWNLOAD_TIMEOUT to wait longer)') from err
-        raise DownloadError(f'cannot download {url}: {reason}') from err
     finally:
-        socket.setdefaulttimeout(previous_timeout)
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _transfer(url, tmp, timeout, stop, result):
+    """Write ``url`` into ``tmp``; ``result`` gets its size, SHA-256, headers or the error."""
+    digest, result['size'] = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, 'wb') as f:
+            result['length'] = response.headers.get('Content-Length')
+            result['type'] = response.headers.get_content_type()
+            while not stop.is_set() and (chunk := response.read1(_CHUNK)):
+                f.write(chunk)
+                digest.update(chunk)
+                result['size'] += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())  # the rename publishes data on disk, also after a power cut
+        result['sha256'] = digest.hexdigest()
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        reason = getattr(err, 'reason', err)  # URLError wraps the cause
+        if isinstance(reason, TimeoutError):
+            message = f'{url}: no answer within {timeout:g} s (set {TIMEOUT[0]} to wait longer)'
+        else:
+            message = f'cannot download {url}: {reason}'
+        result['error'] = DownloadError(message)
+        result['error'].__cause__ = err
+
+
+def _verify(url, tmp, path, result):
+    """Refuse a download cut short, of another hash than its name says, or no checkpoint."""
+    size, length = result['size'], result.get('length')
+    if length is not None and length.isdigit() and size != int(length):
+        raise DownloadError(f'{url}: the connection ended after {size:,} of {int(length):,} bytes '
+                            '(Content-Length); nothing was cached, try again')
+    match = _HASH_IN_NAME.search(path.name.split('-', 1)[1])  # the URL's file name
+    if match and not result['sha256'].startswith(match.group(1)):
+        raise DownloadError(f'{url}: a corrupt or substituted download (not cached): its name says '
+                            f'its SHA-256 starts with {match.group(1)}, the data\'s is '
+                            f'{result["sha256"]}')
+    with open(tmp, 'rb') as f:
+        head = f.read(64)
+    if checkpoint_format(head) is None:
+        raise DownloadError(
+            f'{url} is not a checkpoint: the server sent {size:,} bytes of {result["type"]} '
+            f'starting {head[:40]!r} (a login, error or download page?); nothing was cached. '
+            'Check the URL: it must give the checkpoint file itself (a .pth or .safetensors)')
