@@ -1,1 +1,1 @@
-from . import atomic_backend, hooks, optimizers, runner  # noqa: F401
+from . import atomic_backend, hooks, optimizers, runner, sharding  # noqa: F401

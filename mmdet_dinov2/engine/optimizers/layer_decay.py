@@ -19,6 +19,8 @@ BACKBONE = 'backbone.'  # the rule places every parameter under this prefix; the
 REQUIRED_KEYS = ('num_layers', 'layer_decay_rate')
 RULE_KEYS = ('embedding_names', 'block_prefix', 'adapter_names')
 MAX_LISTED = 20  # parameter names quoted in an error
+# FSDP1 marks the tensors it flattens with this attribute (torch/distributed/fsdp/_common_utils.py)
+FSDP1_FLATTENED = '_fsdp_flattened'
 
 
 def _covers(prefixes: Iterable[str], name: str) -> bool:
@@ -109,6 +111,21 @@ class LayerRule:
 DEFAULT_RULE = LayerRule()
 
 
+def check_unflattened(named):
+    """Refuse parameters that FSDP1 flattened: their names and shapes (a 1-D shard, which the
+    weight-decay rule would exempt) are not the model's, so no group could be placed right."""
+    flat = [name for name, param in named if getattr(param, FSDP1_FLATTENED, False)]
+    if flat:
+        listed = ', '.join(flat[:MAX_LISTED]) + (f' and {len(flat) - MAX_LISTED} more'
+                                                 if len(flat) > MAX_LISTED else '')
+        raise ValueError(
+            f'LayerDecayOptimizerConstructor: {len(flat)} parameters were flattened by FSDP1 '
+            f'(FullyShardedDataParallel, e.g. mmengine\'s FSDPStrategy) before the optimizer was '
+            f'built: {listed}. Their layer and weight decay cannot be told from a flattened shard. '
+            "Shard with strategy=dict(type='FSDP2Strategy') (torch's fully_shard keeps names and "
+            'shapes; docs/sharding.md)')
+
+
 def get_layer_id(name, num_layers, rule: LayerRule = DEFAULT_RULE):
     """The layer id of the detector's parameter ``name`` (e.g. ``backbone.blocks.3.attn.qkv.weight``)
     for a ViT of ``num_layers`` blocks; a ValueError for a backbone parameter ``rule`` does not cover."""
@@ -159,6 +176,7 @@ class LayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     def add_params(self, params, module, **kwargs):
         """Append the parameter groups of ``module`` (the detector) to ``params``."""
         named = list(module.named_parameters())
+        check_unflattened(named)
         # frozen parameters count for the check: a frozen ViT still has its blocks
         self.rule.check([name for name, _ in named], self.num_layers)
         groups = OrderedDict()

@@ -1,0 +1,163 @@
+"""``strategy = dict(type='FSDP2Strategy')`` with ``runner_type = 'FlexibleRunner'``: parameters,
+gradients and optimizer state sharded over the processes with torch's FSDP2 (``fully_shard``).
+
+Why FSDP2 and not mmengine's ``FSDPStrategy`` (FSDP1): FSDP1 in torch 2.14 refuses to run without
+an accelerator, and with ``use_orig_params`` it hands the optimizer constructor flattened 1-D shards,
+so the weight-decay rule (none for 1-D tensors) and the names behind layer decay would be lost.
+``fully_shard`` keeps every parameter's name and global shape (a DTensor), so
+:class:`LayerDecayOptimizerConstructor` builds the same groups as without sharding (docs/sharding.md).
+
+Checkpoints hold full tensors, keyed and laid out as a DDP run's (the optimizer state by parameter
+index): one file, written by rank 0, that ``tools/test.py`` loads on one process and that a DDP run
+resumes from, and the other way round.
+"""
+import os.path as osp
+import re
+
+import torch
+import torch.distributed as dist
+from mmengine._strategy import DDPStrategy  # mmengine's strategies live (only) there
+from mmengine.dist import is_distributed, is_main_process
+from mmengine.registry import STRATEGIES
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
+
+from .runner import load_detector_weights
+
+PRECISIONS = {None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def _full(value):
+    """A DTensor gathered whole (a collective: every rank calls it in the same order), on the CPU."""
+    if isinstance(value, DTensor):
+        value = value.full_tensor()
+    return value.detach().cpu() if torch.is_tensor(value) else value
+
+
+def _like(value, reference):
+    """``value`` (a whole tensor) sharded as the DTensor ``reference``; each rank keeps its slice."""
+    if isinstance(reference, DTensor) and torch.is_tensor(value) and not isinstance(value, DTensor):
+        return distribute_tensor(value.to(reference.device), reference.device_mesh,
+                                 reference.placements, src_data_rank=None)
+    return value
+
+
+@STRATEGIES.register_module()
+class FSDP2Strategy(DDPStrategy):
+    """Shard the model with ``fully_shard``: each child of the module lists ``shard_lists`` names
+    (a ViT block, an interaction block) is one unit, gathered just for its own forward and backward;
+    what is left (embeddings, spatial prior, neck, heads) is the root unit. In one process (e.g.
+    ``tools/test.py``) nothing is sharded and the model runs as it is.
+
+    Args:
+        shard_lists (sequence[str]): module lists of the detector, by name, whose children are
+            units. A name that is not a module list of the model is an error.
+        param_dtype (str, optional): ``'bf16'`` or ``'fp16'``: parameters are cast to it for the
+            forward and backward (``MixedPrecisionPolicy``); the sharded master weights,
+            gradient reduction and optimizer state stay float32. None or ``'fp32'``: no cast.
+        reshard_after_forward (bool): free the gathered parameters after each unit's forward
+            (ZeRO-3, least memory) or keep them until its backward (ZeRO-2, less communication).
+        **kwargs: :class:`mmengine._strategy.DDPStrategy`'s.
+    """
+
+    def __init__(self, *, shard_lists=('backbone.blocks', 'backbone.interactions'),
+                 param_dtype=None, reshard_after_forward=True, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(shard_lists, str):
+            raise TypeError(f'FSDP2Strategy: shard_lists={shard_lists!r} must be a list of module '
+                            "names, e.g. ['backbone.blocks']")
+        if param_dtype not in PRECISIONS:
+            raise ValueError(f'FSDP2Strategy: param_dtype={param_dtype!r}; use one of '
+                             f'{sorted(k for k in PRECISIONS if k)} or None')
+        self.shard_lists = tuple(shard_lists)
+        self.param_dtype = param_dtype
+        self.reshard_after_forward = reshard_after_forward
+
+    def _wrap_model(self, model):
+        model = self.convert_model(model.to(torch.device('cuda', torch.cuda.current_device())
+                                            if torch.cuda.is_available() else 'cpu'))
+        if not is_distributed() or dist.get_world_size() == 1:
+            self.logger.info('FSDP2Strategy: one process, the model is not sharded')
+            return model
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(tensor.data, src=0)  # the same start on every rank, as DDP does
+        cast = PRECISIONS[self.param_dtype]
+        policy = MixedPrecisionPolicy(param_dtype=cast, reduce_dtype=torch.float32 if cast else None)
+        modules = dict(model.named_modules())
+        units = []
+        for name in self.shard_lists:
+            if not isinstance(modules.get(name), torch.nn.ModuleList):
+                lists = sorted(n for n, m in modules.items() if isinstance(m, torch.nn.ModuleList))
+                raise ValueError(f'FSDP2Strategy: shard_lists names {name!r}, which is not a module '
+                                 f'list of this model; its module lists: {lists}')
+            units += [f'{name}.{i}' for i in range(len(modules[name]))]
+        for name in units:  # children first, the root last
+            fully_shard(modules[name], mp_policy=policy,
+                        reshard_after_forward=self.reshard_after_forward)
+        fully_shard(model, mp_policy=policy, reshard_after_forward=self.reshard_after_forward)
+        self.logger.info(f'FSDP2Strategy: {len(units)} units ({", ".join(self.shard_lists)}) and '
+                         f'the root sharded over {dist.get_world_size()} processes, parameters in '
+                         f'{self.param_dtype or "fp32"}')
+        return model
+
+    @property
+    def _sharded(self):
+        return isinstance(getattr(self, 'model', None), FSDPModule)
+
+    def model_state_dict(self):
+        return {name: _full(value) for name, value in self.model.state_dict().items()}
+
+    def optim_state_dict(self):
+        def full(node):
+            if isinstance(node, dict):
+                return {key: full(value) for key, value in node.items()}
+            return _full(node)
+        return full(self.optim_wrapper.state_dict())
+
+    def load_checkpoint(self, filename, **kwargs):
+        self._source = str(filename)  # named by the load report
+        return super().load_checkpoint(filename, **kwargs)
+
+    def load_model_state_dict(self, state_dict, *, strict=False, revise_keys=((r'^module.', ''),)):
+        """Load a whole-tensor state dict (a DDP or sharded run's, same layout) into the model,
+        refusing names or shapes that do not fit (``partial_load`` is Runner's; not here)."""
+        for pattern, replacement in revise_keys:
+            state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
+        own = self.model.state_dict()
+        state_dict = {k: _like(v, own[k]) if k in own else v for k, v in state_dict.items()}
+        load_detector_weights(self.model, state_dict, source=getattr(self, '_source', 'the checkpoint'),
+                              logger=self.logger)
+
+    def load_optim_state_dict(self, state_dict):
+        params = [p for group in self.optim_wrapper.optimizer.param_groups for p in group['params']]
+        saved = state_dict.get('state', {})
+        ids = [i for group in state_dict.get('param_groups', []) for i in group['params']]
+        for index, param in zip(ids, params):
+            for key, value in saved.get(index, {}).items():
+                if torch.is_tensor(value) and value.dim():
+                    saved[index][key] = _like(value, param)
+        self.optim_wrapper.load_state_dict(state_dict)
+
+    def save_checkpoint(self, filename, *, save_optimizer=True, save_param_scheduler=True,
+                        extra_ckpt=None, callback=None):
+        if not self._sharded:
+            return super().save_checkpoint(
+                filename, save_optimizer=save_optimizer, save_param_scheduler=save_param_scheduler,
+                extra_ckpt=extra_ckpt, callback=callback)
+        # gathering is collective: every rank takes part, rank 0 writes
+        model_state = self.model_state_dict()
+        optim_state = self.optim_state_dict() if save_optimizer else None
+        if not is_main_process():
+            return None
+        from mmengine.runner.checkpoint import save_checkpoint
+        checkpoint = dict(extra_ckpt or {}, state_dict=model_state)
+        if optim_state is not None:
+            checkpoint['optimizer'] = optim_state
+        if save_param_scheduler and hasattr(self, 'param_schedulers'):
+            checkpoint['param_schedulers'] = self.scheduler_state_dict()
+        checkpoint.setdefault('meta', {}).update(seed=self.seed)
+        if callback is not None:
+            callback(checkpoint)
+        local = '://' not in str(filename) and osp.isdir(osp.dirname(osp.abspath(filename)))
+        save_checkpoint(checkpoint, filename,
+                        backend_args=dict(backend='atomic_local') if local else None)
