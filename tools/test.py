@@ -4,7 +4,8 @@
         [--show-score-thr T] [--tta] [--work-dir DIR] [--trust-checkpoint]
         [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
 
-Prints box and mask AP (AP, AP50, AP75, APs, APm, APl) through mmdet's CocoMetric. CHECKPOINT is
+Prints box and mask AP (AP, AP50, AP75, APs, APm, APl) through mmdet's CocoMetric, and exits with
+an error when the evaluation gives no metric (nothing predicted on any test image). CHECKPOINT is
 read with the safe (weights-only) loader; checkpoints of the original ViT-Adapter (mmdet 2.x)
 load as they are. Several processes: tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [ARGS].
 """
@@ -156,6 +157,12 @@ def main(argv=None):
     runner = build_runner(cfg)
     metrics = runner.test()
     close_process_group()
+    if not metrics:  # CocoMetric logs an error and returns nothing when nothing was predicted
+        raise SystemExit(
+            f'error: the evaluation of {args.checkpoint} gave no metric: no prediction on the '
+            f'{len(runner.test_dataloader.dataset)} test images passed the test score threshold '
+            '(model.test_cfg.rcnn.score_thr for Mask R-CNN). Check that the checkpoint belongs to '
+            'this config and trained long enough, or lower the threshold.')
     return metrics
 
 

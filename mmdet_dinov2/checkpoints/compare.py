@@ -46,7 +46,8 @@ class LoadReport:
     def summary(self):
         return (f'{len(self.loaded)} of the model\'s {self.total} tensors '
                 f'({len(self.missing)} missing, {len(self.unexpected)} unexpected); '
-                f'{len(self.mismatched)} of another shape, {len(self.non_finite)} with NaN/inf')
+                f'{len(self.mismatched)} of another shape, {len(self.non_finite)} with NaN/inf'
+                + (f', {len(self.wrong_dtype)} of integers/booleans' if self.wrong_dtype else ''))
 
     def problems(self, broken_only=False):
         """One line per kind of problem, naming the first tensors of each (``broken_only``: the

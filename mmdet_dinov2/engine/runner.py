@@ -57,6 +57,24 @@ def load_detector_weights(model, state_dict, source='the checkpoint', partial=Fa
     return report
 
 
+def detector_state_dict(checkpoint, revise_keys=((r'^module\.', ''),)):
+    """The state dict of a detector checkpoint (or the checkpoint itself if it is one), its names
+    revised by ``(pattern, replacement)`` pairs as mmengine's loader does."""
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    for pattern, replacement in revise_keys:
+        state_dict = {re.sub(pattern, replacement, key): value
+                      for key, value in state_dict.items()}
+    return state_dict
+
+
+def config_flag(cfg, key):
+    """``cfg[key]`` (default False), which must be True or False."""
+    value = cfg.get(key, False)
+    if not isinstance(value, bool):
+        raise TypeError(f'config key {key} must be True or False, got {value!r}')
+    return value
+
+
 @RUNNERS.register_module()
 class SafeLoadRunner(Runner):
     """A :class:`mmengine.runner.Runner` that checks what it loads (see the module); arguments are
@@ -130,25 +148,15 @@ class SafeLoadRunner(Runner):
                                                       logger=self.logger)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)  # as mmengine does
         model = self.model.module if is_model_wrapper(self.model) else self.model
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        for pattern, replacement in revise_keys:
-            state_dict = {re.sub(pattern, replacement, key): value
-                          for key, value in state_dict.items()}
-        partial = self._flag('partial_load') and not (strict or self._resuming)
-        load_detector_weights(model, state_dict, source=str(filename), partial=partial,
-                              logger=self.logger)
+        partial = config_flag(self.cfg, 'partial_load') and not (strict or self._resuming)
+        load_detector_weights(model, detector_state_dict(checkpoint, revise_keys),
+                              source=str(filename), partial=partial, logger=self.logger)
         if self._resuming:
             self._check_optimizer_state(checkpoint, filename)
         return checkpoint
 
-    def _flag(self, key):
-        value = self.cfg.get(key, False)
-        if not isinstance(value, bool):
-            raise TypeError(f'config key {key} must be True or False, got {value!r}')
-        return value
-
     def _trust(self):
-        trusted = self._flag('trust_checkpoint')
+        trusted = config_flag(self.cfg, 'trust_checkpoint')
         if trusted:
             self.logger.warning(
                 'trust_checkpoint is on: checkpoints that need more than tensors and plain data '
