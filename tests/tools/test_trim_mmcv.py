@@ -114,34 +114,43 @@ def run_trim(*args):
                           timeout=60)
 
 
-def test_trim_keeps_the_units_an_op_needs_and_stubs_the_rest(mini_source):
+def test_trim_keeps_the_units_an_op_needs_and_binds_the_rest_to_an_error(mini_source):
     root, ops = mini_source
     done = run_trim('trim', root, '--ops', ops)
     assert done.returncode == 0, done.stderr
     csrc = root / 'mmcv' / 'ops' / 'csrc' / 'pytorch'
     left = sorted(str(p.relative_to(csrc)) for p in csrc.rglob('*') if p.is_file())
-    assert left == ['cpu/nms.cpp', 'cuda/cudabind.cpp', 'cuda/nms_cuda.cu', 'info.cpp',
-                    'mmdet_dinov2_stubs.cpp', 'nms.cpp', 'pybind.cpp']
+    assert left == ['cpu/nms.cpp', 'cuda/cudabind.cpp', 'cuda/nms_cuda.cu', 'info.cpp', 'nms.cpp',
+                    'pybind.cpp']
     cudabind = (csrc / 'cuda' / 'cudabind.cpp').read_text()
     assert cudabind.startswith('#include "pytorch_cpp_helper.hpp"')
     assert 'REGISTER_DEVICE_IMPL(nms_impl, CUDA,\n                     nms_cuda);' in cudabind
     assert 'roi_pool' not in cudabind
-    stubs = (csrc / 'mmdet_dinov2_stubs.cpp').read_text()
-    # the same signature as pybind.cpp's declaration, and an error naming the op
-    assert ('void roi_pool_forward(Tensor input, Tensor rois, Tensor output, int pooled_height, '
-            'float spatial_scale) {\n  mmdet_dinov2_not_compiled("roi_pool_forward");\n}') in stubs
-    # a template bound as explicit instantiations: one specialisation each
-    assert "std::vector<torch::Tensor> get_pairs<2>(torch::Tensor indices, int64_t batch) {" in stubs
-    assert 'get_pairs<3>(' in stubs and '"get_pairs_2d / get_pairs_3d"' in stubs
-    assert 'not_a_function' not in stubs and ' nms(' not in stubs
-    assert 'MMCV_FULL_BUILD=1 make setup' in stubs and 'PyExc_NotImplementedError' in stubs
-    key = run_trim('key', '--ops', ops).stdout.strip()
-    assert f'm.attr("_mmdet_dinov2_trim") = "{key}";' in stubs
-    assert '"get_pairs_2d", "get_pairs_3d", "roi_pool_forward"' in stubs
     pybind = (csrc / 'pybind.cpp').read_text()
-    assert 'PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {\n  mmdet_dinov2_describe_trim(m);' in pybind
-    assert (f'({key}): 5 C++ units (pybind.cpp, mmdet_dinov2_stubs.cpp, cpu/nms.cpp, pytorch/info.cpp, '
-            'pytorch/nms.cpp; 2 stubs), and for CUDA builds 1 CUDA units (cuda/nms_cuda.cu)') in done.stdout
+    module = pybind[pybind.index('PYBIND11_MODULE'):]
+    # the kept bindings as they were; those of the ops left out gone (templates' instantiations too)
+    assert ('PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {\n  mmdet_dinov2_describe_trim(m);\n'
+            '  m.def("get_compiler_version", &get_compiler_version, "get_compiler_version");\n'
+            '  m.def("nms", &nms, "nms (CPU/CUDA) ", py::arg("boxes"));\n}\n') == module
+    # ... and bound by name to one function raising an error that names the op
+    listed = pybind[pybind.index('stubbed[] = {'):pybind.index('};')]
+    assert [n.strip(' \n"') for n in listed.split('{')[1].split(',')] == [
+        'get_pairs_2d', 'get_pairs_3d', 'roi_pool_forward']
+    assert 'm.def(name, [name](py::args, py::kwargs) { mmdet_dinov2_not_compiled(name); });' in pybind
+    assert 'MMCV_FULL_BUILD=1 make setup' in pybind and 'PyExc_NotImplementedError' in pybind
+    key = run_trim('key', '--ops', ops).stdout.strip()
+    assert f'm.attr("_mmdet_dinov2_trim") = "{key}";' in pybind
+    assert (f'({key}): 4 C++ units (pybind.cpp, cpu/nms.cpp, pytorch/info.cpp, pytorch/nms.cpp; 3 ops '
+            'left out, bound to an error), and for CUDA builds 1 CUDA units (cuda/nms_cuda.cu)') in done.stdout
+
+
+def test_trim_refuses_a_binding_it_cannot_remove(mini_source):
+    root, ops = mini_source
+    pybind = root / 'mmcv' / 'ops' / 'csrc' / 'pytorch' / 'pybind.cpp'
+    pybind.write_text(pybind.read_text().replace(
+        '  m.def("get_pairs_3d"', '  auto f = &roi_pool_forward;\n  m.def("get_pairs_3d"'))
+    done = run_trim('trim', root, '--ops', ops)
+    assert done.returncode == 1 and "still refers to ['roi_pool_forward']" in done.stderr
 
 
 def test_trim_refuses_a_name_mmcv_does_not_have_and_a_second_trim(mini_source):
@@ -243,7 +252,7 @@ if [[ "$1 $2 $3" == "-m pip wheel" ]]; then
     for a in "$@"; do [[ "$prev" == -w ]] && out=$a; prev=$a; done
     src=${@: -1}
     mkdir -p "$out"
-    if [[ -e "$src/mmcv/ops/csrc/pytorch/mmdet_dinov2_stubs.cpp" ]]; then kind=trimmed; else kind=full; fi
+    if grep -q mmdet_dinov2_describe_trim "$src/mmcv/ops/csrc/pytorch/pybind.cpp"; then kind=trimmed; else kind=full; fi
     echo "$kind $(ls "$src/mmcv/ops/csrc/pytorch" | tr '\\n' ' ')" > "$out/onedl_mmcv-9.9.9-py3-none-any.whl"
     exit 0
 fi
