@@ -1,1 +1,1 @@
-from . import atomic_backend, hooks, optimizers, runner, sharding  # noqa: F401
+from . import atomic_backend, hooks, optimizers, precision, runner, sharding  # noqa: F401

@@ -17,6 +17,7 @@ import re
 import torch
 import torch.distributed as dist
 from mmengine._strategy import DDPStrategy  # mmengine's strategies live (only) there
+from mmengine.device import get_device
 from mmengine.dist import is_distributed, is_main_process
 from mmengine.registry import STRATEGIES
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
@@ -74,8 +75,15 @@ class FSDP2Strategy(DDPStrategy):
         self.reshard_after_forward = reshard_after_forward
 
     def _wrap_model(self, model):
-        model = self.convert_model(model.to(torch.device('cuda', torch.cuda.current_device())
-                                            if torch.cuda.is_available() else 'cpu'))
+        model = self.convert_model(model.to(get_device()))
+        modules = dict(model.named_modules())
+        units = []  # checked in one process too: a config error shows before a multi-GPU job
+        for name in self.shard_lists:
+            if not isinstance(modules.get(name), torch.nn.ModuleList):
+                lists = sorted(n for n, m in modules.items() if isinstance(m, torch.nn.ModuleList))
+                raise ValueError(f'FSDP2Strategy: shard_lists names {name!r}, which is not a module '
+                                 f'list of this model; its module lists: {lists}')
+            units += [f'{name}.{i}' for i in range(len(modules[name]))]
         if not is_distributed() or dist.get_world_size() == 1:
             self.logger.info('FSDP2Strategy: one process, the model is not sharded')
             return model
@@ -83,14 +91,6 @@ class FSDP2Strategy(DDPStrategy):
             dist.broadcast(tensor.data, src=0)  # the same start on every rank, as DDP does
         cast = PRECISIONS[self.param_dtype]
         policy = MixedPrecisionPolicy(param_dtype=cast, reduce_dtype=torch.float32 if cast else None)
-        modules = dict(model.named_modules())
-        units = []
-        for name in self.shard_lists:
-            if not isinstance(modules.get(name), torch.nn.ModuleList):
-                lists = sorted(n for n, m in modules.items() if isinstance(m, torch.nn.ModuleList))
-                raise ValueError(f'FSDP2Strategy: shard_lists names {name!r}, which is not a module '
-                                 f'list of this model; its module lists: {lists}')
-            units += [f'{name}.{i}' for i in range(len(modules[name]))]
         for name in units:  # children first, the root last
             fully_shard(modules[name], mp_policy=policy,
                         reshard_after_forward=self.reshard_after_forward)

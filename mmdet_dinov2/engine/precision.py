@@ -1,0 +1,67 @@
+"""bf16 (or fp16) autocast through mmcv's ops: ``custom_hooks = [dict(type='Float32BoundaryHook')]``.
+
+Under ``torch.autocast`` (``AmpOptimWrapper`` with ``dtype='bfloat16'``) convolutions and linears
+return bfloat16, but mmcv's NMS and RoIAlign are plain extension calls that autocast does not see:
+they stop with "expected scalar type Float but found BFloat16" (CPU; the CUDA kernels have no
+bfloat16 either). The modules that feed them (the neck for RoIAlign, the RPN and box heads for NMS)
+hand float32 on instead, through torch forward hooks: everything else still runs in bfloat16. The
+deformable attention casts its own inputs (``models/layers/ms_deform_attn.py``).
+"""
+import torch
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+# Mask R-CNN and Cascade R-CNN: the neck feeds RoIAlign, the heads' scores and boxes feed NMS
+FEEDERS = ('neck', 'rpn_head', 'roi_head.bbox_head', 'roi_head.mask_head')
+
+
+def _to_float32(output):
+    if torch.is_tensor(output):
+        return output.float() if output.dtype in (torch.bfloat16, torch.float16) else output
+    if isinstance(output, (list, tuple)):
+        return type(output)(map(_to_float32, output))
+    if isinstance(output, dict):
+        return {key: _to_float32(value) for key, value in output.items()}
+    return output
+
+
+def float32_outputs(model, names=FEEDERS):
+    """Make the modules ``names`` of ``model`` (a module list: each of its modules) return
+    float32 where they would return bfloat16 or float16; returns the hook handles.
+
+    Raises:
+        ValueError: a name that is no module of ``model``, listing its top-level modules.
+    """
+    modules = dict(model.named_modules())
+    handles = []
+    for name in names:
+        if name not in modules:
+            raise ValueError(f'Float32BoundaryHook: the model has no module {name!r} (its modules: '
+                             f'{sorted(n for n in modules if n and "." not in n)}); set modules= '
+                             'to those whose outputs reach NMS or RoIAlign')
+        module = modules[name]
+        for part in module if isinstance(module, torch.nn.ModuleList) else [module]:
+            handles.append(part.register_forward_hook(
+                lambda mod, args, output: _to_float32(output)))
+    return handles
+
+
+@HOOKS.register_module()
+class Float32BoundaryHook(Hook):
+    """Registers :func:`float32_outputs` on the runner's model before training or testing.
+
+    Args:
+        modules (sequence[str]): the modules whose outputs reach mmcv's NMS or RoIAlign.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, modules=FEEDERS):
+        self.modules = tuple(modules)
+        self._handles = None
+
+    def before_run(self, runner):
+        if self._handles is None:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            self._handles = float32_outputs(model, self.modules)
