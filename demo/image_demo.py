@@ -122,8 +122,8 @@ def readable_images(files, max_pixels):
                 check_image_pixels(path, max_pixels, how_to_raise='--max-pixels')
             readable.append(path)
         except InputLimitError as err:
-            if err.__cause__ is None:  # over the limit, not unreadable: the user decides
-                raise
+            if not isinstance(err.__cause__, (OSError, SyntaxError, ValueError)):
+                raise  # over a limit, not unreadable: stop, the user decides
             print_log(f'skipped: {err}', logger='current', level=logging.WARNING)
             unreadable.append(path)
     return readable, unreadable
