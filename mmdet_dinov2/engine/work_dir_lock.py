@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import os.path as osp
+import re
 import socket
 
 import filelock
@@ -50,6 +51,9 @@ class WorkDirLock:
 
     def acquire(self):
         """Take the work dir and return self, or raise :class:`WorkDirLockedError` naming its owner."""
+        if osp.lexists(self.work_dir) and not osp.isdir(self.work_dir):
+            raise WorkDirLockedError(f'the work dir {self.work_dir} is not a directory; give '
+                                     '--work-dir (work_dir) a directory, new or existing')
         if self.is_held():
             return self
         self.release()  # a kernel lock on a file someone deleted is let go
@@ -100,6 +104,8 @@ class WorkDirLock:
                    if owner is not None and owner['pid'] == os.getpid() else
                    f'its owner, process {owner["pid"]} (started {owner["started"]}), is no longer '
                    'running' if owner is not None else
+                   f'its record {left[:60]!r} names no possible process id and its writer is '
+                   'gone' if re.match(r'\{"pid": [^,]+, "host"', left) else
                    f'its record {left[:40]!r} is unreadable and its writer is gone')
             self.logger.warning(f'took over the stale lock of the work dir {self.work_dir}: {why}')
         record = dict(pid=os.getpid(), host=here,
@@ -139,6 +145,16 @@ def _parse(text):
         owner = json.loads(text)
     except ValueError:
         return None
-    if isinstance(owner, dict) and isinstance(owner.get('pid'), int) and 'host' in owner:
+    if isinstance(owner, dict) and type(owner.get('pid')) is int and 'host' in owner \
+            and 0 < owner['pid'] <= _pid_max():
         return {'started': 'at an unknown time', **owner}
     return None
+
+
+def _pid_max():
+    """The largest process id of this system (Linux's file; else Linux's own largest)."""
+    try:
+        with open('/proc/sys/kernel/pid_max') as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 2**22

@@ -191,6 +191,27 @@ def test_a_lock_file_that_is_not_a_plain_file_is_named(tmp_path, kind):
     assert not held_by_this_process(tmp_path)
 
 
+@pytest.mark.parametrize('pid', [2**70, 0, -5, True, 'pid_max + 1'])
+def test_a_record_naming_no_possible_process_is_taken_over_as_unreadable(tmp_path, caplog, pid):
+    if pid == 'pid_max + 1':
+        pid = work_dir_lock._pid_max() + 1
+    path = tmp_path / LOCK_NAME
+    path.write_text(json.dumps(dict(pid=pid, host=socket.gethostname())))
+    with caplog.at_level(logging.WARNING), WorkDirLock(tmp_path):
+        assert json.loads(path.read_text())['pid'] == os.getpid()
+    assert f"its record '{{\"pid\": {json.dumps(pid)}" in caplog.text
+    assert 'names no possible process id and its writer is gone' in caplog.text
+    assert 'is no longer running' not in caplog.text
+
+
+def test_a_work_dir_that_is_a_file_is_named(tmp_path):
+    (tmp_path / 'work').write_text('notes')
+    with pytest.raises(WorkDirLockedError, match=f'the work dir {tmp_path / "work"} is not a '
+                                                 'directory; give --work-dir'):
+        WorkDirLock(tmp_path / 'work').acquire()
+    assert (tmp_path / 'work').read_text() == 'notes'
+
+
 def test_a_file_system_without_file_locks_is_named(tmp_path, monkeypatch):
     import errno
     import fcntl
