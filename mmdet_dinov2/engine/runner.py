@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
 
 from ..checkpoints import compare_state_dict, trusted_checkpoints
-from ..models import check_backbone_neck
+from ..models import check_backbone_neck, check_num_classes
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
 PARTIAL_ADVICE = ('If this is intended (e.g. fine-tuning a COCO detector on other classes), allow '
@@ -109,6 +109,7 @@ class SafeLoadRunner(Runner):
     def build_model(self, model):
         if isinstance(model, dict):  # mmdet's FPN would only assert on a backbone/neck mismatch
             check_backbone_neck(model)
+            check_num_classes(self.cfg)
         return super().build_model(model)
 
     def train(self):
@@ -153,6 +154,7 @@ class SafeLoadRunner(Runner):
                               source=str(filename), partial=partial, logger=self.logger)
         if self._resuming:
             self._check_optimizer_state(checkpoint, filename)
+            self._log_schedule_change(checkpoint, filename)
         return checkpoint
 
     def _trust(self):
@@ -212,6 +214,40 @@ class SafeLoadRunner(Runner):
                 'parts, optimizer)? Resume only from this config\'s checkpoints; to start from '
                 'its weights instead, use load_from (--cfg-options load_from=PATH) without '
                 '--resume.')
+
+    def _log_schedule_change(self, checkpoint, filename):
+        """Say when the config's lr or layer decay differs from the checkpoint's: mmengine's
+        resume restores the optimizer's and the schedulers' state, so the checkpoint's apply."""
+        saved = checkpoint.get('optimizer')
+        if not isinstance(saved, dict) or not hasattr(self.optim_wrapper, 'optimizer'):
+            return
+        theirs = _schedule(saved['param_groups'])
+        ours = _schedule(self.optim_wrapper.optimizer.param_groups)
+        changed = [key for key in ours if ours[key] != theirs[key] and not (
+            ours[key] and theirs[key] and abs(ours[key] - theirs[key]) <= 1e-9 * ours[key])]
+        if not changed:
+            return
+        said = [', '.join(f'{key}={schedule[key]:g}' if schedule[key] else f'no {key}'
+                          for key in changed) for schedule in (theirs, ours)]
+        self.logger.warning(
+            f'--resume: {filename} was trained with {said[0]}, the config says {said[1]}: the '
+            "checkpoint's values apply (resuming restores the optimizer and its learning-rate "
+            "schedule as saved). To train with the config's, start from the weights instead: "
+            'load_from=PATH without --resume.')
+
+
+def _schedule(groups):
+    """``lr`` (the base lr) and ``layer_decay_rate`` (or None) of optimizer parameter groups, read
+    back from the ``lr_scale`` and ``layer_id`` that LayerDecayOptimizerConstructor gives each."""
+    first = groups[0]
+    schedule = dict(lr=first.get('initial_lr', first['lr']) / first.get('lr_scale', 1.0),
+                    layer_decay_rate=None)
+    layers = sorted({(group['layer_id'], group['lr_scale']) for group in groups
+                     if 'layer_id' in group})
+    if len(layers) > 1:
+        (low, low_scale), (high, high_scale) = layers[0], layers[-1]
+        schedule['layer_decay_rate'] = (low_scale / high_scale) ** (1 / (high - low))
+    return schedule
 
 
 def _checkpoints_in(work_dir):
