@@ -14,7 +14,7 @@ from mmdet.registry import RUNNERS
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_distributed
 from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.runner import FlexibleRunner, Runner
 
 
 def add_run_arguments(parser, cfg_options_help='override config settings, KEY=VALUE'):
@@ -188,11 +188,15 @@ def close_process_group():
 
 def build_runner(cfg):
     """Adapt ``cfg`` to the machine and build its runner as mmdet's tools do (``runner_type``,
-    else mmengine's Runner)."""
+    else mmengine's Runner); a config with a ``strategy`` (sharded training, docs/sharding.md) gets
+    mmengine's FlexibleRunner, the runner that takes one."""
     cfg.setdefault('launcher', 'none')  # configs built without load_config (the quickstart)
     changes = adapt_to_cpu(cfg)
     init_cpu_process_group(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if cfg.get('strategy'):
+        runner = FlexibleRunner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     for change in changes:
         runner.logger.info(f'no CUDA: {change}')
     return runner

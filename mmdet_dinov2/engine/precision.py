@@ -1,16 +1,21 @@
-"""bf16 (or fp16) autocast through mmcv's ops: ``custom_hooks = [dict(type='Float32BoundaryHook')]``.
+"""bf16 training and inference: ``optim_wrapper = dict(type='BF16OptimWrapper')`` (autocast in
+bfloat16 on the CPU or CUDA) and ``default_hooks = dict(float32_boundary=dict(type='Float32BoundaryHook'))``.
 
-Under ``torch.autocast`` (``AmpOptimWrapper`` with ``dtype='bfloat16'``) convolutions and linears
+Under ``torch.autocast`` convolutions and linears
 return bfloat16, but mmcv's NMS and RoIAlign are plain extension calls that autocast does not see:
 they stop with "expected scalar type Float but found BFloat16" (CPU; the CUDA kernels have no
 bfloat16 either). The modules that feed them (the neck for RoIAlign, the RPN and box heads for NMS)
 hand float32 on instead, through torch forward hooks: everything else still runs in bfloat16. The
 deformable attention casts its own inputs (``models/layers/ms_deform_attn.py``).
 """
+from contextlib import contextmanager
+
 import torch
-from mmdet.registry import HOOKS
+from mmdet.registry import HOOKS, OPTIM_WRAPPERS
+from mmengine.device import get_device
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
 
 # Mask R-CNN and Cascade R-CNN: the neck feeds RoIAlign, the heads' scores and boxes feed NMS
 FEEDERS = ('neck', 'rpn_head', 'roi_head.bbox_head', 'roi_head.mask_head')
@@ -65,3 +70,17 @@ class Float32BoundaryHook(Hook):
         if self._handles is None:
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             self._handles = float32_outputs(model, self.modules)
+
+
+@OPTIM_WRAPPERS.register_module()
+class BF16OptimWrapper(OptimWrapper):
+    """mmengine's :class:`OptimWrapper` (same arguments) with the forward and loss under
+    ``torch.autocast`` in bfloat16, on the CPU too (mmengine's ``AmpOptimWrapper`` needs CUDA).
+    bfloat16 has float32's exponent range, so no loss scaling; weights, gradients and optimizer
+    state stay float32."""
+
+    @contextmanager
+    def optim_context(self, model):
+        with super().optim_context(model), torch.autocast(get_device().split(':')[0],
+                                                          dtype=torch.bfloat16):
+            yield

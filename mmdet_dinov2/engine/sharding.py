@@ -43,6 +43,20 @@ def _like(value, reference):
     return value
 
 
+def shard_units(model, shard_lists):
+    """The names of the modules that become units: the children of each module list named in
+    ``shard_lists``, in order; a ValueError naming a name that is not a module list of ``model``."""
+    modules = dict(model.named_modules())
+    units = []
+    for name in shard_lists:
+        if not isinstance(modules.get(name), torch.nn.ModuleList):
+            lists = sorted(n for n, m in modules.items() if isinstance(m, torch.nn.ModuleList))
+            raise ValueError(f'FSDP2Strategy: shard_lists names {name!r}, which is not a module '
+                             f'list of this model; its module lists: {lists}')
+        units += [f'{name}.{i}' for i in range(len(modules[name]))]
+    return units
+
+
 @STRATEGIES.register_module()
 class FSDP2Strategy(DDPStrategy):
     """Shard the model with ``fully_shard``: each child of the module lists ``shard_lists`` names
@@ -53,9 +67,11 @@ class FSDP2Strategy(DDPStrategy):
     Args:
         shard_lists (sequence[str]): module lists of the detector, by name, whose children are
             units. A name that is not a module list of the model is an error.
-        param_dtype (str, optional): ``'bf16'`` or ``'fp16'``: parameters are cast to it for the
-            forward and backward (``MixedPrecisionPolicy``); the sharded master weights,
-            gradient reduction and optimizer state stay float32. None or ``'fp32'``: no cast.
+        param_dtype (str, optional): ``'bf16'`` or ``'fp16'``: the units' parameters are gathered
+            and used in it (``MixedPrecisionPolicy``, half the gather traffic and memory); the
+            sharded master weights, gradient reduction and optimizer state stay float32, and so
+            does the root (its modules run under the optimizer wrapper's autocast:
+            ``BF16OptimWrapper``). None or ``'fp32'``: no cast.
         reshard_after_forward (bool): free the gathered parameters after each unit's forward
             (ZeRO-3, least memory) or keep them until its backward (ZeRO-2, less communication).
         **kwargs: :class:`mmengine._strategy.DDPStrategy`'s.
@@ -76,25 +92,21 @@ class FSDP2Strategy(DDPStrategy):
 
     def _wrap_model(self, model):
         model = self.convert_model(model.to(get_device()))
+        units = shard_units(model, self.shard_lists)  # checked in one process too
         modules = dict(model.named_modules())
-        units = []  # checked in one process too: a config error shows before a multi-GPU job
-        for name in self.shard_lists:
-            if not isinstance(modules.get(name), torch.nn.ModuleList):
-                lists = sorted(n for n, m in modules.items() if isinstance(m, torch.nn.ModuleList))
-                raise ValueError(f'FSDP2Strategy: shard_lists names {name!r}, which is not a module '
-                                 f'list of this model; its module lists: {lists}')
-            units += [f'{name}.{i}' for i in range(len(modules[name]))]
         if not is_distributed() or dist.get_world_size() == 1:
             self.logger.info('FSDP2Strategy: one process, the model is not sharded')
             return model
         for tensor in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(tensor.data, src=0)  # the same start on every rank, as DDP does
         cast = PRECISIONS[self.param_dtype]
-        policy = MixedPrecisionPolicy(param_dtype=cast, reduce_dtype=torch.float32 if cast else None)
+        # a unit hands float32 back, so the float32 root also runs outside autocast (validation)
+        policy = MixedPrecisionPolicy(param_dtype=cast, reduce_dtype=torch.float32 if cast else None,
+                                      output_dtype=torch.float32 if cast else None)
         for name in units:  # children first, the root last
             fully_shard(modules[name], mp_policy=policy,
                         reshard_after_forward=self.reshard_after_forward)
-        fully_shard(model, mp_policy=policy, reshard_after_forward=self.reshard_after_forward)
+        fully_shard(model, reshard_after_forward=self.reshard_after_forward)
         self.logger.info(f'FSDP2Strategy: {len(units)} units ({", ".join(self.shard_lists)}) and '
                          f'the root sharded over {dist.get_world_size()} processes, parameters in '
                          f'{self.param_dtype or "fp32"}')
