@@ -25,7 +25,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', type=Path, help='official DINOv2 .pth (or .safetensors)')
     parser.add_argument('--out', type=Path, default=None,
-                        help=f'output file (default: <checkpoint name>{SUFFIX}.pth beside it)')
+                        help=f'output file, or a folder to write <checkpoint name>{SUFFIX}.pth into '
+                             '(default: beside the checkpoint)')
     parser.add_argument('--method', choices=RESAMPLE_METHODS, default='bilinear',
                         help='kernel resize: bilinear (as the original ViT-Adapter) or pinv '
                              '(FlexiViT pseudo-inverse)')
@@ -42,6 +43,8 @@ def default_output(checkpoint):
 def main(argv=None):
     args = parse_args(argv)
     out = args.out or default_output(args.checkpoint)
+    if out.is_dir():  # as cp does: the default name inside it
+        out = out / default_output(args.checkpoint).name
     if out.resolve() == args.checkpoint.resolve():
         sys.exit(f'error: --out {out} is the input file; refusing to overwrite it')
     try:

@@ -70,3 +70,12 @@ def test_refuses_converted_missing_and_foreign(tmp_path, tool, vits_state_dict):
         tool.main([str(resnet)])
     assert not (tmp_path / 'absent_14to16.pth').exists()
     assert not (tmp_path / 'resnet_14to16.pth').exists()
+
+
+def test_out_a_folder_takes_the_default_name_inside_it(tmp_path, tool, vits_state_dict):
+    src = tmp_path / 'dinov2_vits14_pretrain.pth'
+    torch.save(vits_state_dict, src)
+    (tmp_path / 'converted').mkdir()
+    out = tool.main([str(src), '--out', str(tmp_path / 'converted')])
+    assert out == tmp_path / 'converted' / 'dinov2_vits14_pretrain_14to16.pth'
+    _assert_same(load_state_dict_file(out), convert_dinov2(vits_state_dict)[0])
