@@ -8,4 +8,6 @@ model = dict(backbone=dict(with_cp=True))
 # a strategy makes tools/train.py build mmengine's FlexibleRunner (engine/launch.py)
 strategy = dict(type='FSDP2Strategy', param_dtype='bf16')
 optim_wrapper = dict(type='BF16OptimWrapper')
-default_hooks = dict(float32_boundary=dict(type='Float32BoundaryHook'))
+default_hooks = dict(bf16=dict(type='BF16Hook'))
+val_cfg = dict(fp16=True)  # the loops' autocast; BF16Hook makes it bf16
+test_cfg = dict(fp16=True)

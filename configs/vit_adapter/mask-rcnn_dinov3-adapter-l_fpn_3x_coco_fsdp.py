@@ -6,4 +6,6 @@ _base_ = './mask-rcnn_dinov3-adapter-l_fpn_3x_coco.py'
 model = dict(backbone=dict(with_cp=True))
 strategy = dict(type='FSDP2Strategy', param_dtype='bf16')
 optim_wrapper = dict(type='BF16OptimWrapper')
-default_hooks = dict(float32_boundary=dict(type='Float32BoundaryHook'))
+default_hooks = dict(bf16=dict(type='BF16Hook'))
+val_cfg = dict(fp16=True)  # the loops' autocast; BF16Hook makes it bf16
+test_cfg = dict(fp16=True)

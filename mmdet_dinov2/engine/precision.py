@@ -1,5 +1,6 @@
-"""bf16 training and inference: ``optim_wrapper = dict(type='BF16OptimWrapper')`` (autocast in
-bfloat16 on the CPU or CUDA) and ``default_hooks = dict(float32_boundary=dict(type='Float32BoundaryHook'))``.
+"""bf16 training and inference: ``optim_wrapper = dict(type='BF16OptimWrapper')`` (training under
+autocast in bfloat16, on the CPU or CUDA) and ``default_hooks = dict(bf16=dict(type='BF16Hook'))``
+(validation and testing under the same autocast, float32 at mmcv's ops).
 
 Under ``torch.autocast`` convolutions and linears
 return bfloat16, but mmcv's NMS and RoIAlign are plain extension calls that autocast does not see:
@@ -8,7 +9,7 @@ bfloat16 either). The modules that feed them (the neck for RoIAlign, the RPN and
 hand float32 on instead, through torch forward hooks: everything else still runs in bfloat16. The
 deformable attention casts its own inputs (``models/layers/ms_deform_attn.py``).
 """
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 from mmdet.registry import HOOKS, OPTIM_WRAPPERS
@@ -42,7 +43,7 @@ def float32_outputs(model, names=FEEDERS):
     handles = []
     for name in names:
         if name not in modules:
-            raise ValueError(f'Float32BoundaryHook: the model has no module {name!r} (its modules: '
+            raise ValueError(f'BF16Hook: the model has no module {name!r} (its modules: '
                              f'{sorted(n for n in modules if n and "." not in n)}); set modules= '
                              'to those whose outputs reach NMS or RoIAlign')
         module = modules[name]
@@ -52,9 +53,17 @@ def float32_outputs(model, names=FEEDERS):
     return handles
 
 
+def bf16_autocast():
+    """``torch.autocast`` in bfloat16 on the device mmengine runs on (CPU or CUDA)."""
+    return torch.autocast(get_device().split(':')[0], dtype=torch.bfloat16)
+
+
 @HOOKS.register_module()
-class Float32BoundaryHook(Hook):
-    """Registers :func:`float32_outputs` on the runner's model before training or testing.
+class BF16Hook(Hook):
+    """Registers :func:`float32_outputs` on the runner's model, and runs each validation and test
+    iteration under :func:`bf16_autocast` (training iterations run under ``BF16OptimWrapper``'s).
+    mmengine's loops switch autocast off around the model unless ``val_cfg`` and ``test_cfg`` set
+    ``fp16=True``; their autocast then takes this one's dtype, bfloat16.
 
     Args:
         modules (sequence[str]): the modules whose outputs reach mmcv's NMS or RoIAlign.
@@ -65,11 +74,21 @@ class Float32BoundaryHook(Hook):
     def __init__(self, modules=FEEDERS):
         self.modules = tuple(modules)
         self._handles = None
+        self._autocast = ExitStack()
 
     def before_run(self, runner):
         if self._handles is None:
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             self._handles = float32_outputs(model, self.modules)
+
+    def _enter(self, runner, batch_idx, data_batch=None):
+        self._autocast.enter_context(bf16_autocast())
+
+    def _leave(self, runner, batch_idx, data_batch=None, outputs=None):
+        self._autocast.close()
+
+    before_val_iter = before_test_iter = _enter
+    after_val_iter = after_test_iter = _leave
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -81,6 +100,5 @@ class BF16OptimWrapper(OptimWrapper):
 
     @contextmanager
     def optim_context(self, model):
-        with super().optim_context(model), torch.autocast(get_device().split(':')[0],
-                                                          dtype=torch.bfloat16):
+        with super().optim_context(model), bf16_autocast():
             yield

@@ -70,8 +70,9 @@ class FSDP2Strategy(DDPStrategy):
         param_dtype (str, optional): ``'bf16'`` or ``'fp16'``: the units' parameters are gathered
             and used in it (``MixedPrecisionPolicy``, half the gather traffic and memory); the
             sharded master weights, gradient reduction and optimizer state stay float32, and so
-            does the root (its modules run under the optimizer wrapper's autocast:
-            ``BF16OptimWrapper``). None or ``'fp32'``: no cast.
+            does the root, whose modules take the units' bf16 outputs under autocast: use it
+            with ``BF16OptimWrapper`` and ``BF16Hook`` (engine/precision.py). None or
+            ``'fp32'``: no cast.
         reshard_after_forward (bool): free the gathered parameters after each unit's forward
             (ZeRO-3, least memory) or keep them until its backward (ZeRO-2, less communication).
         **kwargs: :class:`mmengine._strategy.DDPStrategy`'s.
@@ -100,9 +101,7 @@ class FSDP2Strategy(DDPStrategy):
         for tensor in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(tensor.data, src=0)  # the same start on every rank, as DDP does
         cast = PRECISIONS[self.param_dtype]
-        # a unit hands float32 back, so the float32 root also runs outside autocast (validation)
-        policy = MixedPrecisionPolicy(param_dtype=cast, reduce_dtype=torch.float32 if cast else None,
-                                      output_dtype=torch.float32 if cast else None)
+        policy = MixedPrecisionPolicy(param_dtype=cast, reduce_dtype=torch.float32 if cast else None)
         for name in units:  # children first, the root last
             fully_shard(modules[name], mp_policy=policy,
                         reshard_after_forward=self.reshard_after_forward)
