@@ -20,6 +20,8 @@ from mmengine.logging import MMLogger
 from PIL import Image
 from pycocotools import mask as mask_util
 
+from .limits import MAX_OBJECTS, MAX_PIXELS, pixels_over
+
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
@@ -69,6 +71,8 @@ ADVICE = {
     'bad area': 'set to the box area',
     'bad polygon': 'polygon parts of fewer than three points dropped',
     'no mask': 'dropped: the pipeline loads masks and this instance has none',
+    'category not in classes': "dropped: its category is not among the config's metainfo classes",
+    'annotation of no image': 'dropped: its image_id is not among the json "images"',
 }
 # what COCO evaluation fails on, refused in a validation or test file
 BREAK_EVALUATION = ('bad polygon', 'no mask')
@@ -90,6 +94,7 @@ class Problem:
         img_id, ann_id: where (None for file-wide or image-wide problems).
         detail (str): the values involved.
         advice (str | None): what to do, when not the kind's :data:`ADVICE`.
+        count (int): how many annotations the finding stands for.
     """
     action: str
     kind: str
@@ -97,6 +102,7 @@ class Problem:
     ann_id: object
     detail: str
     advice: str = None
+    count: int = 1
 
     def __str__(self):
         where = 'file' if self.img_id is None else f'image {self.img_id}'
@@ -233,7 +239,7 @@ def check_image(img_info, img_path, verify_size=True):
             # the whole image)
             orientation = (image.getexif().get(_EXIF_ORIENTATION, 1) if 'exif' in image.info
                            else 1)
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return [Problem('refuse', 'unreadable image', img_id, None, f'{img_path}: {err}')]
     upright = stored[::-1] if orientation in _TRANSPOSING_ORIENTATIONS else stored
     if upright == (width, height):
@@ -427,7 +433,9 @@ def format_problems(problems, limit=None):
 
 def summarize_problems(problems, examples=5):
     """One line per (action, kind): how many, and a few image/annotation ids."""
-    counts = Counter((p.action, p.kind) for p in problems)
+    counts = Counter()
+    for p in problems:
+        counts[p.action, p.kind] += p.count
     lines = []
     for (action, kind), count in counts.items():
         ids = [f'{p.img_id}/{p.ann_id}' if p.ann_id is not None else f'{p.img_id}'
@@ -466,20 +474,27 @@ class CheckedCocoDataset(CocoDataset):
         verify_image_size (bool): open each image's header to compare its upright size with the
             json's (a file open per image).
         max_listed (int): at most this many refused problems in the error message.
+        max_pixels (int | None): refuse images whose json width * height is larger (decoding and
+            mask pasting take memory in proportion); None: no limit.
+        max_objects (int | None): refuse images with more annotations of the config's classes
+            (training memory grows with them); None: no limit.
         *args, **kwargs: as :class:`~mmdet.datasets.CocoDataset`.
     """
 
     COCOAPI = _CheckedCOCO
 
-    def __init__(self, *args, verify_image_size=True, max_listed=50, **kwargs):
+    def __init__(self, *args, verify_image_size=True, max_listed=50, max_pixels=MAX_PIXELS,
+                 max_objects=MAX_OBJECTS, **kwargs):
         self.verify_image_size = verify_image_size
         self.max_listed = max_listed
+        self.max_pixels, self.max_objects = max_pixels, max_objects
         self.problems = []
         super().__init__(*args, **kwargs)
 
     def load_data_list(self):
         self.problems = []
         self._category_ids = None
+        self._outside_classes = Counter()  # category id -> annotations dropped
         try:
             data_list = super().load_data_list()
         except _BadIds as err:  # nothing indexed, no image looked at
@@ -490,20 +505,55 @@ class CheckedCocoDataset(CocoDataset):
     def parse_data_info(self, raw_data_info):
         if self._category_ids is None:  # the first image: the json's categories are at hand
             self._category_ids = set(self.coco.cats)
+            self._category_names = {i: cat.get('name') for i, cat in self.coco.cats.items()}
             self.problems += check_categories(self.metainfo['classes'],
                                               self.coco.dataset.get('categories', []))
+            self.problems += self._annotations_of_no_image()
         img_info = dict(raw_data_info['raw_img_info'], id=raw_data_info['raw_img_info']['img_id'])
         img_path = osp.join(self.data_prefix.get('img', ''), str(img_info.get('file_name', '')))
         # remote storage (backend_args): a file check would cost a request per image
-        image_problems = ([] if self.backend_args
-                          else check_image(img_info, img_path, self.verify_image_size))
+        image_problems = self._over_limit('max_pixels', img_info, img_path)
+        if not (self.backend_args or image_problems):
+            image_problems = check_image(img_info, img_path, self.verify_image_size)
         self.problems += image_problems
-        if any(p.kind == 'bad image entry' for p in image_problems):  # refused in _report
-            return dict(img_path=img_path, img_id=img_info['id'], instances=[])
+        if any(p.kind in ('bad image entry', 'over max_pixels') for p in image_problems):
+            return dict(img_path=img_path, img_id=img_info['id'], instances=[])  # refused
         anns, ann_problems = check_annotations(img_info, raw_data_info['raw_ann_info'],
                                                self._category_ids, self._needs_masks())
         self.problems += ann_problems
-        return super().parse_data_info(dict(raw_data_info, raw_ann_info=anns))
+        kept = [ann for ann in anns if ann['category_id'] in self.cat_ids]
+        self._outside_classes.update(ann['category_id'] for ann in anns
+                                     if ann['category_id'] not in self.cat_ids)
+        self.problems += self._over_limit('max_objects', img_info, img_path, len(kept))
+        return super().parse_data_info(dict(raw_data_info, raw_ann_info=kept))
+
+    def _over_limit(self, key, img_info, img_path, objects=None):
+        """A refusal when the image is over ``self.<key>`` (pixels, or ``objects``)."""
+        limit = getattr(self, key)
+        loader = 'val_dataloader (or test_)' if self.test_mode else 'train_dataloader'
+        how = (f'{loader}.dataset.{key}=N in the config or in --cfg-options (None: no limit)')
+        if key == 'max_pixels':
+            width, height = img_info.get('width'), img_info.get('height')
+            if not (type(width) is int and type(height) is int):
+                return []  # a bad image entry: check_image refuses it
+            detail = pixels_over(img_path, width, height, limit, how)
+        elif limit is not None and objects > limit:
+            detail = (f'{img_path}: {objects:,} annotations of the classes, over the limit of '
+                      f'{limit:,}; training memory grows with them. Split the image, or raise '
+                      f'the limit with {how}')
+        else:
+            return []
+        return [Problem('refuse', f'over {key}', img_info['id'], None, detail,
+                        advice='the limits: docs/reliability.md')] if detail else []
+
+    def _annotations_of_no_image(self):
+        """pycocotools indexes annotations by image_id; those of an id no image has are never
+        loaded: one dropped finding per such id."""
+        return [Problem('drop', 'annotation of no image', img_id, None,
+                        f'{len(anns)} annotation(s) (ids {[a.get("id") for a in anns[:5]]}'
+                        f'{", ..." if len(anns) > 5 else ""}) name image_id {img_id}',
+                        count=len(anns))
+                for img_id, anns in self.coco.imgToAnns.items() if img_id not in self.coco.imgs]
 
     def filter_data(self):
         data_list = super().filter_data()
@@ -516,6 +566,10 @@ class CheckedCocoDataset(CocoDataset):
         return data_list
 
     def _report(self, data_list):
+        self.problems += [Problem('drop', 'category not in classes', None, None,
+                                  f'{count} annotation(s) of category {cat_id} '
+                                  f'{self._category_names[cat_id]!r}', count=count)
+                          for cat_id, count in sorted(self._outside_classes.items())]
         if self.test_mode:
             # the evaluator reads the file as it is: what breaks it cannot be fixed on the fly
             self.problems = [replace(p, action='refuse', advice=EVALUATION_ADVICE)
@@ -529,7 +583,8 @@ class CheckedCocoDataset(CocoDataset):
                 'List every problem with: python tools/misc/check_dataset.py CONFIG')
         logger = MMLogger.get_current_instance()
         if self.problems:
-            logger.warning(f'{self.ann_file}: fixed or dropped {len(self.problems)} '
+            logger.warning(f'{self.ann_file}: fixed or dropped '
+                           f'{sum(p.count for p in self.problems)} '
                            f'annotation(s):\n{summarize_problems(self.problems)}')
         negatives = sum(not info['instances'] for info in data_list)
         if negatives and not self.test_mode:

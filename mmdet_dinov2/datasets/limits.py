@@ -20,6 +20,8 @@ def image_header_size(path):
     try:
         with Image.open(path) as image:
             return image.size
+    except Image.DecompressionBombError as err:  # PIL's own limit, above MAX_PIXELS
+        raise InputLimitError(f'{path}: PIL refuses to open it: {err}') from err
     except (OSError, SyntaxError, ValueError) as err:
         raise InputLimitError(f'{path}: not a readable image ({err})') from err
 
@@ -28,9 +30,16 @@ def check_image_pixels(path, max_pixels=MAX_PIXELS, how_to_raise='max_pixels'):
     """Raise :class:`InputLimitError` naming ``path`` if its header declares more than
     ``max_pixels`` pixels; ``how_to_raise`` names the setting that lifts the limit."""
     width, height = image_header_size(path)
-    if max_pixels is not None and width * height > max_pixels:
-        raise InputLimitError(
-            f'{path}: {width}x{height} = {width * height:,} pixels, over the limit of '
-            f'{max_pixels:,}; decoding it would take {width * height * 3 / 2**30:.1f} GiB. '
-            f'Resize the image, or raise the limit with {how_to_raise}.')
+    message = pixels_over(path, width, height, max_pixels, how_to_raise)
+    if message:
+        raise InputLimitError(message)
     return width, height
+
+
+def pixels_over(path, width, height, max_pixels, how_to_raise):
+    """Why an image of ``width`` x ``height`` at ``path`` is refused, or None within the limit."""
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    return (f'{path}: {width}x{height} = {width * height:,} pixels, over the limit of '
+            f'{max_pixels:,}; decoding it would take {width * height * 3 / 2**30:.1f} GiB. '
+            f'Resize the image, or raise the limit with {how_to_raise}')

@@ -28,6 +28,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 from mmdet_dinov2.datasets import DatasetCheckError, Problem, format_problems, load_annotation_file
+from mmdet_dinov2.datasets.limits import pixels_over
 
 SPLITS = ('train', 'val', 'test')
 
@@ -40,6 +41,7 @@ TRUNCATED_ADVICE = ('the file is cut short (an interrupted download or copy?): c
                     'remove the image from the json')
 _JSON_LITERALS = ('true', 'false', 'null', 'NaN', 'Infinity', '-Infinity')
 _NUMBER_CHARACTERS = '0123456789+-.eE'
+RAISE_MAX_PIXELS = '--cfg-options train_dataloader.dataset.max_pixels=N (or val_, test_)'
 
 
 def parse_args(argv=None):
@@ -87,10 +89,11 @@ def _cut_short(err):
             or not rest.strip(_NUMBER_CHARACTERS))
 
 
-def check_image_file(img_id, path, decode=False):
+def check_image_file(img_id, path, decode=False, max_pixels=None):
     """Whether an image file that opens is whole: a PNG or JPEG file needs its end marker in its
     last :data:`TAIL_BYTES` (else it is decoded, and refused as cut short when that fails);
-    ``decode`` decodes every file in full. Files that do not open are left to
+    ``decode`` decodes every file in full. A file whose header declares more than ``max_pixels``
+    is refused without decoding it. Files that do not open are left to
     :func:`~mmdet_dinov2.datasets.check_image` (training refuses them itself).
 
     Returns:
@@ -99,9 +102,16 @@ def check_image_file(img_id, path, decode=False):
     with open(path, 'rb') as f:
         try:
             image = Image.open(f)
+        except Image.DecompressionBombError as err:  # PIL's own limit, above MAX_PIXELS
+            return [Problem('refuse', 'over max_pixels', img_id, None, f'{path}: {err}',
+                            advice='the limits: docs/reliability.md')]
         except (OSError, SyntaxError, ValueError):
             return []
         with image:
+            over = pixels_over(path, *image.size, max_pixels, how_to_raise=RAISE_MAX_PIXELS)
+            if over:
+                return [Problem('refuse', 'over max_pixels', img_id, None, over,
+                                advice='the limits: docs/reliability.md')]
             marker = END_MARKERS.get(image.format)
             ended = marker is None or marker in _tail(f)
             if ended and not decode:
@@ -142,7 +152,7 @@ def check_files(dataset, decode=False):
         if isinstance(img, dict) and isinstance(img.get('file_name'), str):
             path = osp.join(dataset.data_prefix.get('img', ''), img['file_name'])
             if osp.isfile(path):
-                problems += check_image_file(img.get('id'), path, decode)
+                problems += check_image_file(img.get('id'), path, decode, dataset.max_pixels)
     return problems
 
 
@@ -172,7 +182,7 @@ def check_split(cfg, split, decode=False):
         print(f'{split}: REFUSED\n' + '\n'.join(refused))
         return False
     print(f'{split}: {dataset.ann_file}: {len(dataset)} images usable, '
-          f'{len(dataset.problems)} annotation(s) fixed or dropped')
+          f'{sum(p.count for p in dataset.problems)} annotation(s) fixed or dropped')
     if dataset.problems:
         print(format_problems(dataset.problems))
     return True
