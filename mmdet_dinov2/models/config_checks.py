@@ -6,6 +6,8 @@ neck (mmdet's FPN: a bare ``assert len(in_channels) == len(inputs)`` or a conv s
 """
 import inspect
 
+from mmdet.registry import DATASETS
+
 from .backbones.arguments import check_out_indices
 from .backbones.dinov3_adapter import DINOv3Adapter
 from .backbones.vit_adapter import ViTAdapter
@@ -70,3 +72,65 @@ def check_backbone_neck(model_cfg) -> None:
     if problems:
         raise ValueError(f'the {cls.__name__} backbone does not fit the neck: ' + '; '.join(problems)
                          + f' ({fix})')
+
+
+
+def _head_num_classes(node, key):
+    """``(config key, value)`` of every ``num_classes`` of a box or mask head under ``node``
+    (the RPN's one class is objectness; other heads, e.g. a semantic head, count other things)."""
+    if isinstance(node, (list, tuple)):
+        return [found for i, item in enumerate(node)
+                for found in _head_num_classes(item, f'{key}[{i}]')]
+    if not isinstance(node, dict):
+        return []
+    is_head = key.split('.')[-1].split('[')[0] in ('bbox_head', 'mask_head')
+    found = ([(f'{key}.num_classes', node['num_classes'])]
+             if is_head and 'num_classes' in node else [])
+    return found + [item for name, value in node.items()
+                    for item in _head_num_classes(value, f'{key}.{name}')]
+
+
+def _dataset_classes(cfg, split):
+    """``(config key, classes)`` of a dataloader's dataset (through wrappers such as
+    RepeatDataset), from its dataset class's METAINFO when the config lists none; or None."""
+    dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset')
+    key = f'{split}_dataloader.dataset'
+    while isinstance(dataset, dict) and 'dataset' in dataset:
+        dataset, key = dataset['dataset'], f'{key}.dataset'
+    if not isinstance(dataset, dict):
+        return None
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is not None:
+        return f'{key}.metainfo.classes', classes
+    cls = dataset.get('type')
+    cls = DATASETS.get(cls) if isinstance(cls, str) else cls
+    classes = getattr(cls, 'METAINFO', {}).get('classes')
+    return None if classes is None else (f"{key} ({cls.__name__}'s METAINFO)", classes)
+
+
+def check_num_classes(cfg) -> None:
+    """Check that the box and mask heads' ``num_classes`` agree with each other and with the
+    classes of every dataloader's dataset: a head with fewer classes trains the others as
+    background, and a box head that disagrees with its mask head fails deep inside mmdet.
+
+    Args:
+        cfg (dict): a whole config (``model`` and the dataloaders).
+
+    Raises:
+        ValueError: naming both config keys and their values.
+    """
+    heads = _head_num_classes(cfg.get('model') or {}, 'model')
+    if not heads:
+        return
+    key, num = heads[0]
+    for other_key, other in heads[1:]:
+        if other != num:
+            raise ValueError(f'{key}={num!r} and {other_key}={other!r} disagree: give every box '
+                             'and mask head the number of classes of the dataset')
+    for split in ('train', 'val', 'test'):
+        found = _dataset_classes(cfg, split)
+        if found is not None and len(found[1]) != num:
+            raise ValueError(
+                f'{key}={num!r} but {found[0]} lists {len(found[1])} classes '
+                f'{tuple(found[1])}: set num_classes={len(found[1])} in every box and mask head '
+                f'({", ".join(k for k, _ in heads)}), or list the classes the model is for')

@@ -1,10 +1,13 @@
-"""check_backbone_neck: the backbone's maps against the neck's in_channels, named by config key."""
+"""check_backbone_neck: the backbone's maps against the neck's in_channels; check_num_classes: the
+heads' num_classes against each other and the datasets' classes. Each named by config key."""
 import copy
+import re
 
 import pytest
 from mmengine.config import Config
 
-from mmdet_dinov2.models import check_backbone_neck
+from mmdet_dinov2.models import check_backbone_neck, check_num_classes
+from mmdet_dinov2.models.config_checks import _head_num_classes
 from mmdet_dinov2.models.backbones import ViTAdapter
 
 S_CONFIG = 'configs/vit_adapter/mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
@@ -91,3 +94,80 @@ def test_defaults_are_the_backbones(backbone_type):
 ])
 def test_other_models_are_left_alone(model):
     check_backbone_neck(model)
+
+
+# ------------------------------------------------------------------ num_classes vs the dataset
+CASCADE = 'configs/vit_adapter/cascade-mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
+DINO = 'configs/vit_adapter/dino-4scale_dinov2-adapter-s_12e_coco.py'
+TINY = 'tests/tools/tiny_config.py'
+
+
+@pytest.mark.parametrize('path', [S_CONFIG, QUICKSTART, CASCADE, DINO, TINY])
+def test_the_real_configs_have_as_many_classes_as_their_datasets(path):
+    cfg = Config.fromfile(path)
+    heads = _head_num_classes(cfg.model, 'model')
+    assert heads and all(num == (80 if 'coco' in path else 4) for _, num in heads), heads
+    check_num_classes(cfg)
+
+
+def test_the_heads_that_count(s_model):
+    cfg = Config.fromfile(CASCADE)
+    assert [key for key, _ in _head_num_classes(cfg.model, 'model')] == [
+        'model.roi_head.bbox_head[0].num_classes', 'model.roi_head.bbox_head[1].num_classes',
+        'model.roi_head.bbox_head[2].num_classes', 'model.roi_head.mask_head.num_classes']
+    assert 'rpn_head' not in str(_head_num_classes(s_model, 'model'))  # its one class: objectness
+
+
+def test_a_head_with_fewer_classes_than_the_dataset_is_refused():
+    cfg = Config.fromfile(TINY)
+    cfg.merge_from_dict({'model.roi_head.bbox_head.num_classes': 3,
+                         'model.roi_head.mask_head.num_classes': 3})
+    with pytest.raises(ValueError) as info:
+        check_num_classes(cfg)
+    assert str(info.value) == (
+        'model.roi_head.bbox_head.num_classes=3 but train_dataloader.dataset.metainfo.classes '
+        "lists 4 classes ('circle', 'triangle', 'rectangle', 'star'): set num_classes=4 in every "
+        'box and mask head (model.roi_head.bbox_head.num_classes, '
+        'model.roi_head.mask_head.num_classes), or list the classes the model is for')
+
+
+@pytest.mark.parametrize('path, key', [
+    (TINY, 'model.roi_head.mask_head.num_classes'),
+    (CASCADE, 'model.roi_head.bbox_head[2].num_classes')])
+def test_box_and_mask_heads_that_disagree_are_refused(path, key):
+    cfg = Config.fromfile(path)
+    heads = _head_num_classes(cfg.model, 'model')
+    node = cfg.model.roi_head
+    head = node.mask_head if key.endswith('mask_head.num_classes') else node.bbox_head[2]
+    head.num_classes = heads[0][1] + 1
+    with pytest.raises(ValueError, match=re.escape(
+            f'{heads[0][0]}={heads[0][1]} and {key}={heads[0][1] + 1} disagree')):
+        check_num_classes(cfg)
+
+
+def test_the_dataset_classes_default_to_its_type_and_pass_through_wrappers():
+    cfg = Config.fromfile(S_CONFIG)  # CheckedCocoDataset without metainfo: COCO's 80 classes
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                        dataset=dict(cfg.train_dataloader.dataset))
+    check_num_classes(cfg)
+    cfg.train_dataloader.dataset.dataset.metainfo = dict(classes=('cat', 'dog'))
+    with pytest.raises(ValueError, match=re.escape(
+            'model.roi_head.bbox_head.num_classes=80 but train_dataloader.dataset.dataset.'
+            "metainfo.classes lists 2 classes ('cat', 'dog')")):
+        check_num_classes(cfg)
+    cfg.train_dataloader.dataset.dataset.metainfo = None
+    cfg.model.roi_head.bbox_head.num_classes = cfg.model.roi_head.mask_head.num_classes = 4
+    with pytest.raises(ValueError, match=re.escape(
+            "num_classes=4 but train_dataloader.dataset.dataset (CheckedCocoDataset's METAINFO) "
+            'lists 80 classes')):
+        check_num_classes(cfg)
+
+
+def test_training_stops_before_it_starts(tmp_path):
+    """Through the runner, as tools/train.py builds it: refused before the model is built."""
+    from tests.helpers import build_runner, tiny_config
+    cfg = tiny_config(tmp_path, tmp_path / 'work', **{
+        'model.roi_head.bbox_head.num_classes': 3, 'model.roi_head.mask_head.num_classes': 3})
+    with pytest.raises(ValueError, match='model.roi_head.bbox_head.num_classes=3 but '
+                                         'train_dataloader.dataset.metainfo.classes lists 4'):
+        build_runner(cfg)
