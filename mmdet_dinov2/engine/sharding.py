@@ -61,8 +61,8 @@ def shard_units(model, shard_lists):
 class FSDP2Strategy(DDPStrategy):
     """Shard the model with ``fully_shard``: each child of the module lists ``shard_lists`` names
     (a ViT block, an interaction block) is one unit, gathered just for its own forward and backward;
-    what is left (embeddings, spatial prior, neck, heads) is the root unit. In one process (e.g.
-    ``tools/test.py``) nothing is sharded and the model runs as it is.
+    what is left (embeddings, spatial prior, neck, heads) is the root unit. Without a process group
+    (``tools/test.py`` on one process) nothing is sharded and the model runs as it is.
 
     Args:
         shard_lists (sequence[str]): module lists of the detector, by name, whose children are
@@ -95,8 +95,8 @@ class FSDP2Strategy(DDPStrategy):
         model = self.convert_model(model.to(get_device()))
         units = shard_units(model, self.shard_lists)  # checked in one process too
         modules = dict(model.named_modules())
-        if not is_distributed() or dist.get_world_size() == 1:
-            self.logger.info('FSDP2Strategy: one process, the model is not sharded')
+        if not is_distributed():  # a group of one (torchrun, 1 process) is sharded: the same path
+            self.logger.info('FSDP2Strategy: no process group, the model is not sharded')
             return model
         for tensor in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(tensor.data, src=0)  # the same start on every rank, as DDP does
