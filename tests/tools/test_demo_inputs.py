@@ -103,3 +103,32 @@ def test_a_damaged_video_is_blamed_as_the_input(tmp_path, monkeypatch):
         video_demo([str(video), TINY_CONFIG, str(tmp_path / 'none.pth'),
                     '--out', str(tmp_path / 'out.mp4')])
     assert not Path(tmp_path / 'out.mp4').exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures('one_thread')
+def test_a_video_cut_short_gives_the_frames_it_has_and_a_warning(tmp_path, monkeypatch, log):
+    import cv2
+    import torch
+    from mmengine.config import Config
+
+    from mmdet.registry import MODELS
+    video = tmp_path / 'clip.avi'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 5, (64, 64))
+    for seed in range(6):
+        writer.write(np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[:int(len(data) * 0.6)])  # the header still says 6 frames
+    model = MODELS.build(Config.fromfile(TINY_CONFIG).model)
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'model.pth')
+    monkeypatch.syspath_prepend(str(REPO / 'demo'))
+    video_demo = load_tool('demo/video_demo.py').main
+    video_demo([str(video), TINY_CONFIG, str(tmp_path / 'model.pth'), '--device', 'cpu',
+                '--out', str(tmp_path / 'out.mp4')])
+    drawn = cv2.VideoCapture(str(tmp_path / 'out.mp4'))
+    frames = drawn.get(cv2.CAP_PROP_FRAME_COUNT)
+    drawn.release()
+    assert 0 < frames < 6
+    assert (f'{video}: {int(frames)} of the 6 frames its header declares could be decoded'
+            in '\n'.join(record.getMessage() for record in log))
