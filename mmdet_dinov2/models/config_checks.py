@@ -7,6 +7,7 @@ neck (mmdet's FPN: a bare ``assert len(in_channels) == len(inputs)`` or a conv s
 import inspect
 
 from mmdet.registry import DATASETS
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from .backbones.arguments import check_out_indices
 from .backbones.dinov3_adapter import DINOv3Adapter
@@ -73,6 +74,23 @@ def check_backbone_neck(model_cfg) -> None:
         raise ValueError(f'the {cls.__name__} backbone does not fit the neck: ' + '; '.join(problems)
                          + f' ({fix})')
 
+
+
+def _check_neck_on_registration(module, name, submodule):
+    """A torch module-registration hook: when a detector whose backbone is an adapter gets its
+    ``neck``, :func:`check_backbone_neck` on the built parts. So a model built by ``MODELS.build``,
+    ``init_detector`` or a plain mmengine Runner is refused with the config keys named, not with
+    the neck's bare ``AssertionError`` at its first forward."""
+    backbone = getattr(module, 'backbone', None) if name == 'neck' else None
+    in_channels = getattr(submodule, 'in_channels', None)
+    if isinstance(backbone, _ADAPTERS) and isinstance(in_channels, (list, tuple)):
+        check_backbone_neck(dict(backbone=dict(type=type(backbone), out_indices=backbone.out_indices,
+                                               embed_dim=backbone.embed_dim),
+                                 neck=dict(in_channels=list(in_channels))))
+
+
+# global by torch's design (one hook for every module): it returns at once for other modules
+register_module_module_registration_hook(_check_neck_on_registration)
 
 
 def _head_num_classes(node, key):

@@ -171,3 +171,20 @@ def test_training_stops_before_it_starts(tmp_path):
     with pytest.raises(ValueError, match='model.roi_head.bbox_head.num_classes=3 but '
                                          'train_dataloader.dataset.metainfo.classes lists 4'):
         build_runner(cfg)
+
+
+@pytest.mark.parametrize('build', ['MODELS.build', 'init_detector'])
+def test_a_mismatch_built_through_the_api_names_the_keys(build):
+    """Outside the runner (no config check ran), the detector refuses its neck while it is built,
+    where mmdet's FPN would raise a bare AssertionError at the first forward."""
+    from mmdet.apis import init_detector
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(TINY)
+    MODELS.build(cfg.model)  # as it is, it fits
+    cfg.model.backbone.out_indices = (1, 2, 3)
+    with pytest.raises(ValueError, match=re.escape(
+            'the ViTAdapter backbone does not fit the neck: model.backbone.out_indices=(1, 2, 3) '
+            'gives 3 maps but model.neck.in_channels=[64, 64, 64, 64] lists 4 inputs')):
+        MODELS.build(cfg.model) if build == 'MODELS.build' else init_detector(cfg, device='cpu')
