@@ -18,9 +18,18 @@ Each config's detector is built on the meta device (no memory, no weights). Per 
     python tools/analysis_tools/memory_plan.py --gpus 8 --batch 2 --size 1024 --out plan.md
 
 Prints markdown tables: the arithmetic per config, then GiB per GPU for each GPU count.
+
+``--measure CONFIG`` checks a plan instead: a few training steps of CONFIG (its strategy, optimizer
+wrapper and ``with_cp``) sharded in a process group of one, random weights, synthetic images of
+--size with two boxes and masks; prints s/iter and the peak memory (CUDA) as one table row::
+
+    python tools/analysis_tools/memory_plan.py --batch 1 \\
+        --measure configs/vit_adapter/mask-rcnn_dinov3-adapter-l_fpn_3x_coco_fsdp.py
 """
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -95,6 +104,76 @@ def states(c, gpus):
     return ddp, ddp / gpus + gathered
 
 
+def synthetic_batch(side, images):
+    """``images`` random images of side x side, each with two boxes and their masks."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    boxes = torch.tensor([[0.1, 0.15, 0.45, 0.55], [0.5, 0.3, 0.9, 0.8]]) * side
+    masks = torch.zeros(2, side, side, dtype=torch.uint8)
+    for i, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
+        masks[i, y0:y1, x0:x1] = 1
+    samples = []
+    for _ in range(images):
+        sample = DetDataSample(metainfo=dict(img_shape=(side, side), ori_shape=(side, side),
+                                             pad_shape=(side, side), scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, 1]),
+                                           masks=BitmapMasks(masks.numpy(), side, side))
+        samples.append(sample)
+    inputs = [torch.randint(0, 255, (3, side, side), dtype=torch.uint8) for _ in range(images)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def measure(config, side, images, iters):
+    """s/iter and peak CUDA memory of ``iters`` sharded training steps (after one warm-up)."""
+    import tempfile
+
+    import torch.distributed as dist
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+
+    import mmdet_dinov2  # noqa: F401
+    from mmdet_dinov2.engine.precision import float32_outputs
+    from mmdet_dinov2.engine.sharding import FSDP2Strategy
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.pretrained = None
+    cfg.model.backbone.pop('init_cfg', None)
+    os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    os.environ.setdefault('MASTER_PORT', '29533')
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(0)
+    dist.init_process_group('nccl' if cuda else 'gloo', rank=0, world_size=1)
+    try:
+        strategy_cfg = dict(cfg.get('strategy') or dict(type='FSDP2Strategy'))
+        strategy_cfg.pop('type')
+        strategy = FSDP2Strategy(**strategy_cfg, work_dir=tempfile.mkdtemp())
+        model = strategy._wrap_model(MODELS.build(cfg.model))
+        float32_outputs(model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        model.train()
+        seconds = []
+        for i in range(iters + 1):
+            batch = synthetic_batch(side, images)
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.train_step(batch, wrapper)
+            if cuda:
+                torch.cuda.synchronize()
+            if i:  # the first step is a warm-up
+                seconds.append(time.perf_counter() - start)
+        peak = torch.cuda.max_memory_allocated() / GIB if cuda else float('nan')
+    finally:
+        dist.destroy_process_group()
+    name = Path(config).name
+    return (f'| config | size | images | s/iter | peak GiB (CUDA) |\n| --- | --- | --- | --- | --- |\n'
+            f'| {name} | {side} | {images} | {sorted(seconds)[len(seconds) // 2]:.2f} | {peak:.1f} |')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--configs', nargs='+', choices=sorted(CONFIGS), default=list(CONFIGS))
@@ -102,7 +181,15 @@ def main(argv=None):
     parser.add_argument('--size', type=int, default=1024, help='image side for the activations')
     parser.add_argument('--batch', type=int, default=2, help='images per GPU')
     parser.add_argument('--out', help='also write the tables to this file')
+    parser.add_argument('--measure', metavar='CONFIG', help='measure CONFIG instead (see above)')
+    parser.add_argument('--iters', type=int, default=3, help='--measure: timed steps')
     args = parser.parse_args(argv)
+    if args.measure:
+        text = measure(args.measure, args.size, args.batch, args.iters)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + '\n')
+        return
 
     rows = []
     for name in args.configs:

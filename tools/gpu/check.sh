@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for the GPU path on a GPU node: install (when needed, from the wheelhouse, offline),
-# the CUDA tests (pytest tests/cuda -m cuda) and the whole-detector benchmark; writes gpu_report.md
-# (versions, GPU, test results, the benchmark table) and exits non-zero on any failure.
+# the CUDA tests (pytest tests/cuda -m cuda), the detector benchmark, a one-GPU sharded smoke test;
+# writes gpu_report.md (versions, GPU, tests, benchmark, smoke) and exits non-zero on any failure.
 #
 # usage: tools/gpu/check.sh [--cpu] [--python PY] [--wheelhouse DIR] [--report FILE] [--logs DIR]
 #                           [--budget-s SECONDS] [--no-tests] [--no-bench]
@@ -89,6 +89,7 @@ fi
 
 BENCH_MD=$LOGS/benchmark.md
 : > "$BENCH_MD"
+rm -f "$LOGS/sharded.md"
 BENCH_S=0
 if [[ "$BENCH" == 1 ]]; then
     t=$(date +%s)
@@ -106,6 +107,15 @@ if [[ "$BENCH" == 1 ]]; then
         | quiet | grep -v -E 'mmengine - INFO|Initialized by|^ *$|torch.Size|faster_coco_eval|warnings.warn' \
         | tee "$LOGS/benchmark.log"
     [[ "${PIPESTATUS[0]}" == 0 ]] || FAILED+=(benchmark)
+    # one-GPU sharded smoke: FSDP2 in a process group of one, bf16, with_cp (docs/sharding.md)
+    if [[ "$CPU" == 1 ]]; then
+        smoke=(--measure configs/quickstart/mask-rcnn_vit-adapter-tiny_fpn_shapes.py --size 192 --iters 1)
+    else
+        smoke=(--measure configs/vit_adapter/mask-rcnn_dinov3-adapter-l_fpn_3x_coco_fsdp.py --size 1024)
+    fi
+    "$PY" tools/analysis_tools/memory_plan.py "${smoke[@]}" --batch 1 --out "$LOGS/sharded.md" 2>&1 \
+        | quiet > "$LOGS/sharded.log"
+    [[ "${PIPESTATUS[0]}" == 0 ]] || FAILED+=(sharded)
     BENCH_S=$(($(date +%s) - t))
 fi
 
@@ -160,6 +170,9 @@ else:
 bench = Path(logs) / 'benchmark.md'
 lines += ['', '## Benchmark (`tools/analysis_tools/benchmark.py`)', '']
 lines.append(bench.read_text() if bench.exists() and bench.read_text().strip() else 'not run')
+sharded = Path(logs) / 'sharded.md'
+lines += ['', '## Sharded smoke (`memory_plan.py --measure`: FSDP2, bf16, with_cp)', '']
+lines.append(sharded.read_text() if sharded.exists() else 'not run (or failed: sharded.log)')
 Path(report).write_text('\n'.join(lines) + '\n')
 print('\n'.join(lines[:3]))
 PYEOF
