@@ -1,11 +1,13 @@
-"""``strategy = dict(type='FSDP2Strategy')`` with ``runner_type = 'FlexibleRunner'``: parameters,
-gradients and optimizer state sharded over the processes with torch's FSDP2 (``fully_shard``).
+"""``strategy = dict(type='FSDP2Strategy')``: parameters, gradients and optimizer state sharded over
+the processes with torch's FSDP2 (``fully_shard``); a config with a strategy runs on mmengine's
+FlexibleRunner (``engine/launch.py``).
 
-Why FSDP2 and not mmengine's ``FSDPStrategy`` (FSDP1): FSDP1 in torch 2.14 refuses to run without
-an accelerator, and with ``use_orig_params`` it hands the optimizer constructor flattened 1-D shards,
-so the weight-decay rule (none for 1-D tensors) and the names behind layer decay would be lost.
-``fully_shard`` keeps every parameter's name and global shape (a DTensor), so
-:class:`LayerDecayOptimizerConstructor` builds the same groups as without sharding (docs/sharding.md).
+Why FSDP2 and not mmengine's ``FSDPStrategy`` (FSDP1): FSDP1 in torch 2.14 refuses to run
+without an accelerator, and with ``use_orig_params`` it hands the optimizer constructor flattened
+1-D shards, so the weight-decay rule (none for 1-D tensors) and the names behind layer decay would
+be lost. ``fully_shard`` keeps every parameter's name and global shape (a DTensor), so
+:class:`LayerDecayOptimizerConstructor` builds the same groups as without sharding
+(docs/sharding.md).
 
 Checkpoints hold full tensors, keyed and laid out as a DDP run's (the optimizer state by parameter
 index): one file, written by rank 0, that ``tools/test.py`` loads on one process and that a DDP run
@@ -20,6 +22,7 @@ from mmengine._strategy import DDPStrategy  # mmengine's strategies live (only) 
 from mmengine.device import get_device
 from mmengine.dist import is_distributed, is_main_process
 from mmengine.registry import STRATEGIES
+from mmengine.runner.checkpoint import save_checkpoint
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
@@ -29,14 +32,14 @@ PRECISIONS = {None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.fl
 
 
 def _full(value):
-    """A DTensor gathered whole (a collective: every rank calls it in the same order), on the CPU."""
+    """A DTensor gathered whole, on the CPU (a collective: every rank calls it, in one order)."""
     if isinstance(value, DTensor):
         value = value.full_tensor()
     return value.detach().cpu() if torch.is_tensor(value) else value
 
 
 def _like(value, reference):
-    """``value`` (a whole tensor) sharded as the DTensor ``reference``; each rank keeps its slice."""
+    """``value`` (a whole tensor) sharded as the DTensor ``reference``: each rank its slice."""
     if isinstance(reference, DTensor) and torch.is_tensor(value) and not isinstance(value, DTensor):
         return distribute_tensor(value.to(reference.device), reference.device_mesh,
                                  reference.placements, src_data_rank=None)
@@ -101,7 +104,8 @@ class FSDP2Strategy(DDPStrategy):
         for tensor in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(tensor.data, src=0)  # the same start on every rank, as DDP does
         cast = PRECISIONS[self.param_dtype]
-        policy = MixedPrecisionPolicy(param_dtype=cast, reduce_dtype=torch.float32 if cast else None)
+        policy = MixedPrecisionPolicy(param_dtype=cast,
+                                      reduce_dtype=torch.float32 if cast else None)
         for name in units:  # children first, the root last
             fully_shard(modules[name], mp_policy=policy,
                         reshard_after_forward=self.reshard_after_forward)
@@ -136,8 +140,8 @@ class FSDP2Strategy(DDPStrategy):
             state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
         own = self.model.state_dict()
         state_dict = {k: _like(v, own[k]) if k in own else v for k, v in state_dict.items()}
-        load_detector_weights(self.model, state_dict, source=getattr(self, '_source', 'the checkpoint'),
-                              logger=self.logger)
+        source = getattr(self, '_source', 'the checkpoint')
+        load_detector_weights(self.model, state_dict, source=source, logger=self.logger)
 
     def load_optim_state_dict(self, state_dict):
         params = [p for group in self.optim_wrapper.optimizer.param_groups for p in group['params']]
@@ -160,7 +164,6 @@ class FSDP2Strategy(DDPStrategy):
         optim_state = self.optim_state_dict() if save_optimizer else None
         if not is_main_process():
             return None
-        from mmengine.runner.checkpoint import save_checkpoint
         checkpoint = dict(extra_ckpt or {}, state_dict=model_state)
         if optim_state is not None:
             checkpoint['optimizer'] = optim_state

@@ -33,7 +33,8 @@ def _batch():
     for i, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
         masks[i, y0:y1, x0:x1] = 1
     for _ in range(2):
-        inputs.append(torch.randint(0, 255, (3, SIDE, SIDE), dtype=torch.uint8, generator=generator))
+        inputs.append(torch.randint(0, 255, (3, SIDE, SIDE), dtype=torch.uint8,
+                                    generator=generator))
         sample = DetDataSample(metainfo=dict(
             img_shape=(SIDE, SIDE), ori_shape=(SIDE, SIDE), pad_shape=(SIDE, SIDE),
             scale_factor=(1.0, 1.0), batch_input_shape=(SIDE, SIDE)))

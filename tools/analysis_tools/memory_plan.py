@@ -14,7 +14,7 @@ Each config's detector is built on the meta device (no memory, no weights). Per 
   with and without ``with_cp``; bf16 autocast keeps them at about half (estimate: x 0.5). The
   RPN/RoI heads' activations (proposal-sized, the same for every backbone) are not counted.
 
-    python tools/analysis_tools/memory_plan.py                  # S/B/L/g, DINOv3 L and 7B, 1-64 GPUs
+    python tools/analysis_tools/memory_plan.py            # S/B/L/g, DINOv3 L and 7B, 1-64 GPUs
     python tools/analysis_tools/memory_plan.py --gpus 8 --batch 2 --size 1024 --out plan.md
 
 Prints markdown tables: the arithmetic per config, then GiB per GPU for each GPU count.
