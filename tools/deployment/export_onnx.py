@@ -71,7 +71,8 @@ def export(detector, out, shape=None, opset=17):
     size = torch.tensor([h, w], dtype=torch.float32)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        torch.onnx.export(MaskRCNNForExport(detector), (image, size), str(out), dynamo=False,
+        # eval() first: the exporter restores the mode it found, for the detector inside too
+        torch.onnx.export(MaskRCNNForExport(detector).eval(), (image, size), str(out), dynamo=False,
                           opset_version=opset, input_names=['image', 'image_size'],
                           output_names=list(OUTPUT_NAMES),
                           dynamic_axes={name: {0: 'detections'} for name in OUTPUT_NAMES})
