@@ -6,7 +6,8 @@
         [--trust-checkpoint] [--partial-load] [--max-pixels N]
 
 INPUTS is an image, a folder (its images, not recursive) or a quoted glob ('photos/**/*.jpg').
-MODEL is a config file (or a checkpoint file holding its config, which then counts as --weights).
+MODEL is a config file (or a checkpoint file holding its config, which then counts as --weights;
+that config is read as data, never run).
 For every image, OUT_DIR/vis/NAME is the image with the predictions drawn (scores of at least
 --pred-score-thr) and OUT_DIR/preds/NAME_WITHOUT_SUFFIX.json holds all predictions: ``labels``
 (indices into the model's classes), ``scores``, ``bboxes`` (x1, y1, x2, y2 in image pixels) and

@@ -11,7 +11,8 @@ import torch
 from mmengine.logging import MMLogger
 
 from mmdet_dinov2.apis import DetInferencer, init_detector
-from mmdet_dinov2.checkpoints import CheckpointMismatchError, load_checkpoint_file
+from mmdet_dinov2.checkpoints import (CheckpointError, CheckpointMismatchError, load_checkpoint_file,
+                                      trusted_checkpoints)
 from tests.helpers import REPO, load_tool, tiny_config
 
 pytestmark = pytest.mark.usefixtures('plain_config_text', 'one_thread')
@@ -78,6 +79,28 @@ def test_partial_load_is_the_same_switch(trained, tmp_path, tiny_data):
             DetInferencer(cfg, str(path), device='cpu', partial_load=partial)
     with pytest.raises(CheckpointMismatchError):  # NaN is refused even with partial_load
         DetInferencer(cfg, str(edited(trained, tmp_path / 'nan.pth', poison)), device='cpu')
+
+
+def test_the_config_in_a_checkpoint_is_read_as_data_never_run(trained, tmp_path):
+    """MODEL given as the checkpoint alone: mmengine would execute the config text it holds."""
+    model = DetInferencer(None, str(trained), device='cpu').model
+    assert model.dataset_meta['classes'] == ('circle', 'triangle', 'rectangle', 'star')
+    assert model.roi_head.bbox_head.fc_cls.out_features == 5  # the checkpoint's config, 4 + 1
+    marker = tmp_path / 'RAN'
+    checkpoint = load_checkpoint_file(trained)
+    config = checkpoint['message_hub']['runtime_info']['cfg']
+    for code, why in ((f"import os\nos.system('touch {marker}')\n", 'line 1 is not an assignment'),
+                      (f"x = __import__('os').system('touch {marker}')\n",
+                       r"line 1: __import__\('os'\).* is not a value")):
+        checkpoint['message_hub']['runtime_info']['cfg'] = checkpoint['meta']['cfg'] = code + config
+        torch.save(checkpoint, tmp_path / 'code.pth')
+        with pytest.raises(CheckpointError, match=rf'code.pth: the config it holds is more than '
+                                                  rf'data \({why}'):
+            DetInferencer(None, str(tmp_path / 'code.pth'), device='cpu')
+    assert not marker.exists()
+    with trusted_checkpoints():  # the user vouches for the file: mmengine's reading
+        DetInferencer(None, str(tmp_path / 'code.pth'), device='cpu')
+    assert marker.exists()
 
 
 def test_init_detector_checks_and_loads(trained, tmp_path, config_file):
