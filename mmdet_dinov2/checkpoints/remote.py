@@ -8,11 +8,9 @@ the whole download has a deadline; the length is checked against Content-Length,
 (an HTML page is no checkpoint); the cache file appears in one rename once all that holds.
 """
 import hashlib
-import http.client
 import os
 import re
 import threading
-import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -97,9 +95,10 @@ def _download(url):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}@{host_name()}.{uuid.uuid4().hex[:8]}.tmp')
     # the transfer runs in a thread so that the deadline holds however slowly bytes arrive (a
-    # socket timeout bounds each read only); a thread left behind stops at its next read
+    # socket timeout bounds each read only); a thread left behind stops at its next read and
+    # closes the file, which is opened here so that it cannot appear after its removal below
     result, stop = {}, threading.Event()
-    worker = threading.Thread(target=_transfer, args=(url, tmp, timeout, stop, result),
+    worker = threading.Thread(target=_transfer, args=(url, open(tmp, 'wb'), timeout, stop, result),
                               daemon=True)
     worker.start()
     worker.join(deadline)
@@ -118,11 +117,12 @@ def _download(url):
     return path
 
 
-def _transfer(url, tmp, timeout, stop, result):
-    """Write ``url`` into ``tmp``; ``result`` gets its size, SHA-256, headers or the error."""
+def _transfer(url, f, timeout, stop, result):
+    """Write ``url`` into the file ``f`` and close it; ``result`` gets its size, SHA-256, headers
+    or the error."""
     digest, result['size'] = hashlib.sha256(), 0
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, 'wb') as f:
+        with f, urllib.request.urlopen(url, timeout=timeout) as response:
             result['length'] = response.headers.get('Content-Length')
             result['type'] = response.headers.get_content_type()
             while not stop.is_set() and (chunk := response.read1(_CHUNK)):
@@ -132,7 +132,7 @@ def _transfer(url, tmp, timeout, stop, result):
             f.flush()
             os.fsync(f.fileno())  # the rename publishes data on disk, also after a power cut
         result['sha256'] = digest.hexdigest()
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+    except Exception as err:  # this thread hands every failure to the caller
         reason = getattr(err, 'reason', err)  # URLError wraps the cause
         if isinstance(reason, TimeoutError):
             message = f'{url}: no answer within {timeout:g} s (set {TIMEOUT[0]} to wait longer)'

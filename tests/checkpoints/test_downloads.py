@@ -1,6 +1,7 @@
 """Downloads of checkpoint URLs against a local HTTP server that misbehaves: a body cut short or
 shorter than its Content-Length, a server trickling bytes, an HTML page served with status 200.
 Each is refused naming the URL and the cause, nothing is cached, and a later good download works."""
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +103,21 @@ def test_a_trickling_server_fails_within_the_deadline(server, monkeypatch):
         load_checkpoint_file(server.url)
     assert time.monotonic() - start < 1.9  # before the server's second byte
     assert_nothing_cached(server.url)
+
+
+def test_a_silent_server_fails_within_the_deadline_leaving_no_file(tmp_path, monkeypatch):
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(1)  # accepts the connection, never answers
+    url = f'http://127.0.0.1:{silent.getsockname()[1]}/model.pth'
+    monkeypatch.setenv('MMDET_DINOV2_DOWNLOAD_DEADLINE', '0.5')
+    try:
+        with pytest.raises(DownloadError, match='not downloaded within 0.5 s'):
+            load_checkpoint_file(url)
+        time.sleep(0.5)  # the transfer thread is still waiting: it must not create a file later
+        assert_nothing_cached(url)
+    finally:
+        silent.close()
 
 
 def test_an_html_page_is_no_checkpoint(server):
