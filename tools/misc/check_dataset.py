@@ -8,11 +8,13 @@ Each split's dataset is built as training builds it, as a
 every finding is printed: what was fixed (boxes clipped), dropped (degenerate boxes, polygons of
 fewer than three points) and refused (ids that are not integers or are used twice, missing images,
 unknown category ids, sizes that disagree with the files, polygons with non-finite or far-outside
-coordinates, RLE masks that do not cover their image, ...), with image and annotation ids and what
-to do. On top of what training checks, the files are read to their end: a JSON error says whether
-the file was cut short or is malformed, and a PNG or JPEG file without its end marker is decoded
-and refused as cut short when that fails. ``--decode`` decodes every image in full (finds damage
-inside files). Exit status 1 when a split has problems that stop training.
+coordinates, RLE masks that do not cover their image, images over the dataset's ``max_pixels`` or
+``max_objects``, ...), with image and annotation ids and what to do. On top of what training
+checks, the files are read to their end: a JSON error says whether the file was cut short or is
+malformed, and a PNG or JPEG file without its end marker is decoded and refused as cut short when
+that fails; a file whose header declares more than ``max_pixels`` is refused without decoding it.
+``--decode`` decodes every image in full (finds damage inside files). Exit status 1 when a split
+has problems that stop training.
 """
 import argparse
 import copy
