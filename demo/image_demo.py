@@ -32,6 +32,7 @@ from collections import Counter
 
 import mmcv
 from mmengine.logging import print_log
+from mmengine.utils import track_iter_progress
 
 from mmdet.apis.det_inferencer import IMG_EXTENSIONS
 from mmdet_dinov2.apis import DetInferencer
@@ -154,7 +155,7 @@ def predict(inferencer, files, batch_size, **kwargs):
         tuple[list, list]: the predictions, the files skipped.
     """
     predictions, skipped = [], []
-    for start in range(0, len(files), batch_size):
+    for start in track_iter_progress(list(range(0, len(files), batch_size))):
         batch = files[start:start + batch_size]
         try:
             predictions += inferencer(batch, batch_size=batch_size, **kwargs)['predictions']
@@ -204,7 +205,7 @@ def main(argv=None):
         check_out_dir(out_dir)
     inferencer = build_inferencer(args.model, args.weights, args.device, args.palette,
                                   args.trust_checkpoint, args.partial_load or None)
-    inferencer.show_progress = False  # one call per batch
+    inferencer.show_progress = False  # one call per batch, one bar over them all
     predictions, undecodable = predict(
         inferencer, files, args.batch_size, show=args.show, no_save_vis=args.no_save_vis,
         no_save_pred=args.no_save_pred, print_result=args.print_result,
