@@ -164,7 +164,10 @@ def parse_args(argv=None):
     if args.opset < 16:
         parser.error(f'--opset {args.opset}: GridSample and RoiAlign(half_pixel) need 16 or newer')
     if args.dynamic:
-        parser.error('--dynamic: not supported, see docs/deployment.md ("Dynamic shapes")')
+        parser.error('--dynamic: not supported: tracing fixes the input size (window-attention '
+                     'regions, deformable-attention level shapes and anchor grids are Python '
+                     'numbers computed from it); export one file per size with --shape '
+                     '(docs/deployment.md)')
     return args
 
 
