@@ -121,15 +121,22 @@ def trained(tmp_path_factory, tiny_data, plain_config_text):
     return str(work_dir / 'epoch_2.pth')
 
 
+@pytest.fixture(scope='module')
+def exported(trained, tmp_path_factory):
+    """The trained tiny detector and its ONNX file."""
+    detector = export_onnx.build_detector(str(REPO / 'tests/tools/tiny_config.py'), trained)
+    path = tmp_path_factory.mktemp('onnx') / 'tiny.onnx'
+    settings = export_onnx.export(detector, path)
+    assert not detector.training  # left as found: the comparisons run it
+    assert settings['input_shape'] == [96, 96] and len(settings['classes']) == 4
+    return detector, path
+
+
 @pytest.mark.slow
-def test_tiny_detector_on_onnx_runtime_equals_mmdet(trained, tmp_path):
+def test_tiny_detector_on_onnx_runtime_equals_mmdet(exported, tmp_path):
     import onnx
     import onnxruntime as ort
-    detector = export_onnx.build_detector(str(REPO / 'tests/tools/tiny_config.py'), trained)
-    path = tmp_path / 'tiny.onnx'
-    settings = export_onnx.export(detector, path)
-    assert not detector.training  # left as found: the comparison below runs it
-    assert settings['input_shape'] == [96, 96] and len(settings['classes']) == 4
+    detector, path = exported
     model = onnx.load(str(path))
     nodes = list(_nodes(model.graph))
     assert {n.domain for n in nodes} <= {'', 'ai.onnx'}  # no custom operator
@@ -157,3 +164,30 @@ def test_tiny_detector_on_onnx_runtime_equals_mmdet(trained, tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert '"circle"' in result.stdout and '(28, 28)' in result.stdout
+
+
+@pytest.mark.slow
+def test_onnx_demo_writes_the_predictions_of_image_demo(exported, trained, tiny_data, tmp_path):
+    """The demo's JSON against mmdet's DetInferencer (demo/image_demo.py) on the same images."""
+    import json
+
+    from pycocotools import mask as mask_utils
+    _, path = exported
+    images = sorted((tiny_data / 'val').glob('*.png'))
+    load_tool('demo/onnx_demo.py').main([str(tiny_data / 'val'), str(path), '--out-dir',
+                                         str(tmp_path / 'onnx')])
+    inferencer = load_tool('demo/image_demo.py').build_inferencer(
+        str(REPO / 'tests/tools/tiny_config.py'), trained, device='cpu')
+    theirs = inferencer([str(p) for p in images], return_datasamples=False)['predictions']
+    assert len(theirs) == len(images) == 2
+
+    def arrays(pred):
+        masks = np.array([mask_utils.decode(r) for r in pred['masks']])
+        return (np.array(pred['bboxes'], np.float32).reshape(-1, 4), np.array(pred['scores']),
+                np.array(pred['labels']), masks)
+    for image, pred in zip(images, theirs):
+        ours = json.loads((tmp_path / 'onnx' / 'preds' / f'{image.stem}.json').read_text())
+        assert (tmp_path / 'onnx' / 'vis' / image.name).is_file()
+        report = export_onnx.compare(arrays(pred), arrays(ours))
+        assert report['torch'] == report['onnx'] == report['matched'] > 0, report
+        assert report['mask_agreement'] >= 0.99
