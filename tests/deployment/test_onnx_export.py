@@ -159,11 +159,16 @@ def test_tiny_detector_on_onnx_runtime_equals_mmdet(exported, tmp_path):
               f's = ort.InferenceSession({str(path)!r}, providers=["CPUExecutionProvider"])\n'
               'out = s.run(None, {"image": np.zeros((1, 3, 96, 96), np.float32),'
               ' "image_size": np.float32([96, 96])})\n'
-              'print(s.get_modelmeta().custom_metadata_map["classes"], out[3].shape[1:])')
+              'print(s.get_modelmeta().custom_metadata_map["classes"], out[3].shape[1:])\n'
+              # an empty image area: no proposal survives, every output is empty
+              'out = s.run(None, {"image": np.zeros((1, 3, 96, 96), np.float32),'
+              ' "image_size": np.float32([0, 0])})\n'
+              'print([o.shape for o in out])')
     result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert '"circle"' in result.stdout and '(28, 28)' in result.stdout
+    assert '[(0, 4), (0,), (0,), (0, 28, 28)]' in result.stdout
 
 
 @pytest.mark.slow
