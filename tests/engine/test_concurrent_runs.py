@@ -111,6 +111,7 @@ def test_pid_alive():
     exited = subprocess.Popen([sys.executable, '-c', 'pass'])
     exited.wait()
     assert pid_alive(os.getpid()) and not pid_alive(exited.pid) and not pid_alive(0)
+    assert not pid_alive(2**70)  # a temp file named by a pid no process can have
     zombie = subprocess.Popen([sys.executable, '-c', 'pass'])
     stat = Path(f'/proc/{zombie.pid}/stat')
     for _ in range(200):  # exited but not reaped (no wait yet)

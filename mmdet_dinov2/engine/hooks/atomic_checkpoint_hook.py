@@ -117,7 +117,7 @@ def pid_alive(pid):
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process; no pid can be that large
         return False
     except PermissionError:  # it exists, under another user
         return True
