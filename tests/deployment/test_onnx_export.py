@@ -196,3 +196,40 @@ def test_onnx_demo_writes_the_predictions_of_image_demo(exported, trained, tiny_
         report = export_onnx.compare(arrays(pred), arrays(ours))
         assert report['torch'] == report['onnx'] == report['matched'] > 0, report
         assert report['mask_agreement'] >= 0.99
+
+
+def test_coco_eval_scores_ground_truth_as_perfect_and_a_wrong_label_lower(tiny_data, tmp_path):
+    import json
+
+    import onnx
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    coco_eval = load_tool('tools/deployment/coco_eval_onnx.py')
+    ann_file = str(tiny_data / 'annotations' / 'instances_val.json')
+    coco = COCO(ann_file)
+    classes = [c['name'] for c in coco.loadCats(sorted(coco.getCatIds()))][::-1]  # any order
+    model = onnx.helper.make_model(onnx.helper.make_graph([], 'empty', [], []))
+    onnx.helper.set_model_props(model, {k: json.dumps(classes if k == 'classes' else 0)
+                                        for k in onnx_io.META_KEYS})
+    onnx.save(model, str(tmp_path / 'meta.onnx'))
+
+    def write_preds(wrong_label=False):
+        for image in coco.loadImgs(coco.getImgIds()):
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=image['id']))
+            rles = [mask_utils.encode(coco.annToMask(a)) for a in anns]
+            labels = [classes.index(coco.loadCats(a['category_id'])[0]['name']) for a in anns]
+            if wrong_label:
+                labels[0] = (labels[0] + 1) % len(classes)
+            pred = dict(bboxes=[[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)],
+                        scores=[1.0] * len(anns), labels=labels,
+                        masks=[dict(size=r['size'], counts=r['counts'].decode()) for r in rles])
+            name = image['file_name'].rsplit('/', 1)[-1].rsplit('.', 1)[0]
+            (tmp_path / 'preds' / f'{name}.json').write_text(json.dumps(pred))
+
+    (tmp_path / 'preds').mkdir()
+    write_preds()
+    perfect = coco_eval.evaluate(ann_file, tmp_path / 'preds', tmp_path / 'meta.onnx')
+    assert perfect == {'bbox_mAP': 1.0, 'segm_mAP': 1.0}
+    write_preds(wrong_label=True)
+    worse = coco_eval.evaluate(ann_file, tmp_path / 'preds', tmp_path / 'meta.onnx')
+    assert worse['bbox_mAP'] < 1.0 and worse['segm_mAP'] < 1.0
