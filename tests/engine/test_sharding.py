@@ -18,6 +18,11 @@ from tests.tools.conftest import write_tiny_coco
 pytestmark = pytest.mark.slow
 ITERS = 20  # 8 images, 2 processes x 2 images: 2 iterations an epoch, 10 epochs
 SHARDED = "strategy = dict(type='FSDP2Strategy')\n"  # tools/train.py: FlexibleRunner
+# what the sharded configs under configs/vit_adapter/ add for bf16
+BF16 = ("strategy = dict(type='FSDP2Strategy', param_dtype='bf16')\n"
+        "optim_wrapper = dict(type='BF16OptimWrapper')\n"
+        "default_hooks = dict(bf16=dict(type='BF16Hook'))\n"
+        'val_cfg = dict(fp16=True)\ntest_cfg = dict(fp16=True)\n')
 
 
 def _free_port():
@@ -26,7 +31,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _config(path, data, sharded, exit_after_iter=None):
+def _config(path, data, sharded, exit_after_iter=None, extra=''):
     """The tiny config on ``data`` for 20 iterations, a checkpoint every 10, the probe hook."""
     path.write_text(
         f"_base_ = '{TINY_CONFIG}'\ndata_root = '{data}/'\n"
@@ -39,7 +44,7 @@ def _config(path, data, sharded, exit_after_iter=None):
         'default_hooks = dict(checkpoint=dict(interval=5))\n'
         "custom_imports = dict(imports=['mmdet_dinov2', 'tests.engine.sharding_probe'])\n"
         f"custom_hooks = [dict(type='ShardingProbeHook', exit_after_iter={exit_after_iter})]\n"
-        + (SHARDED if sharded else ''))
+        + (SHARDED if sharded else '') + extra)
     return path
 
 
@@ -155,6 +160,19 @@ def test_sharded_checkpoint_loads_in_test_tool_on_one_process(sharded_run, tmp_p
     result = _run([sys.executable, 'tools/test.py', work_dir / 'fsdp.py',
                    work_dir / 'epoch_10.pth', '--work-dir', tmp_path])
     output = result.stdout + result.stderr
-    assert 'FSDP2Strategy: one process, the model is not sharded' in output
+    assert 'FSDP2Strategy: no process group, the model is not sharded' in output
     assert "Loaded 240 of the model's 240 tensors (0 missing, 0 unexpected)" in output
     assert 'bbox_mAP_copypaste' in output
+
+
+def test_bf16_sharded_run_trains_validates_and_stays_near_fp32(ddp_run, data, tmp_path):
+    config = _config(tmp_path / 'bf16.py', data, sharded=False, extra=BF16)
+    _train(config, tmp_path, '--cfg-options', 'train_cfg.val_interval=10')
+    log = next(tmp_path.glob('*/*.log')).read_text()
+    assert 'parameters in bf16' in log and 'bbox_mAP_copypaste' in log  # validated under bf16
+    ours, reference = _probe(tmp_path, 0), _probe(ddp_run, 0)
+    first, last = ((ours['losses'][str(i)]['loss'], reference['losses'][str(i)]['loss'])
+                   for i in (1, ITERS))
+    assert first[0] == pytest.approx(first[1], rel=0.01)  # same weights, bf16 rounding only
+    # 20 steps of a tiny model from scratch drift apart: measured 7 % (docs/sharding.md)
+    assert last[0] == pytest.approx(last[1], rel=0.15)
