@@ -18,7 +18,6 @@ import re
 
 import torch
 import torch.distributed as dist
-from mmengine._strategy import DDPStrategy  # mmengine's strategies live (only) there
 from mmengine.device import get_device
 from mmengine.dist import is_distributed, is_main_process
 from mmengine.registry import STRATEGIES
@@ -27,6 +26,9 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from .runner import load_detector_weights
+
+# through the registry, mmengine's public name for its strategies (the module is private)
+DDPStrategy = STRATEGIES.get('DDPStrategy')
 
 PRECISIONS = {None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -78,7 +80,7 @@ class FSDP2Strategy(DDPStrategy):
             ``'fp32'``: no cast.
         reshard_after_forward (bool): free the gathered parameters after each unit's forward
             (ZeRO-3, least memory) or keep them until its backward (ZeRO-2, less communication).
-        **kwargs: :class:`mmengine._strategy.DDPStrategy`'s.
+        **kwargs: :class:`DDPStrategy`'s (mmengine's).
     """
 
     def __init__(self, *, shard_lists=('backbone.blocks', 'backbone.interactions'),
