@@ -14,7 +14,6 @@ index): one file, written by rank 0, that ``tools/test.py`` loads on one process
 resumes from, and the other way round.
 """
 import os.path as osp
-import re
 
 import torch
 import torch.distributed as dist
@@ -25,7 +24,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
-from .runner import load_detector_weights
+from .runner import detector_state_dict, load_detector_weights
 
 # through the registry, mmengine's public name for its strategies (the module is private)
 DDPStrategy = STRATEGIES.get('DDPStrategy')
@@ -138,8 +137,7 @@ class FSDP2Strategy(DDPStrategy):
     def load_model_state_dict(self, state_dict, *, strict=False, revise_keys=((r'^module.', ''),)):
         """Load a whole-tensor state dict (a DDP or sharded run's, same layout) into the model,
         refusing names or shapes that do not fit (``partial_load`` is Runner's; not here)."""
-        for pattern, replacement in revise_keys:
-            state_dict = {re.sub(pattern, replacement, k): v for k, v in state_dict.items()}
+        state_dict = detector_state_dict(state_dict, revise_keys)
         own = self.model.state_dict()
         state_dict = {k: _like(v, own[k]) if k in own else v for k, v in state_dict.items()}
         source = getattr(self, '_source', 'the checkpoint')

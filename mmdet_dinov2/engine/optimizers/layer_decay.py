@@ -23,6 +23,12 @@ MAX_LISTED = 20  # parameter names quoted in an error
 FSDP1_FLATTENED = '_fsdp_flattened'
 
 
+def _listed(names: Sequence[str]) -> str:
+    """The first MAX_LISTED of ``names``, and how many more, for an error message."""
+    more = f' and {len(names) - MAX_LISTED} more' if len(names) > MAX_LISTED else ''
+    return ', '.join(names[:MAX_LISTED]) + more
+
+
 def _covers(prefixes: Iterable[str], name: str) -> bool:
     """``name`` is one of ``prefixes`` or a parameter inside a module named by one."""
     return any(name == p or name.startswith(p + '.') for p in prefixes)
@@ -91,10 +97,8 @@ class LayerRule:
         problems = []
         uncovered = [n for n in names if self.layer_id(n, num_layers) is None]
         if uncovered:
-            listed = ', '.join(uncovered[:MAX_LISTED])
-            more = f' and {len(uncovered) - MAX_LISTED} more' if len(uncovered) > MAX_LISTED else ''
             problems.append(f'{len(uncovered)} backbone parameters fit no name of the layer rule, so '
-                            f'their layer ids would be guesses: {listed}{more}')
+                            f'their layer ids would be guesses: {_listed(uncovered)}')
         blocks = sorted({i for i in map(self.block_index, names) if i is not None})
         if blocks != list(range(num_layers)):
             found = f'blocks {blocks[0]}..{blocks[-1]} ({len(blocks)} of them)' if blocks else 'no block'
@@ -116,12 +120,10 @@ def check_unflattened(named):
     weight-decay rule would exempt) are not the model's, so no group could be placed right."""
     flat = [name for name, param in named if getattr(param, FSDP1_FLATTENED, False)]
     if flat:
-        listed = ', '.join(flat[:MAX_LISTED]) + (f' and {len(flat) - MAX_LISTED} more'
-                                                 if len(flat) > MAX_LISTED else '')
         raise ValueError(
             f'LayerDecayOptimizerConstructor: {len(flat)} parameters were flattened by FSDP1 '
             f'(FullyShardedDataParallel, e.g. mmengine\'s FSDPStrategy) before the optimizer was '
-            f'built: {listed}. Their layer and weight decay cannot be told from a flattened shard. '
+            f'built: {_listed(flat)}. Their layer and weight decay cannot be told from a flattened shard. '
             "Shard with strategy=dict(type='FSDP2Strategy') (torch's fully_shard keeps names and "
             'shapes; docs/sharding.md)')
 
