@@ -24,11 +24,9 @@ cut short) is skipped with a warning naming it and the others are done; the run 
 summary of the skipped files and exit status 1.
 """
 import argparse
-import glob
-import os
 import os.path as osp
 import logging
-from collections import Counter
+import sys
 
 import mmcv
 from mmengine.logging import print_log
@@ -39,7 +37,8 @@ from mmdet_dinov2.apis import DetInferencer
 from mmdet_dinov2.checkpoints import is_url, trusted_checkpoints
 from mmdet_dinov2.datasets.limits import MAX_PIXELS, InputLimitError, check_image_pixels
 
-GLOB_CHARACTERS = '*?['
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # demo_inputs.py, beside this file
+import demo_inputs  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -77,37 +76,8 @@ def parse_args(argv=None):
 
 
 def collect_inputs(inputs):
-    """The images INPUTS names: a file or URL as it is, a folder's images (not recursive, the
-    suffixes DetInferencer reads) or a glob pattern expanded, sorted.
-
-    Raises:
-        FileNotFoundError: nothing by that name, or a folder or pattern without any image.
-        ValueError: two images whose outputs would overwrite each other: the same file name
-            (drawn images keep it) or the same name without its suffix (``photo.jpg`` and
-            ``photo.png`` both predict into ``preds/photo.json``).
-    """
-    if osp.isfile(inputs) or is_url(inputs):
-        return inputs
-    if osp.isdir(inputs):
-        files = sorted(osp.join(inputs, name) for name in os.listdir(inputs)
-                       if name.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(inputs, name)))
-        if not files:
-            raise FileNotFoundError(f'the folder {inputs} holds no image ({", ".join(IMG_EXTENSIONS)})')
-    elif any(c in inputs for c in GLOB_CHARACTERS):
-        files = sorted(p for p in glob.glob(inputs, recursive=True) if osp.isfile(p))
-        if not files:
-            raise FileNotFoundError(f'the pattern {inputs} matches no file')
-    else:
-        raise FileNotFoundError(f'no image or folder {inputs}')
-    for key, what in ((osp.basename, 'file name'),
-                      (lambda p: osp.splitext(osp.basename(p))[0], 'name without its suffix')):
-        counts = Counter(map(key, files))
-        clash = next((name for name, n in counts.items() if n > 1), None)
-        if clash is not None:
-            pair = [p for p in files if key(p) == clash][:2]
-            raise ValueError(f'{" and ".join(pair)} have the same {what}: their outputs '
-                             'would overwrite each other; rename one or run once per folder')
-    return files
+    """demo_inputs.collect_inputs with DetInferencer's image suffixes; URLs are taken as they are."""
+    return demo_inputs.collect_inputs(inputs, IMG_EXTENSIONS, is_url)
 
 
 def readable_images(files, max_pixels):

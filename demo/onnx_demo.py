@@ -11,7 +11,6 @@ drawn (mmdet's DetLocalVisualizer), and DIR/preds/NAME_WITHOUT_SUFFIX.json with 
 Pre-processing and mask pasting: tools/deployment/onnx_io.py (numpy and OpenCV).
 """
 import argparse
-import glob
 import json
 import os
 import sys
@@ -25,19 +24,22 @@ from pycocotools import mask as mask_utils
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools' / 'deployment'))
 from onnx_io import paste_masks, preprocess, read_meta  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_inputs.py, beside this file
+import demo_inputs  # noqa: E402
+
+# the suffixes demo/image_demo.py reads (mmdet's DetInferencer's)
 SUFFIXES = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 
 
 def collect_images(inputs):
-    """The image files INPUTS names (a file, a folder's images or a glob pattern), sorted."""
-    if os.path.isfile(inputs):
-        return [inputs]
-    pattern = os.path.join(inputs, '*') if os.path.isdir(inputs) else inputs
-    files = sorted(p for p in glob.glob(pattern, recursive=True)
-                   if os.path.isfile(p) and p.lower().endswith(SUFFIXES))
-    if not files:
-        raise SystemExit(f'error: no image found at {inputs}')
-    return files
+    """The image files INPUTS names (a file, a folder's images or a glob pattern), sorted, as
+    demo/image_demo.py collects them; SystemExit naming the problem, two images whose outputs
+    would overwrite each other included."""
+    try:
+        files = demo_inputs.collect_inputs(inputs, SUFFIXES)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'error: {err}')
+    return [files] if isinstance(files, str) else files
 
 
 def load_session(path, threads=None):

@@ -171,6 +171,22 @@ def test_tiny_detector_on_onnx_runtime_equals_mmdet(exported, tmp_path):
     assert '[(0, 4), (0,), (0,), (0, 28, 28)]' in result.stdout
 
 
+def test_onnx_demo_collects_images_as_image_demo_does(tmp_path):
+    """Same folder listing, and the same refusal of two images whose outputs would overwrite
+    each other (photo.jpg and photo.png both predict into preds/photo.json)."""
+    collect_images = load_tool('demo/onnx_demo.py').collect_images
+    image_demo = load_tool('demo/image_demo.py')
+    (tmp_path / 'x.png').write_bytes(b'')
+    (tmp_path / 'y.jpg').write_bytes(b'')
+    (tmp_path / 'notes.txt').write_text('not an image')
+    assert collect_images(str(tmp_path)) == image_demo.collect_inputs(str(tmp_path)) == [
+        str(tmp_path / 'x.png'), str(tmp_path / 'y.jpg')]
+    assert collect_images(str(tmp_path / 'x.png')) == [str(tmp_path / 'x.png')]
+    (tmp_path / 'x.jpg').write_bytes(b'')
+    with pytest.raises(SystemExit, match='x.jpg and .*x.png have the same name without its suffix'):
+        collect_images(str(tmp_path))
+
+
 @pytest.mark.slow
 def test_onnx_demo_writes_the_predictions_of_image_demo(exported, trained, tiny_data, tmp_path):
     """The demo's JSON against mmdet's DetInferencer (demo/image_demo.py) on the same images."""
