@@ -5,7 +5,8 @@
 _base_ = './mask-rcnn_dinov2-adapter-g_fpn_3x_coco.py'
 
 model = dict(backbone=dict(with_cp=True))
-# a strategy makes tools/train.py build mmengine's FlexibleRunner (engine/launch.py)
+# a strategy makes tools/train.py build SafeFlexibleRunner, mmengine's FlexibleRunner with the
+# SafeLoadRunner's checks (engine/launch.py)
 strategy = dict(type='FSDP2Strategy', param_dtype='bf16')
 optim_wrapper = dict(type='BF16OptimWrapper')
 default_hooks = dict(bf16=dict(type='BF16Hook'))

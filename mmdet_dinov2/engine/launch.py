@@ -16,6 +16,8 @@ from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.runner import FlexibleRunner, Runner
 
+from .runner import SafeFlexibleRunner  # noqa: F401 (registers the runner_type)
+
 
 def add_run_arguments(parser, cfg_options_help='override config settings, KEY=VALUE'):
     """The arguments tools/train.py and tools/test.py share (--local_rank as
@@ -188,15 +190,18 @@ def close_process_group():
 
 def build_runner(cfg):
     """Adapt ``cfg`` to the machine and build its runner as mmdet's tools do (``runner_type``,
-    else mmengine's Runner); a config with a ``strategy`` (sharded training, docs/sharding.md) gets
-    mmengine's FlexibleRunner, the runner that takes one."""
+    else mmengine's Runner). A config with a ``strategy`` (sharded training, docs/sharding.md)
+    needs a runner that takes one: a ``runner_type`` that is no FlexibleRunner (the base configs'
+    SafeLoadRunner) becomes ``SafeFlexibleRunner``, said in the log."""
     cfg.setdefault('launcher', 'none')  # configs built without load_config (the quickstart)
-    changes = adapt_to_cpu(cfg)
+    changes = [f'no CUDA: {change}' for change in adapt_to_cpu(cfg)]
     init_cpu_process_group(cfg)
-    if cfg.get('strategy'):
-        runner = FlexibleRunner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if cfg.get('strategy') and not issubclass(
+            RUNNERS.get(cfg.get('runner_type', 'Runner')), FlexibleRunner):
+        changes.append(f'strategy {cfg.strategy.get("type")}: runner_type '
+                       f'{cfg.get("runner_type", "Runner")} -> SafeFlexibleRunner')
+        cfg.runner_type = 'SafeFlexibleRunner'
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     for change in changes:
-        runner.logger.info(f'no CUDA: {change}')
+        runner.logger.info(change)
     return runner

@@ -1,5 +1,6 @@
 """``runner_type = 'SafeLoadRunner'``: mmengine's Runner with checked checkpoint loading, scoped
-trust and a locked work dir, through public Runner methods (the guarantees: docs/reliability.md).
+trust and a locked work dir, through public Runner methods (the guarantees: docs/reliability.md);
+``runner_type = 'SafeFlexibleRunner'``: the same for mmengine's FlexibleRunner (sharded configs).
 
 Config keys: ``trust_checkpoint``, ``partial_load`` (load what fits), ``resume`` (True, or
 ``'if_exists'``), ``lock_work_dir_at_build`` (tools/train.py: lock before mmengine writes there; off
@@ -13,7 +14,7 @@ import re
 from mmdet.registry import RUNNERS
 from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import FlexibleRunner, Runner
 from mmengine.runner.checkpoint import CheckpointLoader, find_latest_checkpoint, load_state_dict
 
 from ..checkpoints import compare_state_dict, trusted_checkpoints
@@ -75,16 +76,16 @@ def config_flag(cfg, key):
     return value
 
 
-@RUNNERS.register_module()
-class SafeLoadRunner(Runner):
-    """A :class:`mmengine.runner.Runner` that checks what it loads (see the module); arguments are
-    Runner's."""
+class SafeLoadMixin:
+    """What :class:`SafeLoadRunner` and :class:`SafeFlexibleRunner` add to mmengine's runners: the
+    work-dir lock, scoped trust, the resume checks and ``None`` for our default hooks."""
 
     _resuming = False
     _work_dir_lock = None
 
-    def setup_env(self, env_cfg):
-        super().setup_env(env_cfg)  # starts the process group; mmengine writes nothing before it
+    def _lock_work_dir_at_build(self):
+        """Lock the work dir now if the config asks (``lock_work_dir_at_build``); call it once the
+        process group exists, before the runner writes its log folder."""
         # popped: a config copy that tools/test.py reads later must not lock the work dir
         if not self.cfg.pop('lock_work_dir_at_build', False):
             return
@@ -105,12 +106,6 @@ class SafeLoadRunner(Runner):
             hooks = {name: hook for name, hook in hooks.items() if hook is not None
                      or name in _MMENGINE_DEFAULT_HOOKS}
         return super().register_default_hooks(hooks)
-
-    def build_model(self, model):
-        if isinstance(model, dict):  # mmdet's FPN would only assert on a backbone/neck mismatch
-            check_backbone_neck(model)
-            check_num_classes(self.cfg)
-        return super().build_model(model)
 
     def train(self):
         lock = self._work_dir_lock or (
@@ -143,19 +138,9 @@ class SafeLoadRunner(Runner):
         finally:
             self._resuming = False
 
-    def load_checkpoint(self, filename, map_location='cpu', strict=False,
-                        revise_keys=[(r'^module.', '')]):  # noqa: B006 (mmengine's signature)
-        checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location,
-                                                      logger=self.logger)
-        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)  # as mmengine does
-        model = self.model.module if is_model_wrapper(self.model) else self.model
-        partial = config_flag(self.cfg, 'partial_load') and not (strict or self._resuming)
-        load_detector_weights(model, detector_state_dict(checkpoint, revise_keys),
-                              source=str(filename), partial=partial, logger=self.logger)
-        if self._resuming:
-            self._check_optimizer_state(checkpoint, filename)
-            self._log_schedule_change(checkpoint, filename)
-        return checkpoint
+    def _partial_load(self, strict):
+        """``partial_load`` applies to ``load_from``, never to a resume or a strict load."""
+        return config_flag(self.cfg, 'partial_load') and not (strict or self._resuming)
 
     def _trust(self):
         trusted = config_flag(self.cfg, 'trust_checkpoint')
@@ -183,6 +168,37 @@ class SafeLoadRunner(Runner):
             raise ResumeError(
                 f'--resume: {pointer} names {latest}, which does not exist. Give a checkpoint '
                 f'explicitly: --resume PATH{_checkpoints_in(self.work_dir)}.')
+
+
+
+@RUNNERS.register_module()
+class SafeLoadRunner(SafeLoadMixin, Runner):
+    """A :class:`mmengine.runner.Runner` that checks what it loads (see the module); arguments are
+    Runner's."""
+
+    def setup_env(self, env_cfg):
+        super().setup_env(env_cfg)  # starts the process group; mmengine writes nothing before it
+        self._lock_work_dir_at_build()
+
+    def build_model(self, model):
+        if isinstance(model, dict):  # mmdet's FPN would only assert on a backbone/neck mismatch
+            check_backbone_neck(model)
+            check_num_classes(self.cfg)
+        return super().build_model(model)
+
+    def load_checkpoint(self, filename, map_location='cpu', strict=False,
+                        revise_keys=[(r'^module.', '')]):  # noqa: B006 (mmengine's signature)
+        checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location,
+                                                      logger=self.logger)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)  # as mmengine does
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        load_detector_weights(model, detector_state_dict(checkpoint, revise_keys),
+                              source=str(filename), partial=self._partial_load(strict),
+                              logger=self.logger)
+        if self._resuming:
+            self._check_optimizer_state(checkpoint, filename)
+            self._log_schedule_change(checkpoint, filename)
+        return checkpoint
 
     def _check_optimizer_state(self, checkpoint, filename):
         """Refuse an optimizer state saved for other parameters (another config's checkpoint):
@@ -234,6 +250,29 @@ class SafeLoadRunner(Runner):
             "checkpoint's values apply (resuming restores the optimizer and its learning-rate "
             "schedule as saved). To train with the config's, start from the weights instead: "
             'load_from=PATH without --resume.')
+
+
+@RUNNERS.register_module()
+class SafeFlexibleRunner(SafeLoadMixin, FlexibleRunner):
+    """mmengine's :class:`FlexibleRunner` (the runner that takes a ``strategy``: sharded training,
+    docs/sharding.md) with SafeLoadRunner's work-dir lock, scoped trust and resume checks; arguments
+    are FlexibleRunner's. The strategy loads the weights: ``FSDP2Strategy`` checks them as
+    SafeLoadRunner does and applies ``partial_load``; mmengine's strategies load as mmengine does."""
+
+    def build_strategy(self, *args, **kwargs):
+        strategy = super().build_strategy(*args, **kwargs)  # starts the process group
+        self._lock_work_dir_at_build()
+        return strategy
+
+    def load_checkpoint(self, filename, map_location='cpu', strict=False,
+                        revise_keys=[(r'^module.', '')]):  # noqa: B006 (mmengine's signature)
+        if not hasattr(self.strategy, 'partial_load'):
+            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        self.strategy.partial_load = self._partial_load(strict)
+        try:
+            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        finally:
+            self.strategy.partial_load = False
 
 
 def _schedule(groups):

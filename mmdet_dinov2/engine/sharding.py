@@ -1,6 +1,6 @@
 """``strategy = dict(type='FSDP2Strategy')``: parameters, gradients and optimizer state sharded over
-the processes with torch's FSDP2 (``fully_shard``); a config with a strategy runs on mmengine's
-FlexibleRunner (``engine/launch.py``).
+the processes with torch's FSDP2 (``fully_shard``); a config with a strategy runs on
+``SafeFlexibleRunner`` (``engine/runner.py``, chosen in ``engine/launch.py``).
 
 Why FSDP2 and not mmengine's ``FSDPStrategy`` (FSDP1): FSDP1 in torch 2.14 refuses to run
 without an accelerator, and with ``use_orig_params`` it hands the optimizer constructor flattened
@@ -82,6 +82,8 @@ class FSDP2Strategy(DDPStrategy):
         **kwargs: :class:`DDPStrategy`'s (mmengine's).
     """
 
+    partial_load = False  # SafeFlexibleRunner sets it from the config for load_from, not resume
+
     def __init__(self, *, shard_lists=('backbone.blocks', 'backbone.interactions'),
                  param_dtype=None, reshard_after_forward=True, **kwargs):
         super().__init__(**kwargs)
@@ -136,12 +138,13 @@ class FSDP2Strategy(DDPStrategy):
 
     def load_model_state_dict(self, state_dict, *, strict=False, revise_keys=((r'^module.', ''),)):
         """Load a whole-tensor state dict (a DDP or sharded run's, same layout) into the model,
-        refusing names or shapes that do not fit (``partial_load`` is Runner's; not here)."""
+        refusing names or shapes that do not fit unless :attr:`partial_load`."""
         state_dict = detector_state_dict(state_dict, revise_keys)
         own = self.model.state_dict()
         state_dict = {k: _like(v, own[k]) if k in own else v for k, v in state_dict.items()}
         source = getattr(self, '_source', 'the checkpoint')
-        load_detector_weights(self.model, state_dict, source=source, logger=self.logger)
+        load_detector_weights(self.model, state_dict, source=source, partial=self.partial_load,
+                              logger=self.logger)
 
     def load_optim_state_dict(self, state_dict):
         params = [p for group in self.optim_wrapper.optimizer.param_groups for p in group['params']]
