@@ -120,13 +120,19 @@ def test_trim_keeps_the_units_an_op_needs_and_binds_the_rest_to_an_error(mini_so
     assert done.returncode == 0, done.stderr
     csrc = root / 'mmcv' / 'ops' / 'csrc' / 'pytorch'
     left = sorted(str(p.relative_to(csrc)) for p in csrc.rglob('*') if p.is_file())
-    assert left == ['cpu/nms.cpp', 'cuda/cudabind.cpp', 'cuda/nms_cuda.cu', 'info.cpp', 'nms.cpp',
-                    'pybind.cpp']
+    # the kept C++ units moved out of setup.py's globs (pytorch/*.cpp, pytorch/cpu/*.cpp), into one
+    assert left == ['cuda/cudabind.cpp', 'cuda/nms_cuda.cu', 'pybind.cpp', 'trimmed/cpu/nms.cpp',
+                    'trimmed/info.cpp', 'trimmed/nms.cpp', 'trimmed_ops.cpp']
+    assert (csrc / 'trimmed' / 'nms.cpp').read_text() == MINI['pytorch/nms.cpp']
+    includes = [line for line in (csrc / 'trimmed_ops.cpp').read_text().splitlines() if line.startswith('#')]
+    assert includes == ['#include "trimmed/cpu/nms.cpp"', '#include "trimmed/info.cpp"',
+                        '#include "trimmed/nms.cpp"']
     cudabind = (csrc / 'cuda' / 'cudabind.cpp').read_text()
     assert cudabind.startswith('#include "pytorch_cpp_helper.hpp"')
     assert 'REGISTER_DEVICE_IMPL(nms_impl, CUDA,\n                     nms_cuda);' in cudabind
     assert 'roi_pool' not in cudabind
     pybind = (csrc / 'pybind.cpp').read_text()
+    assert pybind.startswith('#include <torch/python.h>\n')  # not all of <torch/extension.h>
     module = pybind[pybind.index('PYBIND11_MODULE'):]
     # the kept bindings as they were; those of the ops left out gone (templates' instantiations too)
     assert ('PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {\n  mmdet_dinov2_describe_trim(m);\n'
@@ -140,8 +146,22 @@ def test_trim_keeps_the_units_an_op_needs_and_binds_the_rest_to_an_error(mini_so
     assert 'MMCV_FULL_BUILD=1 make setup' in pybind and 'PyExc_NotImplementedError' in pybind
     key = run_trim('key', '--ops', ops).stdout.strip()
     assert f'm.attr("_mmdet_dinov2_trim") = "{key}";' in pybind
-    assert (f'({key}): 4 C++ units (pybind.cpp, cpu/nms.cpp, pytorch/info.cpp, pytorch/nms.cpp; 3 ops '
-            'left out, bound to an error), and for CUDA builds 1 CUDA units (cuda/nms_cuda.cu)') in done.stdout
+    assert (f'({key}): 2 C++ units (pybind.cpp, trimmed_ops.cpp: cpu/nms.cpp + pytorch/info.cpp + '
+            'pytorch/nms.cpp; 3 ops left out, bound to an error), and for CUDA builds 1 CUDA units '
+            '(cuda/nms_cuda.cu)') in done.stdout
+
+
+def test_trim_keeps_units_apart_that_define_one_name(mini_source):
+    """Two kept units with a static helper of one name would not compile as one unit."""
+    root, ops = mini_source
+    ops.write_text('nms\nroi_pool_forward\n')
+    done = run_trim('trim', root, '--ops', ops)
+    assert done.returncode == 0, done.stderr
+    csrc = root / 'mmcv' / 'ops' / 'csrc' / 'pytorch'
+    assert not (csrc / 'trimmed_ops.cpp').exists() and not (csrc / 'trimmed').exists()
+    assert (csrc / 'cpu' / 'nms.cpp').exists() and (csrc / 'cpu' / 'roi_pool.cpp').exists()
+    assert ('6 C++ units (pybind.cpp, cpu/nms.cpp, cpu/roi_pool.cpp, pytorch/info.cpp, pytorch/nms.cpp, '
+            'pytorch/roi_pool.cpp;') in done.stdout
 
 
 def test_trim_refuses_a_binding_it_cannot_remove(mini_source):

@@ -188,8 +188,8 @@ mmcv_build_kind() {
 }
 
 # build_mmcv_wheel PY SDIST WHEEL_DIR LOG CUDA_TAG ARCH [PIP_OPTION...]: compile onedl-mmcv's ops
-# from SDIST with PY, through the compiler wrapper tools/lib/mmcv_cxx.sh (C++20, no debug info, a
-# precompiled <torch/types.h> with gcc), showing progress, and publish the wheel into WHEEL_DIR
+# from SDIST with PY, through the compiler wrapper tools/lib/mmcv_cxx.sh (C++20, no debug info),
+# showing progress, and publish the wheel into WHEEL_DIR
 # atomically: a killed build never leaves a half wheel there. The source is unpacked and trimmed
 # first (tools/lib/trim_mmcv.py: only the ops of tools/lib/mmcv_ops.txt are compiled, the others
 # raise an error naming them) unless MMCV_FULL_BUILD=1. CUDA_TAG cpu builds CPU ops only (ARCH -);
@@ -201,7 +201,7 @@ build_mmcv_wheel() {
     local root=$SETUP_HELPERS_ROOT py_bin pid
     mkdir -p "$(dirname "$wheel_dir")" "$(dirname "$log")"
     BUILD_TMP=$(mktemp -d "$(dirname "$wheel_dir")/build.XXXXXX")
-    mkdir -p "$BUILD_TMP/bin" "$BUILD_TMP/pch" "$BUILD_TMP/src"
+    mkdir -p "$BUILD_TMP/bin" "$BUILD_TMP/src"
     # a source folder of our own: trimmed (or not), and built in place by pip
     tar -xzf "$sdist" -C "$BUILD_TMP/src"
     local src
@@ -214,9 +214,6 @@ build_mmcv_wheel() {
     fi
     export MMCV_REAL_CXX
     MMCV_REAL_CXX=$(real_compiler c++ "$BUILD_TMP/bin")  # the user's (conda, modules) first
-    if [[ "$("$MMCV_REAL_CXX" --version 2>/dev/null)" == *"Free Software Foundation"* ]]; then
-        export MMCV_PCH_DIR=$BUILD_TMP/pch  # gcc's precompiled headers (clang's work otherwise)
-    fi
     ln -s "$root/tools/lib/mmcv_cxx.sh" "$BUILD_TMP/bin/c++"
     export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
     if [[ "$cuda" == cpu ]]; then
