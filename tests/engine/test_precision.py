@@ -1,5 +1,6 @@
 """bf16 autocast on the CPU through mmcv's NMS and RoIAlign and the deformable attention: the
-quickstart's tiny Mask R-CNN, one training step and one inference, against float32."""
+quickstart's tiny Mask R-CNN, one training step and one inference, against float32; the tests'
+tiny detector trained 20 iterations in bf16 against float32 (tests/engine/bf16_drift.py)."""
 import pytest
 import torch
 from mmengine.config import Config
@@ -8,7 +9,9 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 from mmdet_dinov2.engine.precision import float32_outputs
-from tests.helpers import REPO
+from tests.engine import bf16_drift
+from tests.helpers import REPO, TINY_CONFIG
+from tests.tools.conftest import write_tiny_coco
 
 SIDE = 192  # the quickstart's images
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -82,3 +85,16 @@ def test_bf16_train_step_and_inference_through_mmcv_ops():
 def test_boundary_names_a_module_the_model_lacks():
     with pytest.raises(ValueError, match=r"no module 'roi_head.bbox_heads'.*'rpn_head'"):
         float32_outputs(_model(), ['neck', 'roi_head.bbox_heads'])
+
+
+def test_bf16_training_follows_fp32_over_20_iterations(tmp_path):
+    """The same batches, initial weights and sampler draws: the first loss within 1 %, the mean
+    loss of 20 iterations within 2 % (measured -0.45 %). The loss of iteration 20 alone is no
+    measure: float32 itself moves it by 19 % when only its initial weights are rounded to bf16
+    (docs/sharding.md)."""
+    cfg = bf16_drift.load_config(TINY_CONFIG, write_tiny_coco(tmp_path))
+    batches = bf16_drift.load_batches(cfg, 20)
+    fp32, bf16 = (bf16_drift.train(cfg, batches, variant) for variant in ('fp32', 'bf16'))
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.01)
+    assert sum(bf16) == pytest.approx(sum(fp32), rel=0.02)
+    assert max(fp32[-3:]) < 0.5 * fp32[0] and max(bf16[-3:]) < 0.5 * bf16[0]  # both learn
