@@ -5,6 +5,7 @@ Each finding is a :class:`Problem` whose ``action`` is ``refuse`` (training cann
 (the annotation is corrected, e.g. a box clipped to its image) or ``drop`` (nothing sensible can be
 learnt from the annotation).
 """
+
 import json
 import math
 import os.path as osp
@@ -22,8 +23,8 @@ from pycocotools import mask as mask_util
 
 from .limits import MAX_OBJECTS, MAX_PIXELS, pixels_over
 
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 # Where a polygon's vertices may lie: within its image or its own box (at most one image size
 # beyond the border), plus POLYGON_MARGIN pixels or fraction of the side, the larger. Annotation
@@ -43,29 +44,41 @@ ADVICE = {
     'bad image entry': 'give the image positive integer "width" and "height" and a "file_name"',
     'missing image': 'check data_root and data_prefix.img, or remove the image from the json',
     'unreadable image': 'replace the file with a readable PNG/JPEG, or remove the image',
-    'size mismatch': 'correct the image\'s "width"/"height" in the json (or the file)',
-    'exif rotation': ('the json follows the stored pixels but the loader turns the image '
-                      'upright by its EXIF orientation: re-save the file upright without the '
-                      "orientation tag, or load with "
-                      "LoadImageFromFile(color_type='color_ignore_orientation')"),
-    'bad id': ('ids (image "id"; annotation "id", "image_id", "category_id"; category "id") must '
-               'be JSON integers: not true/false, strings or numbers with a decimal point'),
-    'duplicate image id': ('give every image its own id: pycocotools keeps one of the images and '
-                           "hands it the other's annotations too"),
+    'size mismatch': (
+        'correct the image\'s "width"/"height" in the json (or the file); '
+        'python tools/misc/check_dataset.py CONFIG tells whether an EXIF '
+        'orientation turns it'
+    ),
+    'bad id': (
+        'ids (image "id"; annotation "id", "image_id", "category_id"; category "id") must '
+        'be JSON integers: not true/false, strings or numbers with a decimal point'
+    ),
+    'duplicate image id': (
+        'give every image its own id: pycocotools keeps one of the images and '
+        "hands it the other's annotations too"
+    ),
     'duplicate annotation id': 'give every annotation its own id',
-    'duplicate category id': ('give every category its own id: labels are assigned by id, so '
-                              'two categories would share one'),
+    'duplicate category id': (
+        'give every category its own id: labels are assigned by id, so '
+        'two categories would share one'
+    ),
     'rle size': 'the RLE mask "size" must be [height, width] of its image',
-    'bad rle': ('RLE "counts" must cover exactly height*width pixels: a list of non-negative '
-                'integers or a COCO compressed string (pycocotools.mask.encode writes one)'),
-    'bad polygon coordinates': ('give polygon parts as flat lists [x1, y1, x2, y2, ...] of '
-                                'finite numbers (a NaN or inf makes mask rasterisation allocate '
-                                'memory without bound)'),
-    'polygon outside image': ('polygon coordinates are pixels of its image: a vertex may lie '
-                              'outside the image as far as its box does (at most one image '
-                              f'size), and {POLYGON_MARGIN[0]} pixels or {POLYGON_MARGIN[1]:.0%} '
-                              'of the side (the larger) beyond: fix the coordinates (drawn on '
-                              'another image size? normalised?) or remove the annotation'),
+    'bad rle': (
+        'RLE "counts" must cover exactly height*width pixels: a list of non-negative '
+        'integers or a COCO compressed string (pycocotools.mask.encode writes one)'
+    ),
+    'bad polygon coordinates': (
+        'give polygon parts as flat lists [x1, y1, x2, y2, ...] of '
+        'finite numbers (a NaN or inf makes mask rasterisation allocate '
+        'memory without bound)'
+    ),
+    'polygon outside image': (
+        'polygon coordinates are pixels of its image: a vertex may lie '
+        'outside the image as far as its box does (at most one image '
+        f'size), and {POLYGON_MARGIN[0]} pixels or {POLYGON_MARGIN[1]:.0%} '
+        'of the side (the larger) beyond: fix the coordinates (drawn on '
+        'another image size? normalised?) or remove the annotation'
+    ),
     'box outside image': 'clipped to the image',
     'degenerate box': 'dropped: a box under one pixel wide or high (or wholly outside the image)',
     'bad area': 'set to the box area',
@@ -74,10 +87,12 @@ ADVICE = {
     'category not in classes': "dropped: its category is not among the config's metainfo classes",
     'annotation of no image': 'dropped: its image_id is not among the json "images"',
 }
+LIMITS_ADVICE = 'the limits: docs/reliability.md'
 # what COCO evaluation fails on, refused in a validation or test file
 BREAK_EVALUATION = ('bad polygon', 'no mask')
-EVALUATION_ADVICE = ('the COCO evaluator reads this file as it is and fails on it: fix the '
-                     'annotation in the json')
+EVALUATION_ADVICE = (
+    'the COCO evaluator reads this file as it is and fails on it: fix the annotation in the json'
+)
 
 
 class DatasetCheckError(ValueError):
@@ -91,16 +106,17 @@ class Problem:
     Args:
         action (str): ``'refuse'``, ``'fix'`` or ``'drop'``.
         kind (str): a key of :data:`ADVICE`, or any name when ``advice`` is given.
-        img_id, ann_id: where (None for file-wide or image-wide problems).
         detail (str): the values involved.
+        img_id, ann_id: where (None for file-wide or image-wide problems).
         advice (str | None): what to do, when not the kind's :data:`ADVICE`.
         count (int): how many annotations the finding stands for.
     """
+
     action: str
     kind: str
-    img_id: object
-    ann_id: object
     detail: str
+    img_id: object = None
+    ann_id: object = None
     advice: str = None
     count: int = 1
 
@@ -119,12 +135,16 @@ def load_annotation_file(path):
         with open(path, encoding='utf-8') as f:
             dataset = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatasetCheckError(f'cannot parse {path}: {err}. A COCO annotation file is one JSON '
-                                'object in UTF-8; tools/misc/check_dataset.py says whether it '
-                                'was cut short') from err
+        raise DatasetCheckError(
+            f'cannot parse {path}: {err}. A COCO annotation file is one JSON '
+            'object in UTF-8; tools/misc/check_dataset.py says whether it '
+            'was cut short'
+        ) from err
     if not isinstance(dataset, dict):
-        raise DatasetCheckError(f'{path}: holds a JSON {type(dataset).__name__}; a COCO annotation '
-                                'file is one object with "images", "annotations" and "categories"')
+        raise DatasetCheckError(
+            f'{path}: holds a JSON {type(dataset).__name__}; a COCO annotation '
+            'file is one object with "images", "annotations" and "categories"'
+        )
     return dataset
 
 
@@ -142,36 +162,50 @@ def check_ids(dataset):
     for img in _entries(dataset, 'images', problems):
         img_id = img.get('id')
         if type(img_id) is not int:  # exact type: bool is an int subclass
-            problems.append(Problem('refuse', 'bad id', img_id, None,
-                                    f'image {img.get("file_name")!r}: id {_why(img)}'))
+            problems.append(
+                Problem(
+                    'refuse', 'bad id', f'image {img.get("file_name")!r}: id {_why(img)}', img_id
+                )
+            )
         else:
             images.setdefault(img_id, []).append(img.get('file_name'))
-    problems += [Problem('refuse', 'duplicate image id', img_id, None,
-                         f'{len(names)} images have id {img_id}: file names '
-                         f'{", ".join(map(repr, names))}')
-                 for img_id, names in images.items() if len(names) > 1]
+    for img_id, names in images.items():
+        if len(names) > 1:
+            detail = (
+                f'{len(names)} images have id {img_id}: file names {", ".join(map(repr, names))}'
+            )
+            problems.append(Problem('refuse', 'duplicate image id', detail, img_id))
     categories = Counter()
     for cat in _entries(dataset, 'categories', problems):
         if type(cat.get('id')) is not int:
-            problems.append(Problem('refuse', 'bad id', None, None,
-                                    f'category {cat.get("name")!r}: id {_why(cat)}'))
+            problems.append(
+                Problem('refuse', 'bad id', f'category {cat.get("name")!r}: id {_why(cat)}')
+            )
         else:
             categories[cat['id']] += 1
-    problems += [Problem('refuse', 'duplicate category id', None, None,
-                         f'{count} categories have id {cat_id}')
-                 for cat_id, count in categories.items() if count > 1]
+    problems += [
+        Problem('refuse', 'duplicate category id', f'{count} categories have id {cat_id}')
+        for cat_id, count in categories.items()
+        if count > 1
+    ]
     annotations = {}  # id -> image ids of every use
     for ann in _entries(dataset, 'annotations', problems):
         ann_id, img_id = ann.get('id'), ann.get('image_id')
-        bad_keys = [key for key in ('id', 'image_id', 'category_id')
-                    if type(ann.get(key)) is not int]
-        problems += [Problem('refuse', 'bad id', img_id, ann_id,
-                             f'annotation {key} {_why(ann, key)}') for key in bad_keys]
+        bad_keys = [
+            key for key in ('id', 'image_id', 'category_id') if type(ann.get(key)) is not int
+        ]
+        problems += [
+            Problem('refuse', 'bad id', f'annotation {key} {_why(ann, key)}', img_id, ann_id)
+            for key in bad_keys
+        ]
         if not bad_keys:
             annotations.setdefault(ann_id, []).append(img_id)
-    problems += [Problem('refuse', 'duplicate annotation id', img_ids[0], ann_id,
-                         f'{len(img_ids)} annotations have id {ann_id}, on images {img_ids}')
-                 for ann_id, img_ids in annotations.items() if len(img_ids) > 1]
+    for ann_id, img_ids in annotations.items():
+        if len(img_ids) > 1:
+            detail = f'{len(img_ids)} annotations have id {ann_id}, on images {img_ids}'
+            problems.append(
+                Problem('refuse', 'duplicate annotation id', detail, img_ids[0], ann_id)
+            )
     return problems
 
 
@@ -179,15 +213,18 @@ def _entries(dataset, key, problems):
     """The json's list ``key`` (an absent one is empty); what is not an object is a problem."""
     entries = dataset.get(key, [])
     if not isinstance(entries, list):
-        problems.append(Problem('refuse', 'bad id', None, None,
-                                f'"{key}" is a JSON {type(entries).__name__}, not a list'))
+        problems.append(
+            Problem('refuse', 'bad id', f'"{key}" is a JSON {type(entries).__name__}, not a list')
+        )
         return []
     objects = [entry for entry in entries if isinstance(entry, dict)]
     if len(objects) < len(entries):
         example = next(entry for entry in entries if not isinstance(entry, dict))
-        problems.append(Problem('refuse', 'bad id', None, None,
-                                f'{len(entries) - len(objects)} entries of "{key}" are not '
-                                f'objects, such as {json.dumps(example)[:80]}'))
+        detail = (
+            f'{len(entries) - len(objects)} entries of "{key}" are not objects, such as '
+            f'{json.dumps(example)[:80]}'
+        )
+        problems.append(Problem('refuse', 'bad id', detail))
     return objects
 
 
@@ -209,27 +246,25 @@ def check_categories(classes, categories):
     names = [cat['name'] for cat in categories]
     missing = [name for name in classes if name not in names]
     if missing:
-        return [Problem('refuse', 'class not in json', None, None,
-                        f'classes {missing} are not among the json categories {names}')]
+        detail = f'classes {missing} are not among the json categories {names}'
+        return [Problem('refuse', 'class not in json', detail)]
     in_json_order = [name for name in names if name in classes]
     if in_json_order != list(classes):
-        return [Problem('refuse', 'class order', None, None,
-                        f'config classes {list(classes)} vs json order {in_json_order}')]
+        detail = f'config classes {list(classes)} vs json order {in_json_order}'
+        return [Problem('refuse', 'class order', detail)]
     return []
 
 
 def check_image(img_info, img_path, verify_size=True):
-    """The json's image entry (``id``, ``file_name``, ``width``, ``height``) against the file at
-    ``img_path``; ``verify_size`` also compares the file's upright size (after the EXIF orientation
-    the loader applies) with the json's, whose pixels boxes and masks are drawn in."""
+    """The json's image entry against the file at ``img_path``; ``verify_size`` also compares the
+    file's upright size (the loader applies the EXIF orientation) with the json's."""
     img_id, width, height = img_info.get('id'), img_info.get('width'), img_info.get('height')
-    if not (type(width) is int and type(height) is int and width > 0 and height > 0
-            and img_info.get('file_name')):
-        return [Problem('refuse', 'bad image entry', img_id, None,
-                        f'file_name={img_info.get("file_name")!r} width={width!r} '
-                        f'height={height!r}')]
+    sizes = (width, height)
+    if not (all(type(n) is int and n > 0 for n in sizes) and img_info.get('file_name')):
+        detail = f'file_name={img_info.get("file_name")!r} width={width!r} height={height!r}'
+        return [Problem('refuse', 'bad image entry', detail, img_id)]
     if not osp.isfile(img_path):
-        return [Problem('refuse', 'missing image', img_id, None, f'{img_path} does not exist')]
+        return [Problem('refuse', 'missing image', f'{img_path} does not exist', img_id)]
     if not verify_size:
         return []
     try:
@@ -237,18 +272,14 @@ def check_image(img_info, img_path, verify_size=True):
             stored = image.size
             # 'exif' in info: EXIF read with the header (getexif() of a PNG without it decodes
             # the whole image)
-            orientation = (image.getexif().get(_EXIF_ORIENTATION, 1) if 'exif' in image.info
-                           else 1)
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1) if 'exif' in image.info else 1
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        return [Problem('refuse', 'unreadable image', img_id, None, f'{img_path}: {err}')]
-    upright = stored[::-1] if orientation in _TRANSPOSING_ORIENTATIONS else stored
+        return [Problem('refuse', 'unreadable image', f'{img_path}: {err}', img_id)]
+    upright = stored[::-1] if orientation in TRANSPOSING_ORIENTATIONS else stored
     if upright == (width, height):
         return []
-    kind = 'exif rotation' if stored == (width, height) else 'size mismatch'
-    return [Problem('refuse', kind, img_id, None,
-                    f'{img_path} is {upright[0]}x{upright[1]} upright (stored {stored[0]}x'
-                    f'{stored[1]}, EXIF orientation {orientation}), the json says '
-                    f'{width}x{height}')]
+    detail = f'{img_path} is {upright[0]}x{upright[1]} upright, the json says {width}x{height}'
+    return [Problem('refuse', 'size mismatch', detail, img_id)]
 
 
 def check_annotations(img_info, anns, category_ids, need_masks):
@@ -268,16 +299,12 @@ def check_annotations(img_info, anns, category_ids, need_masks):
     kept, problems = [], []
 
     def note(action, kind, ann, detail):
-        problems.append(Problem(action, kind, img_id, ann.get('id'), detail))
+        problems.append(Problem(action, kind, detail, img_id, ann['id']))
 
-    for ann in anns:
-        category_id = ann.get('category_id')
-        if type(category_id) is not int:  # exact type: True would pass as category 1
-            note('refuse', 'bad id', ann, f'annotation category_id {_why(ann, "category_id")}')
-            continue
-        if category_id not in category_ids:
-            note('refuse', 'unknown category', ann,
-                 f'category_id {category_id!r} (the json has {sorted(category_ids)})')
+    for ann in anns:  # their ids are integers (check_ids)
+        if ann['category_id'] not in category_ids:
+            detail = f'category_id {ann["category_id"]} (the json has {sorted(category_ids)})'
+            note('refuse', 'unknown category', ann, detail)
             continue
         box = ann.get('bbox')
         if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(map(_finite, box))):
@@ -285,8 +312,11 @@ def check_annotations(img_info, anns, category_ids, need_masks):
             continue
         segm = ann.get('segmentation')
         # what rasterisation cannot handle safely (ignored annotations are loaded too)
-        unsafe = (_polygon_problem(segm, box, width, height) if isinstance(segm, list)
-                  else _rle_problem(segm, width, height) if isinstance(segm, dict) else None)
+        unsafe = None
+        if isinstance(segm, list):
+            unsafe = _polygon_problem(segm, box, width, height)
+        elif isinstance(segm, dict):
+            unsafe = _rle_problem(segm, width, height)
         if unsafe:
             note('refuse', unsafe[0], ann, unsafe[1])
             continue
@@ -302,16 +332,16 @@ def check_annotations(img_info, anns, category_ids, need_masks):
         ann = dict(ann)
         if (x1, y1, x2, y2) != (x, y, x + w, y + h):
             ann['bbox'] = [x1, y1, x2 - x1, y2 - y1]
-            note('fix', 'box outside image', ann,
-                 f'bbox={list(box)} -> {ann["bbox"]} in a {width}x{height} image')
+            detail = f'bbox={list(box)} -> {ann["bbox"]} in a {width}x{height} image'
+            note('fix', 'box outside image', ann, detail)
         if not (isinstance(ann.get('area'), (int, float)) and ann['area'] > 0):
             note('fix', 'bad area', ann, f'area={ann.get("area")!r}')
             ann['area'] = float((x2 - x1) * (y2 - y1))
         if isinstance(segm, list) and segm:
             parts = [p for p in segm if len(p) >= 6 and len(p) % 2 == 0]
             if not parts:
-                note('drop', 'bad polygon', ann, f'no part with 3 points: lengths '
-                     f'{[len(p) for p in segm]}')
+                detail = f'no part with 3 points: lengths {[len(p) for p in segm]}'
+                note('drop', 'bad polygon', ann, detail)
                 continue
             if len(parts) < len(segm):
                 note('fix', 'bad polygon', ann, f'{len(segm) - len(parts)} of {len(segm)} parts')
@@ -356,7 +386,8 @@ def _polygon_problem(parts, box, width, height):
         if x0 < left or x1 > right or y0 < top or y1 > bottom:
             return 'polygon outside image', (
                 f'part {i} spans x {x0:g}..{x1:g}, y {y0:g}..{y1:g}; image {width}x{height}, '
-                f'bbox {list(box)} (allowed: x {left:g}..{right:g}, y {top:g}..{bottom:g})')
+                f'bbox {list(box)} (allowed: x {left:g}..{right:g}, y {top:g}..{bottom:g})'
+            )
     return None
 
 
@@ -366,10 +397,12 @@ def _polygon_bounds(box, width, height):
     x, y, w, h = box  # w or h < 0: the box is dropped as degenerate
     margin_x = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * width)
     margin_y = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * height)
-    return (max(min(0, x, x + w), -width) - margin_x,
-            min(max(width, x, x + w), 2 * width) + margin_x,
-            max(min(0, y, y + h), -height) - margin_y,
-            min(max(height, y, y + h), 2 * height) + margin_y)
+    return (
+        max(min(0, x, x + w), -width) - margin_x,
+        min(max(width, x, x + w), 2 * width) + margin_x,
+        max(min(0, y, y + h), -height) - margin_y,
+        min(max(height, y, y + h), 2 * height) + margin_y,
+    )
 
 
 def _rle_problem(rle, width, height):
@@ -390,15 +423,19 @@ def _rle_problem(rle, width, height):
             return 'bad rle', f'counts hold {json.dumps(value)[:60]}, not an integer'
         shortest = min(counts, default=0)
         if shortest < 0 or covered != pixels:
-            return 'bad rle', (f'the runs cover {covered} pixels (shortest run {shortest}), the '
-                               f'image {height}x{width} = {pixels}')
+            return 'bad rle', (
+                f'the runs cover {covered} pixels (shortest run {shortest}), the '
+                f'image {height}x{width} = {pixels}'
+            )
         return None
     if not isinstance(counts, str):
         return 'bad rle', f'counts={json.dumps(counts)[:60]}, not a list or a string'
     valid = _RLE_CHARACTERS.match(counts).end()
     if valid < len(counts):
-        return 'bad rle', (f'counts {counts[:40]!r}...: character {counts[valid]!r} is not in '
-                           "the compressed RLE alphabet '0'..'o'")
+        return 'bad rle', (
+            f'counts {counts[:40]!r}...: character {counts[valid]!r} is not in '
+            "the compressed RLE alphabet '0'..'o'"
+        )
     if counts[-1:] > 'O':
         return 'bad rle', f'counts {counts[:40]!r}...: the string ends in the middle of a run'
     # pycocotools refuses runs reaching past its mask: they cover exactly `pixels` when they fit
@@ -409,8 +446,10 @@ def _rle_problem(rle, width, height):
         fault = 'fewer'
     else:
         return None
-    return 'bad rle', (f'the runs of counts {counts[:40]!r}... cover {fault} pixels than the '
-                       f'image {height}x{width} = {pixels}')
+    return 'bad rle', (
+        f'the runs of counts {counts[:40]!r}... cover {fault} pixels than the '
+        f'image {height}x{width} = {pixels}'
+    )
 
 
 def _decodes(counts, size):
@@ -438,10 +477,15 @@ def summarize_problems(problems, examples=5):
         counts[p.action, p.kind] += p.count
     lines = []
     for (action, kind), count in counts.items():
-        ids = [f'{p.img_id}/{p.ann_id}' if p.ann_id is not None else f'{p.img_id}'
-               for p in problems if (p.action, p.kind) == (action, kind)][:examples]
-        lines.append(f'  {action} {count} x {kind} ({ADVICE[kind]}); image/annotation ids: '
-                     f'{", ".join(ids)}{", ..." if count > examples else ""}')
+        ids = [
+            f'{p.img_id}/{p.ann_id}' if p.ann_id is not None else f'{p.img_id}'
+            for p in problems
+            if (p.action, p.kind) == (action, kind)
+        ][:examples]
+        lines.append(
+            f'  {action} {count} x {kind} ({ADVICE[kind]}); image/annotation ids: '
+            f'{", ".join(ids)}{", ..." if count > examples else ""}'
+        )
     return '\n'.join(lines)
 
 
@@ -483,8 +527,15 @@ class CheckedCocoDataset(CocoDataset):
 
     COCOAPI = _CheckedCOCO
 
-    def __init__(self, *args, verify_image_size=True, max_listed=50, max_pixels=MAX_PIXELS,
-                 max_objects=MAX_OBJECTS, **kwargs):
+    def __init__(
+        self,
+        *args,
+        verify_image_size=True,
+        max_listed=50,
+        max_pixels=MAX_PIXELS,
+        max_objects=MAX_OBJECTS,
+        **kwargs,
+    ):
         self.verify_image_size = verify_image_size
         self.max_listed = max_listed
         self.max_pixels, self.max_objects = max_pixels, max_objects
@@ -506,8 +557,9 @@ class CheckedCocoDataset(CocoDataset):
         if self._category_ids is None:  # the first image: the json's categories are at hand
             self._category_ids = set(self.coco.cats)
             self._category_names = {i: cat.get('name') for i, cat in self.coco.cats.items()}
-            self.problems += check_categories(self.metainfo['classes'],
-                                              self.coco.dataset.get('categories', []))
+            self.problems += check_categories(
+                self.metainfo['classes'], self.coco.dataset.get('categories', [])
+            )
             self.problems += self._annotations_of_no_image()
         img_info = dict(raw_data_info['raw_img_info'], id=raw_data_info['raw_img_info']['img_id'])
         img_path = osp.join(self.data_prefix.get('img', ''), str(img_info.get('file_name', '')))
@@ -518,12 +570,14 @@ class CheckedCocoDataset(CocoDataset):
         self.problems += image_problems
         if any(p.kind in ('bad image entry', 'over max_pixels') for p in image_problems):
             return dict(img_path=img_path, img_id=img_info['id'], instances=[])  # refused
-        anns, ann_problems = check_annotations(img_info, raw_data_info['raw_ann_info'],
-                                               self._category_ids, self._needs_masks())
+        anns, ann_problems = check_annotations(
+            img_info, raw_data_info['raw_ann_info'], self._category_ids, self._needs_masks()
+        )
         self.problems += ann_problems
         kept = [ann for ann in anns if ann['category_id'] in self.cat_ids]
-        self._outside_classes.update(ann['category_id'] for ann in anns
-                                     if ann['category_id'] not in self.cat_ids)
+        self._outside_classes.update(
+            ann['category_id'] for ann in anns if ann['category_id'] not in self.cat_ids
+        )
         self.problems += self._over_limit('max_objects', img_info, img_path, len(kept))
         return super().parse_data_info(dict(raw_data_info, raw_ann_info=kept))
 
@@ -531,29 +585,34 @@ class CheckedCocoDataset(CocoDataset):
         """A refusal when the image is over ``self.<key>`` (pixels, or ``objects``)."""
         limit = getattr(self, key)
         loader = 'val_dataloader (or test_)' if self.test_mode else 'train_dataloader'
-        how = (f'{loader}.dataset.{key}=N in the config or in --cfg-options (None: no limit)')
+        how = f'{loader}.dataset.{key}=N in the config or in --cfg-options (None: no limit)'
+        detail = None
         if key == 'max_pixels':
             width, height = img_info.get('width'), img_info.get('height')
-            if not (type(width) is int and type(height) is int):
-                return []  # a bad image entry: check_image refuses it
-            detail = pixels_over(img_path, width, height, limit, how)
+            if type(width) is int and type(height) is int:  # else check_image refuses the entry
+                detail = pixels_over(img_path, width, height, limit, how)
         elif limit is not None and objects > limit:
-            detail = (f'{img_path}: {objects:,} annotations of the classes, over the limit of '
-                      f'{limit:,}; training memory grows with them. Split the image, or raise '
-                      f'the limit with {how}')
-        else:
+            detail = (
+                f'{img_path}: {objects:,} annotations of the classes, over the limit of '
+                f'{limit:,}; training memory grows with them. Split the image, or raise '
+                f'the limit with {how}'
+            )
+        if detail is None:
             return []
-        return [Problem('refuse', f'over {key}', img_info['id'], None, detail,
-                        advice='the limits: docs/reliability.md')] if detail else []
+        return [Problem('refuse', f'over {key}', detail, img_info['id'], advice=LIMITS_ADVICE)]
 
     def _annotations_of_no_image(self):
         """pycocotools indexes annotations by image_id; those of an id no image has are never
         loaded: one dropped finding per such id."""
-        return [Problem('drop', 'annotation of no image', img_id, None,
-                        f'{len(anns)} annotation(s) (ids {[a.get("id") for a in anns[:5]]}'
-                        f'{", ..." if len(anns) > 5 else ""}) name image_id {img_id}',
-                        count=len(anns))
-                for img_id, anns in self.coco.imgToAnns.items() if img_id not in self.coco.imgs]
+        problems = []
+        for img_id, anns in self.coco.imgToAnns.items():
+            if img_id not in self.coco.imgs:
+                ids = f'{[a["id"] for a in anns[:5]]}{", ..." if len(anns) > 5 else ""}'
+                detail = f'{len(anns)} annotation(s) (ids {ids}) name image_id {img_id}'
+                problems.append(
+                    Problem('drop', 'annotation of no image', detail, img_id, count=len(anns))
+                )
+        return problems
 
     def filter_data(self):
         data_list = super().filter_data()
@@ -562,47 +621,59 @@ class CheckedCocoDataset(CocoDataset):
         if len(data_list) < len(self.data_list):
             MMLogger.get_current_instance().info(
                 f'{self.ann_file}: filter_cfg={self.filter_cfg} left out '
-                f'{len(self.data_list) - len(data_list)} of {len(self.data_list)} images')
+                f'{len(self.data_list) - len(data_list)} of {len(self.data_list)} images'
+            )
         return data_list
 
     def _report(self, data_list):
-        self.problems += [Problem('drop', 'category not in classes', None, None,
-                                  f'{count} annotation(s) of category {cat_id} '
-                                  f'{self._category_names[cat_id]!r}', count=count)
-                          for cat_id, count in sorted(self._outside_classes.items())]
+        for cat_id, count in sorted(self._outside_classes.items()):
+            detail = f'{count} annotation(s) of category {cat_id} {self._category_names[cat_id]!r}'
+            self.problems.append(Problem('drop', 'category not in classes', detail, count=count))
         if self.test_mode:
             # the evaluator reads the file as it is: what breaks it cannot be fixed on the fly
-            self.problems = [replace(p, action='refuse', advice=EVALUATION_ADVICE)
-                             if p.kind in BREAK_EVALUATION else p for p in self.problems]
+            self.problems = [
+                replace(p, action='refuse', advice=EVALUATION_ADVICE)
+                if p.kind in BREAK_EVALUATION
+                else p
+                for p in self.problems
+            ]
         refused = [p for p in self.problems if p.action == 'refuse']
         if refused:
             raise DatasetCheckError(
                 f'{self.ann_file}: {len(refused)} problem(s) that cannot be fixed automatically '
                 f'(images under {self.data_prefix.get("img")}):\n'
                 f'{format_problems(refused, self.max_listed)}\n'
-                'List every problem with: python tools/misc/check_dataset.py CONFIG')
+                'List every problem with: python tools/misc/check_dataset.py CONFIG'
+            )
         logger = MMLogger.get_current_instance()
         if self.problems:
-            logger.warning(f'{self.ann_file}: fixed or dropped '
-                           f'{sum(p.count for p in self.problems)} '
-                           f'annotation(s):\n{summarize_problems(self.problems)}')
+            logger.warning(
+                f'{self.ann_file}: fixed or dropped '
+                f'{sum(p.count for p in self.problems)} '
+                f'annotation(s):\n{summarize_problems(self.problems)}'
+            )
         negatives = sum(not info['instances'] for info in data_list)
         if negatives and not self.test_mode:
             dropped = self.filter_cfg and self.filter_cfg.get('filter_empty_gt', False)
-            logger.info(f'{self.ann_file}: {negatives} image(s) without annotations '
-                        + ('dropped (filter_cfg.filter_empty_gt=True)' if dropped
-                           else 'kept as negatives'))
+            logger.info(
+                f'{self.ann_file}: {negatives} image(s) without annotations '
+                + ('dropped (filter_cfg.filter_empty_gt=True)' if dropped else 'kept as negatives')
+            )
 
     def _empty_message(self, loaded):
         what = f'{self.ann_file} gives no images'
         if loaded:
             what += f' after filtering ({loaded} loaded; filter_cfg={self.filter_cfg})'
         if self.test_mode:
-            return (f'{what}: an evaluation on it would be meaningless. Point the val/test '
-                    'dataloader at an annotation file with images, or turn validation off '
-                    '(val_dataloader=None, val_cfg=None, val_evaluator=None).')
+            return (
+                f'{what}: an evaluation on it would be meaningless. Point the val/test '
+                'dataloader at an annotation file with images, or turn validation off '
+                '(val_dataloader=None, val_cfg=None, val_evaluator=None).'
+            )
         return f'{what}: nothing to train on. Point train_dataloader at a non-empty file.'
 
     def _needs_masks(self):
-        return any(isinstance(t, LoadAnnotations) and t.with_mask
-                   for t in getattr(self.pipeline, 'transforms', []))
+        return any(
+            isinstance(t, LoadAnnotations) and t.with_mask
+            for t in getattr(self.pipeline, 'transforms', [])
+        )

@@ -5,6 +5,7 @@ pixels: gigabytes once decoded, tens of gigabytes once masks are pasted at that 
 are generous for photographs and aerial tiles alike; raise them where your data needs it (the
 dataset's ``max_pixels``/``max_objects``, the demo's ``--max-pixels``).
 """
+
 from PIL import Image
 
 MAX_PIXELS = 100_000_000  # width * height of one image: 10000 x 10000
@@ -15,21 +16,17 @@ class InputLimitError(ValueError):
     """An input over one of the limits above."""
 
 
-def image_header_size(path):
-    """``(width, height)`` as the file's header declares them, without decoding the pixels."""
+def check_image_pixels(path, max_pixels=MAX_PIXELS, how_to_raise='max_pixels'):
+    """``(width, height)`` as the file's header declares them (the pixels are not decoded); an
+    :class:`InputLimitError` naming ``path`` when they are more than ``max_pixels`` or the file is
+    no readable image. ``how_to_raise`` names the setting that lifts the limit."""
     try:
         with Image.open(path) as image:
-            return image.size
+            width, height = image.size
     except Image.DecompressionBombError as err:  # PIL's own limit, above MAX_PIXELS
         raise InputLimitError(f'{path}: PIL refuses to open it: {err}') from err
     except (OSError, SyntaxError, ValueError) as err:
         raise InputLimitError(f'{path}: not a readable image ({err})') from err
-
-
-def check_image_pixels(path, max_pixels=MAX_PIXELS, how_to_raise='max_pixels'):
-    """Raise :class:`InputLimitError` naming ``path`` if its header declares more than
-    ``max_pixels`` pixels; ``how_to_raise`` names the setting that lifts the limit."""
-    width, height = image_header_size(path)
     message = pixels_over(path, width, height, max_pixels, how_to_raise)
     if message:
         raise InputLimitError(message)
@@ -40,6 +37,8 @@ def pixels_over(path, width, height, max_pixels, how_to_raise):
     """Why an image of ``width`` x ``height`` at ``path`` is refused, or None within the limit."""
     if max_pixels is None or width * height <= max_pixels:
         return None
-    return (f'{path}: {width}x{height} = {width * height:,} pixels, over the limit of '
-            f'{max_pixels:,}; decoding it would take {width * height * 3 / 2**30:.1f} GiB. '
-            f'Resize the image, or raise the limit with {how_to_raise}')
+    return (
+        f'{path}: {width}x{height} = {width * height:,} pixels, over the limit of '
+        f'{max_pixels:,}; decoding it would take {width * height * 3 / 2**30:.1f} GiB. '
+        f'Resize the image, or raise the limit with {how_to_raise}'
+    )
