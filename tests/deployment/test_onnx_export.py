@@ -1,6 +1,7 @@
 """ONNX export (tools/deployment): the grid_sample deformable attention, the numpy pre- and
 post-processing against mmdet's own, and the tiny detector exported, run by ONNX Runtime and
 compared with mmdet's predictions, detection by detection."""
+
 import subprocess
 import sys
 
@@ -8,11 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_dinov2.models.layers.ms_deform_attn import (MSDeformAttn, deform_attn_cpu,
-                                                       deform_attn_export)
+from mmdet_dinov2.models.layers.ms_deform_attn import (
+    MSDeformAttn,
+    deform_attn_cpu,
+    deform_attn_export,
+)
 from tests.helpers import REPO, load_tool, tiny_config, train
 
 pytest.importorskip('onnxruntime')
+pytestmark = pytest.mark.usefixtures('plain_config_text', 'one_thread')
 export_onnx = load_tool('tools/deployment/export_onnx.py')
 onnx_io = sys.modules['onnx_io']
 onnx_model = sys.modules['onnx_model']
@@ -34,7 +39,9 @@ def test_grid_sample_sampling_equals_the_cpu_row_sum():
 
 
 def test_tracing_msdeformattn_records_grid_sample_with_the_same_output():
-    attn = MSDeformAttn(dim=12, num_heads=3, num_levels=2, num_points=2).eval().requires_grad_(False)
+    attn = (
+        MSDeformAttn(dim=12, num_heads=3, num_levels=2, num_points=2).eval().requires_grad_(False)
+    )
     torch.nn.init.normal_(attn.sampling_offsets.weight, std=0.5)  # off the initial ring
     shapes = [(4, 5), (2, 3)]
     query, feat = torch.randn(1, 9, 12), torch.randn(1, 26, 12)
@@ -48,6 +55,7 @@ def test_tracing_msdeformattn_records_grid_sample_with_the_same_output():
 
 def test_paste_masks_equals_mmdet_paste_and_threshold():
     from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
+
     rng = np.random.default_rng(0)
     masks = rng.random((5, 28, 28), dtype=np.float32)
     x0y0 = rng.uniform(-10, 60, (5, 2))
@@ -55,8 +63,9 @@ def test_paste_masks_equals_mmdet_paste_and_threshold():
     h, w = 70, 90
     ours = onnx_io.paste_masks(masks, boxes, (h, w))
     for mask, box, pasted in zip(masks, boxes, ours):  # one box at a time: no shared region
-        theirs, (ys, xs) = _do_paste_mask(torch.from_numpy(mask)[None, None],
-                                          torch.from_numpy(box)[None], h, w, skip_empty=True)
+        theirs, (ys, xs) = _do_paste_mask(
+            torch.from_numpy(mask)[None, None], torch.from_numpy(box)[None], h, w, skip_empty=True
+        )
         full = np.zeros((h, w), bool)
         full[ys, xs] = theirs[0].numpy() >= 0.5
         assert (pasted == full).all()
@@ -66,9 +75,15 @@ def test_paste_masks_equals_mmdet_paste_and_threshold():
 def test_preprocess_equals_mmdet_resize_and_data_preprocessor():
     from mmdet.datasets.transforms import Resize
     from mmdet.models.data_preprocessors import DetDataPreprocessor
+
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
-    meta = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
-                resize_scale=[133, 80], input_shape=[96, 160])
+    meta = dict(
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        resize_scale=[133, 80],
+        input_shape=[96, 160],
+    )
     batch, size, factors = onnx_io.preprocess(image, meta)
     resized = Resize(scale=(133, 80), keep_ratio=True)(dict(img=image))
     pre = DetDataPreprocessor(mean=meta['mean'], std=meta['std'], bgr_to_rgb=True)
@@ -92,8 +107,8 @@ def test_compare_matches_reordered_detections_and_refuses_other_labels():
     assert other['matched'] == 2  # the second box's label differs
 
 
-def test_export_refuses_roi_align_that_onnx_does_not_compute(trained):
-    detector = export_onnx.build_detector(str(REPO / 'tests/tools/tiny_config.py'), trained)
+def test_export_refuses_roi_align_that_onnx_does_not_compute():
+    detector = export_onnx.build_detector(str(REPO / 'tests/tools/tiny_config.py'))
     detector.roi_head.mask_roi_extractor.roi_layers[0].aligned = False
     with pytest.raises(ValueError, match='aligned=True'):
         onnx_model.MaskRCNNForExport(detector)
@@ -114,10 +129,23 @@ def _nodes(graph):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, tiny_data, plain_config_text):
-    """The tiny config trained for 4 iterations: scores far enough apart for one NMS order."""
+def trained(tmp_path_factory, tiny_data):
+    """The tiny config trained for 4 iterations: scores far enough apart for one NMS order. No
+    validation and one checkpoint, at the end (speed)."""
     work_dir = tmp_path_factory.mktemp('onnx_train')
-    train(tiny_config(tiny_data, work_dir, **{'train_cfg.max_epochs': 2}))
+    train(
+        tiny_config(
+            tiny_data,
+            work_dir,
+            **{
+                'train_cfg.max_epochs': 2,
+                'default_hooks.checkpoint.interval': 2,
+                'val_cfg': None,
+                'val_dataloader': None,
+                'val_evaluator': None,
+            },
+        )
+    )
     return str(work_dir / 'epoch_2.pth')
 
 
@@ -136,6 +164,7 @@ def exported(trained, tmp_path_factory):
 def test_tiny_detector_on_onnx_runtime_equals_mmdet(exported, tmp_path):
     import onnx
     import onnxruntime as ort
+
     detector, path = exported
     model = onnx.load(str(path))
     nodes = list(_nodes(model.graph))
@@ -154,18 +183,21 @@ def test_tiny_detector_on_onnx_runtime_equals_mmdet(exported, tmp_path):
     assert export_onnx.backbone_error(detector, image, tmp_path / 'backbone.onnx') <= 1e-4
 
     # the file alone, in a process that cannot import this package, mmdet or torch
-    script = ('import sys; sys.modules.update(mmdet_dinov2=None, mmdet=None, torch=None)\n'
-              'import numpy as np, onnxruntime as ort\n'
-              f's = ort.InferenceSession({str(path)!r}, providers=["CPUExecutionProvider"])\n'
-              'out = s.run(None, {"image": np.zeros((1, 3, 96, 96), np.float32),'
-              ' "image_size": np.float32([96, 96])})\n'
-              'print(s.get_modelmeta().custom_metadata_map["classes"], out[3].shape[1:])\n'
-              # an empty image area: no proposal survives, every output is empty
-              'out = s.run(None, {"image": np.zeros((1, 3, 96, 96), np.float32),'
-              ' "image_size": np.float32([0, 0])})\n'
-              'print([o.shape for o in out])')
-    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                            timeout=120)
+    script = (
+        'import sys; sys.modules.update(mmdet_dinov2=None, mmdet=None, torch=None)\n'
+        'import numpy as np, onnxruntime as ort\n'
+        f's = ort.InferenceSession({str(path)!r}, providers=["CPUExecutionProvider"])\n'
+        'out = s.run(None, {"image": np.zeros((1, 3, 96, 96), np.float32),'
+        ' "image_size": np.float32([96, 96])})\n'
+        'print(s.get_modelmeta().custom_metadata_map["classes"], out[3].shape[1:])\n'
+        # an empty image area: no proposal survives, every output is empty
+        'out = s.run(None, {"image": np.zeros((1, 3, 96, 96), np.float32),'
+        ' "image_size": np.float32([0, 0])})\n'
+        'print([o.shape for o in out])'
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', script], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert '"circle"' in result.stdout and '(28, 28)' in result.stdout
     assert '[(0, 4), (0,), (0,), (0, 28, 28)]' in result.stdout
@@ -179,8 +211,11 @@ def test_onnx_demo_collects_images_as_image_demo_does(tmp_path):
     (tmp_path / 'x.png').write_bytes(b'')
     (tmp_path / 'y.jpg').write_bytes(b'')
     (tmp_path / 'notes.txt').write_text('not an image')
-    assert collect_images(str(tmp_path)) == image_demo.collect_inputs(str(tmp_path)) == [
-        str(tmp_path / 'x.png'), str(tmp_path / 'y.jpg')]
+    assert (
+        collect_images(str(tmp_path))
+        == image_demo.collect_inputs(str(tmp_path))
+        == [str(tmp_path / 'x.png'), str(tmp_path / 'y.jpg')]
+    )
     assert collect_images(str(tmp_path / 'x.png')) == [str(tmp_path / 'x.png')]
     (tmp_path / 'x.jpg').write_bytes(b'')
     with pytest.raises(SystemExit, match='x.jpg and .*x.png have the same name without its suffix'):
@@ -193,19 +228,27 @@ def test_onnx_demo_writes_the_predictions_of_image_demo(exported, trained, tiny_
     import json
 
     from pycocotools import mask as mask_utils
+
     _, path = exported
     images = sorted((tiny_data / 'val').glob('*.png'))
-    load_tool('demo/onnx_demo.py').main([str(tiny_data / 'val'), str(path), '--out-dir',
-                                         str(tmp_path / 'onnx')])
+    load_tool('demo/onnx_demo.py').main(
+        [str(tiny_data / 'val'), str(path), '--out-dir', str(tmp_path / 'onnx')]
+    )
     inferencer = load_tool('demo/image_demo.py').build_inferencer(
-        str(REPO / 'tests/tools/tiny_config.py'), trained, device='cpu')
+        str(REPO / 'tests/tools/tiny_config.py'), trained, device='cpu'
+    )
     theirs = inferencer([str(p) for p in images], return_datasamples=False)['predictions']
     assert len(theirs) == len(images) == 2
 
     def arrays(pred):
         masks = np.array([mask_utils.decode(r) for r in pred['masks']])
-        return (np.array(pred['bboxes'], np.float32).reshape(-1, 4), np.array(pred['scores']),
-                np.array(pred['labels']), masks)
+        return (
+            np.array(pred['bboxes'], np.float32).reshape(-1, 4),
+            np.array(pred['scores']),
+            np.array(pred['labels']),
+            masks,
+        )
+
     for image, pred in zip(images, theirs):
         ours = json.loads((tmp_path / 'onnx' / 'preds' / f'{image.stem}.json').read_text())
         assert (tmp_path / 'onnx' / 'vis' / image.name).is_file()
@@ -220,13 +263,15 @@ def test_coco_eval_scores_ground_truth_as_perfect_and_a_wrong_label_lower(tiny_d
     import onnx
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
+
     coco_eval = load_tool('tools/deployment/coco_eval_onnx.py')
     ann_file = str(tiny_data / 'annotations' / 'instances_val.json')
     coco = COCO(ann_file)
     classes = [c['name'] for c in coco.loadCats(sorted(coco.getCatIds()))][::-1]  # any order
     model = onnx.helper.make_model(onnx.helper.make_graph([], 'empty', [], []))
-    onnx.helper.set_model_props(model, {k: json.dumps(classes if k == 'classes' else 0)
-                                        for k in onnx_io.META_KEYS})
+    onnx.helper.set_model_props(
+        model, {k: json.dumps(classes if k == 'classes' else 0) for k in onnx_io.META_KEYS}
+    )
     onnx.save(model, str(tmp_path / 'meta.onnx'))
 
     def write_preds(wrong_label=False):
@@ -236,9 +281,12 @@ def test_coco_eval_scores_ground_truth_as_perfect_and_a_wrong_label_lower(tiny_d
             labels = [classes.index(coco.loadCats(a['category_id'])[0]['name']) for a in anns]
             if wrong_label:
                 labels[0] = (labels[0] + 1) % len(classes)
-            pred = dict(bboxes=[[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)],
-                        scores=[1.0] * len(anns), labels=labels,
-                        masks=[dict(size=r['size'], counts=r['counts'].decode()) for r in rles])
+            pred = dict(
+                bboxes=[[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)],
+                scores=[1.0] * len(anns),
+                labels=labels,
+                masks=[dict(size=r['size'], counts=r['counts'].decode()) for r in rles],
+            )
             name = image['file_name'].rsplit('/', 1)[-1].rsplit('.', 1)[0]
             (tmp_path / 'preds' / f'{name}.json').write_text(json.dumps(pred))
 
