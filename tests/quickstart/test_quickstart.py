@@ -138,10 +138,20 @@ def test_config_matches_the_generator_and_keeps_the_real_code_path(shapes_tool):
     ({'GOMP_SPINCOUNT': '5'}, {'GOMP_SPINCOUNT': '5'}),
 ])
 def test_openmp_waiting_is_set_before_torch_unless_the_user_did(user_env, want):
+    # the environment as it is when quickstart.py first imports torch (the import is stopped there)
     code = ('import json, os, runpy, sys\n'
-            f'runpy.run_path({str(REPO / "tools" / "quickstart.py")!r}, run_name="not_main")\n'
-            'print(json.dumps({k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") '
-            'if k in os.environ}))\n')
+            'class Stop(Exception):\n    pass\n'
+            'class AtTorch:\n'
+            '    def find_spec(self, name, path=None, target=None):\n'
+            '        if name == "torch":\n'
+            '            print(json.dumps({k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") '
+            'if k in os.environ}))\n'
+            '            raise Stop\n'
+            'sys.meta_path.insert(0, AtTorch())\n'
+            'try:\n'
+            f'    runpy.run_path({str(REPO / "tools" / "quickstart.py")!r}, run_name="not_main")\n'
+            'except Stop:\n    pass\n'
+            'else:\n    sys.exit("quickstart.py never imported torch")\n')
     env = {k: v for k, v in os.environ.items() if k not in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')}
     proc = subprocess.run([sys.executable, '-c', code], env={**env, **user_env}, capture_output=True,
                           text=True, timeout=300)
