@@ -5,7 +5,7 @@ import os
 import os.path as osp
 
 from mmdet.registry import HOOKS
-from mmengine.dist import get_rank
+from mmengine.dist import barrier, get_rank
 from mmengine.hooks import Hook
 
 
@@ -37,4 +37,7 @@ class ShardingProbeHook(Hook):
 
     def after_train_epoch(self, runner):
         if self.exit_after_iter is not None and runner.iter >= self.exit_after_iter:
+            # rank 0 writes the checkpoint after the others gathered it: without the barrier a
+            # rank that exits first makes torchrun stop rank 0 in the middle of the write
+            barrier()
             os._exit(3)
