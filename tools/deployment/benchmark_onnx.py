@@ -8,9 +8,11 @@ Each ISA runs in its own process (the caps must be set before torch loads): ``av
 ``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA`` and ``MKL_ENABLE_INSTRUCTIONS`` for torch. ONNX
 Runtime has no such switch (MLAS picks its kernels by CPUID), so its figure is native in both rows.
 Both use the same number of threads (torch's default) and both times include pasting the masks into
-the image (mmdet's ``_do_paste_mask``; ``onnx_io.paste_masks``). ``--profile`` adds ONNX Runtime's time by
-operator type (its own profiler) for the last ORT run.
+the image (mmdet's ``_do_paste_mask``; ``onnx_io.paste_masks``). ``--profile`` adds where each spends
+its time, in seconds per image by operator: ONNX Runtime's own profiler averaged over all its runs
+(the warm-up included), and one more eager run under ``torch.profiler`` (each aten op's self time).
 """
+
 import argparse
 import json
 import os
@@ -32,6 +34,7 @@ def worker(args):
     import torch
 
     import export_onnx
+
     detector = export_onnx.build_detector(args.config, args.checkpoint)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
@@ -40,8 +43,10 @@ def worker(args):
     meta = json.loads(session.get_modelmeta().custom_metadata_map['input_shape'])
     image = np.random.default_rng(0).standard_normal((1, 3, *meta), dtype=np.float32)
     size = np.float32(meta)
-    runs = dict(eager=lambda: export_onnx.torch_predictions(detector, image, size),
-                onnx=lambda: export_onnx.onnx_predictions(session, image, size))
+    runs = dict(
+        eager=lambda: export_onnx.torch_predictions(detector, image, size),
+        onnx=lambda: export_onnx.onnx_predictions(session, image, size),
+    )
     times = {name: [] for name in runs}
     for i in range(args.runs + 1):  # the first round warms up
         for name, run in runs.items():
@@ -49,23 +54,44 @@ def worker(args):
             run()
             if i:
                 times[name].append(time.perf_counter() - start)
-    result = dict(threads=torch.get_num_threads(), aten=torch.backends.cpu.get_cpu_capability(),
-                  seconds={k: sorted(v)[len(v) // 2] for k, v in times.items()})
+    result = dict(
+        threads=torch.get_num_threads(),
+        aten=torch.backends.cpu.get_cpu_capability(),
+        seconds={k: sorted(v)[len(v) // 2] for k, v in times.items()},
+    )
     if args.profile:
-        result['onnx_ops'] = profile_by_op(session.end_profiling())
+        result['onnx_ops'] = onnx_profile(session.end_profiling(), args.runs + 1)
+        result['eager_ops'] = eager_profile(runs['eager'])
     print(json.dumps(result))
 
 
-def profile_by_op(path, top=8):
-    """Share of ONNX Runtime's node time per operator type, largest first."""
+def _top(per_op, top=10):
+    """The ``top`` largest entries of {op: seconds}, rounded, and the rest summed as 'other'."""
+    ops = Counter(per_op).most_common()
+    return {
+        **{op: round(t, 3) for op, t in ops[:top]},
+        'other': round(sum(t for _, t in ops[top:]), 3),
+    }
+
+
+def onnx_profile(path, num_runs):
+    """ONNX Runtime's kernel time per operator type, seconds per run, from its profile file."""
     events = json.loads(Path(path).read_text())
     Path(path).unlink()
     per_op = Counter()
     for e in events:
         if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
-            per_op[e['args']['op_name']] += e['dur']
-    total = sum(per_op.values()) or 1
-    return {op: round(t / total, 3) for op, t in per_op.most_common(top)}
+            per_op[e['args']['op_name']] += e['dur'] / 1e6 / num_runs
+    return _top(per_op)
+
+
+def eager_profile(run):
+    """One eager run's self CPU time per aten op, seconds (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    return _top({e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()})
 
 
 def main(argv=None):
@@ -84,16 +110,23 @@ def main(argv=None):
     print('|---|---|---|---|---|')
     for isa in args.isa:
         cmd = [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv), '--worker']
-        out = subprocess.run(cmd, capture_output=True, text=True,
-                             env=dict(os.environ, PYTHONWARNINGS='ignore', **ISA_ENV[isa]))
+        out = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONWARNINGS='ignore', **ISA_ENV[isa]),
+        )
         if out.returncode:
             raise SystemExit(f'the {isa} worker failed:\n{out.stderr[-3000:]}')
         r = json.loads(out.stdout.strip().splitlines()[-1])
         eager, onnx = (1 / r['seconds'][k] for k in ('eager', 'onnx'))
-        print(f'| {isa} ({r["aten"]}) | {r["threads"]} | {eager:.3f} | {onnx:.3f} | '
-              f'{onnx / eager:.2f} |')
+        print(
+            f'| {isa} ({r["aten"]}) | {r["threads"]} | {eager:.3f} | {onnx:.3f} | '
+            f'{onnx / eager:.2f} |'
+        )
         if 'onnx_ops' in r:
-            print(f'ONNX Runtime time by operator ({isa}): {r["onnx_ops"]}')
+            print(f'ONNX Runtime, s per image by operator ({isa}): {r["onnx_ops"]}')
+            print(f'eager, s per image by aten op ({isa}): {r["eager_ops"]}')
 
 
 if __name__ == '__main__':
