@@ -95,6 +95,40 @@ def test_preprocess_equals_mmdet_resize_and_data_preprocessor():
     assert batch.shape == (1, 3, 96, 160) and not batch[:, :, h:].any() and not batch[..., w:].any()
 
 
+def test_normalising_test_pipeline_gives_the_same_settings_and_input():
+    """A config that normalises in its test pipeline (the L config) rather than in its data
+    preprocessor: the same metadata, and preprocess equals mmdet's Resize + Normalize + padding."""
+    from mmcv.transforms import Normalize
+    from mmdet.datasets.transforms import Resize
+    from mmdet.models.data_preprocessors import DetDataPreprocessor
+    from mmengine.config import Config
+
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    cfg = Config(
+        dict(
+            test_pipeline=[
+                dict(type='Resize', scale=(133, 80)),
+                dict(type='mmcv.Normalize', mean=mean, std=std, to_rgb=True),
+            ]
+        )
+    )
+    pre = DetDataPreprocessor(mean=None, std=None, bgr_to_rgb=False)
+    settings = export_onnx.normalisation(cfg, pre)
+    assert settings == dict(mean=mean, std=std, bgr_to_rgb=True)
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    batch, size, _ = onnx_io.preprocess(
+        image, dict(settings, resize_scale=[133, 80], input_shape=[96, 160])
+    )
+    resized = Resize(scale=(133, 80), keep_ratio=True)(dict(img=image))
+    normed = Normalize(mean=mean, std=std, to_rgb=True)(resized)['img']
+    theirs = pre(dict(inputs=[torch.from_numpy(normed).permute(2, 0, 1)]))['inputs']
+    h, w = theirs.shape[2:]
+    assert tuple(size) == (h, w) == (80, 112)
+    np.testing.assert_allclose(batch[:, :, :h, :w], theirs.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match='normalised 2 times'):
+        export_onnx.normalisation(cfg, DetDataPreprocessor(mean=mean, std=std))
+
+
 def test_compare_matches_reordered_detections_and_refuses_other_labels():
     boxes = np.float32([[0, 0, 10, 10], [5, 5, 20, 20], [30, 30, 40, 45]])
     scores, labels = np.float32([0.9, 0.5, 0.50001]), np.array([0, 1, 1])
