@@ -4,7 +4,7 @@
         [--opset 17] [--verify] [--cfg-options KEY=VALUE ...]
 
 The file holds the whole detector for one image (tools/deployment/onnx_model.py): backbone with
-deformable attention as GridSample, FPN, RPN with NonMaxSuppression, RoiAlign, the box head with
+deformable attention as Gather and MatMul, FPN, RPN with NonMaxSuppression, RoiAlign, the box head with
 per-class NMS and the mask head's 28x28 probabilities, standard ONNX operators only. Inputs and
 outputs: see ``onnx_model.py``; pre-processing and mask pasting: ``onnx_io.py``, whose settings
 (classes, mean, std, resize scale, input shape) are stored in the file's metadata. Without
@@ -240,7 +240,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='config overrides')
     args = parser.parse_args(argv)
     if args.opset < 16:
-        parser.error(f'--opset {args.opset}: GridSample and RoiAlign(half_pixel) need 16 or newer')
+        parser.error(f'--opset {args.opset}: RoiAlign(half_pixel) needs 16 or newer')
     if args.dynamic:
         parser.error(
             '--dynamic: not supported: tracing fixes the input size (which window-attention '

@@ -4,8 +4,8 @@ ViT-Adapter's variant projects the values to a narrower width (``deform_ratio``)
 On CUDA the sampling runs in mmcv's compiled kernel; on the CPU it runs as one ``embedding_bag``
 (each query gathers its bilinear corners as weighted rows of the value table), which gives the same
 numbers as ``grid_sample`` but skips the per-level layout copies and the (N, D, Q, P) intermediate.
-While tracing or exporting (ONNX, ``torch.export``) it runs as mmcv's pure-torch ``grid_sample``
-version, which ONNX expresses with standard operators (GridSample, opset >= 16).
+While tracing or exporting (ONNX, ``torch.export``) the same rows and weights are gathered and
+summed as a batched matrix product, which ONNX expresses with standard operators (Gather, MatMul).
 """
 import math
 import warnings
@@ -100,6 +100,35 @@ def level_starts(shapes: Tensor) -> Tensor:
     return sizes.cumsum(0) - sizes
 
 
+def _pixels_and_rows(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor):
+    """The sampling points as pixel coordinates and the value-table rows of their bilinear corners.
+
+    Returns x, y (B, Q, M, L, P) with pixel centres on integers, the table rows (B * Q * M, L * P * 4)
+    of the corners (y0, x0), (y0, x1), (y1, x0), (y1, x1) (a corner off the map reads a clamped, valid
+    row; :func:`_bilinear_factors` gives it weight 0) into ``value.reshape(B * S * M, D)``, and the
+    level sizes W, H (L, 1).
+    """
+    B, S, M, D = value.shape
+    _, Q, _, L, P, _ = sampling_locations.shape
+    shapes = torch.tensor(spatial_shapes, device=value.device)  # (L, 2) as (H, W)
+    H, W = shapes.to(value.dtype)[:, None].unbind(-1)  # (L, 1) each, against (B, Q, M, L, P)
+    start = level_starts(shapes).to(value.dtype)[:, None]  # (L, 1)
+    x = sampling_locations[..., 0] * W - 0.5  # (B, Q, M, L, P)
+    y = sampling_locations[..., 1] * H - 0.5
+    with torch.no_grad():
+        x0, y0 = x.floor(), y.floor()
+        x0_in, x1_in = _on_map(x0, W), _on_map(x0 + 1, W)
+        y0_in, y1_in = _on_map(y0, H), _on_map(y0 + 1, H)
+        # rows of the value table (B * S * M, D): (batch * S + token) * M + head; int32 sorts faster
+        index_dtype = torch.int32 if B * S * M < 2 ** 31 else torch.int64
+        batch_head = (torch.arange(B, device=x.device, dtype=index_dtype).view(B, 1, 1, 1, 1) * (S * M)
+                      + torch.arange(M, device=x.device, dtype=index_dtype).view(1, 1, M, 1, 1))
+        row0, row1 = start + y0_in * W, start + y1_in * W
+        rows = torch.stack([(token.to(index_dtype) * M + batch_head)
+                            for token in (row0 + x0_in, row0 + x1_in, row1 + x0_in, row1 + x1_in)], -1)
+    return x, y, rows.view(B * Q * M, L * P * 4), W, H
+
+
 def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
                     attention_weights: Tensor) -> Tensor:
     """Bilinear sampling (zero padding, ``align_corners=False``) summed with attention weights.
@@ -117,29 +146,9 @@ def deform_attn_cpu(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sa
         Tensor: (B, Q, M * D).
     """
     B, S, M, D = value.shape
-    _, Q, _, L, P, _ = sampling_locations.shape
-    shapes = torch.tensor(spatial_shapes, device=value.device)  # (L, 2) as (H, W)
-    H, W = shapes.to(value.dtype)[:, None].unbind(-1)  # (L, 1) each, against (B, Q, M, L, P)
-    start = level_starts(shapes).to(value.dtype)[:, None]  # (L, 1)
-
-    # pixel coordinates with pixel centres on integers; (x0, y0) the top-left neighbour, x1 = x0 + 1
-    x = sampling_locations[..., 0] * W - 0.5  # (B, Q, M, L, P)
-    y = sampling_locations[..., 1] * H - 0.5
-    with torch.no_grad():
-        x0, y0 = x.floor(), y.floor()
-        # corners outside the map read a clamped (valid) row with weight 0: zero padding
-        x0_in, x1_in = _on_map(x0, W), _on_map(x0 + 1, W)
-        y0_in, y1_in = _on_map(y0, H), _on_map(y0 + 1, H)
-        # rows of the value table (B * S * M, D): (batch * S + token) * M + head; int32 sorts faster
-        index_dtype = torch.int32 if B * S * M < 2 ** 31 else torch.int64
-        batch_head = (torch.arange(B, device=x.device, dtype=index_dtype).view(B, 1, 1, 1, 1) * (S * M)
-                      + torch.arange(M, device=x.device, dtype=index_dtype).view(1, 1, M, 1, 1))
-        row0, row1 = start + y0_in * W, start + y1_in * W
-        rows = torch.stack([(token.to(index_dtype) * M + batch_head)
-                            for token in (row0 + x0_in, row0 + x1_in, row1 + x0_in, row1 + x1_in)], -1)
-    out = _BilinearRowSum.apply(value.reshape(B * S * M, D), x, y, attention_weights,
-                                rows.view(B * Q * M, L * P * 4), W, H)  # (B*Q*M, D)
-    return out.view(B, Q, M * D)
+    x, y, rows, W, H = _pixels_and_rows(value, spatial_shapes, sampling_locations)
+    out = _BilinearRowSum.apply(value.reshape(B * S * M, D), x, y, attention_weights, rows, W, H)
+    return out.view(B, -1, M * D)
 
 
 def exporting() -> bool:
@@ -149,11 +158,18 @@ def exporting() -> bool:
 
 def deform_attn_export(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]],
                        sampling_locations: Tensor, attention_weights: Tensor) -> Tensor:
-    """:func:`deform_attn_cpu`'s sampling written with ``grid_sample`` (mmcv's pure-torch version,
-    same args and result): the form ONNX exporters translate into standard operators."""
-    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
-    return multi_scale_deformable_attn_pytorch(value, [tuple(s) for s in spatial_shapes],
-                                               sampling_locations, attention_weights)
+    """:func:`deform_attn_cpu` (same args and result) in operators that ONNX has: the corner rows
+    gathered from the value table (Gather), then weighted and summed by one batched (1, 4LP) x
+    (4LP, D) product per query and head (MatMul). ONNX Runtime runs this faster than the same
+    sampling as ``grid_sample`` (GridSample), which recomputes each point's corners per channel
+    (docs/deployment.md)."""
+    B, S, M, D = value.shape
+    x, y, rows, W, H = _pixels_and_rows(value, spatial_shapes, sampling_locations)
+    wx0, wx1, uy0, uy1 = _bilinear_factors(x, y, W, H)[0]
+    coef = _corner_coefficients((wx0, wx1, uy0 * attention_weights, uy1 * attention_weights))
+    corners = value.reshape(B * S * M, D)[rows]  # (B * Q * M, 4LP, D)
+    out = torch.matmul(coef.view(rows.shape[0], 1, rows.shape[1]), corners)  # (B * Q * M, 1, D)
+    return out.view(B, -1, M * D)
 
 
 def deform_attn(value: Tensor, spatial_shapes: Sequence[Tuple[int, int]], sampling_locations: Tensor,
