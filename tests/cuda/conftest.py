@@ -22,9 +22,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
+@pytest.fixture(scope='module', autouse=True)
 def no_tf32():
-    """fp32 matmuls and convolutions in full fp32 (TF32 would give ~1e-3 relative errors)."""
+    """fp32 matmuls and convolutions in full fp32 in every CUDA test module, module-scoped fixtures
+    (baselines) included (TF32 would give ~1e-3 relative errors)."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     yield

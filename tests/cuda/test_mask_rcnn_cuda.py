@@ -16,15 +16,6 @@ def _losses(model, packed, dtype, seed=0):
     return parsed, sum(parsed.values())
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _full_fp32():
-    """fp32 means fp32 here: no TF32 in matmuls or convolutions, for the baseline too."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 @pytest.fixture(scope='module')
 def detector_s(build_detector):
     model = build_detector('s').cuda()

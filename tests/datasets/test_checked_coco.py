@@ -31,24 +31,20 @@ def refused(root, capsys, *expected):
 
 
 # ------------------------------------------------------------------ 1. ids used twice
-def test_duplicate_image_ids_are_refused_naming_both_files(tmp_path, capsys):
-    def same_id(dataset):
-        dataset['images'][1]['id'] = 1
-        dataset['annotations'][1]['image_id'] = 1
-    write(tmp_path, two_images(), same_id)
-    refused(tmp_path, capsys,
-            "image 1: duplicate image id: 2 images have id 1: file names 'a.png', 'b.png'; "
-            'give every image its own id')
-
-
-def test_duplicate_annotation_and_category_ids_are_refused(tmp_path, capsys):
-    def same_ids(dataset):
-        dataset['annotations'][1]['id'] = 1
-        dataset['categories'][1]['id'] = 1
-    write(tmp_path, two_images(), same_ids)
-    refused(tmp_path, capsys,
-            'image 1, annotation 1: duplicate annotation id: 2 annotations have id 1, on images '
-            '[1, 2]', 'file: duplicate category id: 2 categories have id 1')
+@pytest.mark.parametrize('same, expected', [
+    ({'images': 'id', 'annotations': 'image_id'},
+     ["image 1: duplicate image id: 2 images have id 1: file names 'a.png', 'b.png'; "
+      'give every image its own id']),
+    ({'annotations': 'id', 'categories': 'id'},
+     ['image 1, annotation 1: duplicate annotation id: 2 annotations have id 1, on images [1, 2]',
+      'file: duplicate category id: 2 categories have id 1']),
+], ids=['image ids, naming both files', 'annotation and category ids'])
+def test_duplicate_ids_are_refused(tmp_path, capsys, same, expected):
+    def set_second_to_1(dataset):  # the second entry of each list takes the first one's id
+        for section, key in same.items():
+            dataset[section][1][key] = 1
+    write(tmp_path, two_images(), set_second_to_1)
+    refused(tmp_path, capsys, *expected)
 
 
 # ------------------------------------------------------------------ 2. segmentations
