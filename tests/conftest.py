@@ -1,11 +1,41 @@
 """Fixtures shared by the tests of every folder: autograd memory, a tiny dataset, the settings of
 tests that build runners, and checks every test gets."""
 import os
+import shutil
+import sys
+import tempfile
 
-import pytest
-import torch
 
-from tests.coco_data import simple_entries, write_split
+def _keep_bytecode():
+    """Speed: where PYTHONDONTWRITEBYTECODE is set and the venv holds no compiled bytecode, every
+    Python process compiles torch, mmcv and mmdet from source again, most of the start-up of each
+    tool the tests run. The session keeps the bytecode of what its processes import in a temporary
+    folder (PYTHONPYCACHEPREFIX) that this process and every subprocess read and write; removed
+    at the end of the session. Returns the folder and the variable's value, or None where
+    nothing was changed."""
+    if not os.environ.get('PYTHONDONTWRITEBYTECODE') or os.environ.get('PYTHONPYCACHEPREFIX'):
+        return None
+    folder = tempfile.mkdtemp(prefix='mmdet-dinov2-tests-bytecode.')
+    os.environ['PYTHONPYCACHEPREFIX'] = folder
+    sys.pycache_prefix, sys.dont_write_bytecode = folder, False
+    return folder, os.environ.pop('PYTHONDONTWRITEBYTECODE')
+
+
+_BYTECODE = _keep_bytecode()  # before the imports below: torch's own modules are kept too
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tests.coco_data import simple_entries, write_split  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    if _BYTECODE is not None:
+        folder, value = _BYTECODE
+        os.environ.pop('PYTHONPYCACHEPREFIX', None)
+        os.environ['PYTHONDONTWRITEBYTECODE'] = value
+        sys.pycache_prefix, sys.dont_write_bytecode = None, True
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _saved_bytes(fn) -> int:
