@@ -1,6 +1,10 @@
-"""Fixtures for the tool tests: a tiny COCO-format dataset and the command-line options that point
-tests/tools/tiny_config.py at it."""
+"""Fixtures for the tool tests: a tiny COCO-format dataset, the command-line options that point
+tests/tools/tiny_config.py at it, and one tools/train.py run and tools/test.py dump that the
+tool, demo and analysis tests share."""
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
 
@@ -89,6 +93,61 @@ def tool():
         prefix = ['bash'] if name.endswith('.sh') else [sys.executable]
         return _run_tool(prefix + [str(ROOT / 'tools' / name)] + command, timeout, env)
     return run
+
+
+def _run_script_here(script, args):
+    """Run ``python SCRIPT ARGS`` in this process: the script as ``__main__`` with its folder first
+    on sys.path and ``sys.argv`` set; matplotlib's settings and figures, sys.argv and sys.path as
+    they were afterwards. Returns what it printed; fails the test if it exits with an error."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    argv, path, printed = sys.argv, sys.path[:], io.StringIO()
+    sys.argv = command = [str(script), *args]
+    sys.path.insert(0, str(script.parent))
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), \
+                matplotlib.rc_context():
+            runpy.run_path(str(script), run_name='__main__')
+    except SystemExit as exit:
+        if exit.code not in (None, 0):
+            pytest.fail(f'{" ".join(command)} exited with {exit.code}:\n'
+                        f'{printed.getvalue()[-6000:]}')
+    finally:
+        sys.argv, sys.path[:] = argv, path
+        plt.close('all')
+    return printed.getvalue()
+
+
+@pytest.fixture(scope='session')
+def tool_in_process():
+    """``tool_in_process(name, *args, data=root)``: ``tools/<name>`` (a Python script) as ``tool``
+    runs it, in this process instead of a new interpreter; returns what it printed. For the
+    scripts whose output and files are what a test checks, not their process (mmengine's named
+    instances, such as mmdet's visualizer, are then the process's, as in a training run)."""
+    def run(name, *args, data=None):
+        command = [str(a) for a in args] + (_data_options(data) if data is not None else [])
+        return _run_script_here(ROOT / 'tools' / name, command)
+    return run
+
+
+@pytest.fixture(scope='session')
+def trained_work_dir(tmp_path_factory, tiny_coco, tool):
+    """tools/train.py's work dir after one epoch (4 iterations, then validation) of the tiny config
+    in one process. Tests only read it; one that trains further works on a copy."""
+    work_dir = tmp_path_factory.mktemp('tools_train')
+    tool('train.py', TINY_CONFIG, '--work-dir', work_dir, '--cfg-options',
+         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', data=tiny_coco)
+    return work_dir
+
+
+@pytest.fixture(scope='session')
+def predictions_dump(tmp_path_factory, tiny_coco, tool, trained_work_dir):
+    """tools/test.py --out on the validation images with ``trained_work_dir``'s checkpoint: the
+    dump's path (``preds.pkl`` in the test run's work dir)."""
+    work_dir = tmp_path_factory.mktemp('test_dump')
+    tool('test.py', TINY_CONFIG, trained_work_dir / 'epoch_1.pth', '--work-dir', work_dir,
+         '--out', work_dir / 'preds.pkl', data=tiny_coco)
+    return work_dir / 'preds.pkl'
 
 
 @pytest.fixture(scope='session')

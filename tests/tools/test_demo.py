@@ -32,21 +32,16 @@ def _demo(name, *args):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, tiny_config, tiny_coco, tool):
+def trained(trained_work_dir):
     """A checkpoint after one epoch (4 iterations) of the tiny config."""
-    work_dir = tmp_path_factory.mktemp('demo_train')
-    tool('train.py', tiny_config, '--work-dir', work_dir, '--cfg-options',
-         'train_cfg.max_epochs=1', 'train_cfg.val_interval=5', data=tiny_coco)
-    return work_dir / 'epoch_1.pth'
+    return trained_work_dir / 'epoch_1.pth'
 
 
-def test_image_demo_gives_the_detections_of_the_test_tool(trained, tiny_config, tiny_coco, tool,
-                                                          tmp_path):
-    pkl = tmp_path / 'predictions.pkl'
-    tool('test.py', tiny_config, trained, '--work-dir', tmp_path / 'test', '--out', pkl,
-         data=tiny_coco)
+def test_image_demo_gives_the_detections_of_the_test_tool(trained, predictions_dump, tiny_config,
+                                                          tiny_coco, tmp_path):
+    # predictions_dump: tools/test.py --out with the same checkpoint on the same images
     dumped = {s['img_path'].rsplit('/', 1)[-1]: s['pred_instances']
-              for s in pickle.loads(pkl.read_bytes())}
+              for s in pickle.loads(predictions_dump.read_bytes())}
     out_dir = tmp_path / 'demo'
     # a glob of two images, batched, everything saved (a score threshold only affects drawing)
     result = _demo('image_demo.py', f'{tiny_coco}/val/00000[01].png', tiny_config,

@@ -1,6 +1,7 @@
 """mmdet's own analysis tools through the wrappers under tools/ (browse_dataset, analyze_logs,
 confusion_matrix, analyze_results, print_config), on the tiny config and a tools/test.py --out
-dump; and tools/test.py's mmdet options --show / --wait-time / --show-score-thr / --tta."""
+dump; and tools/test.py's mmdet options --show / --wait-time / --show-score-thr / --tta. The
+wrappers run in this process as scripts (tool_in_process): their output and files are checked."""
 import pickle
 
 import pytest
@@ -12,12 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, tiny_config, tiny_coco, tool):
+def trained(trained_work_dir):
     """A work dir after one epoch (4 iterations, then validation) of the tiny config."""
-    work_dir = tmp_path_factory.mktemp('tools_train')
-    tool('train.py', tiny_config, '--work-dir', work_dir, '--cfg-options',
-         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', data=tiny_coco)
-    return work_dir
+    return trained_work_dir
 
 
 @pytest.fixture(scope='module')
@@ -25,40 +23,33 @@ def checkpoint(trained):
     return trained / 'epoch_1.pth'
 
 
-@pytest.fixture(scope='module')
-def dump(tmp_path_factory, tiny_config, tiny_coco, tool, checkpoint):
-    work_dir = tmp_path_factory.mktemp('test_dump')
-    tool('test.py', tiny_config, checkpoint, '--work-dir', work_dir, '--out',
-         work_dir / 'preds.pkl', data=tiny_coco)
-    return work_dir
-
-
-def test_browse_dataset(tiny_config, tiny_coco, tool, tmp_path):
-    tool('analysis_tools/browse_dataset.py', tiny_config, '--output-dir', tmp_path, '--not-show',
-         data=tiny_coco)
+def test_browse_dataset(tiny_config, tiny_coco, tool_in_process, tmp_path):
+    tool_in_process('analysis_tools/browse_dataset.py', tiny_config, '--output-dir', tmp_path,
+                    '--not-show', data=tiny_coco)
     assert len(list(tmp_path.glob('*.png'))) == 8  # the training images, annotations drawn
 
 
-def test_confusion_matrix_and_analyze_results_read_the_test_dump(dump, tiny_config, tiny_coco,
-                                                                 tool, tmp_path):
-    tool('analysis_tools/confusion_matrix.py', tiny_config, dump / 'preds.pkl', tmp_path / 'cm',
-         data=tiny_coco)
+def test_confusion_matrix_and_analyze_results_read_the_test_dump(predictions_dump, tiny_config,
+                                                                 tiny_coco, tool_in_process,
+                                                                 tmp_path):
+    tool_in_process('analysis_tools/confusion_matrix.py', tiny_config, predictions_dump,
+                    tmp_path / 'cm', data=tiny_coco)
     assert (tmp_path / 'cm' / 'confusion_matrix.png').is_file()
-    tool('analysis_tools/analyze_results.py', tiny_config, dump / 'preds.pkl', tmp_path / 'ar',
-         '--topk', 2, data=tiny_coco)
+    tool_in_process('analysis_tools/analyze_results.py', tiny_config, predictions_dump,
+                    tmp_path / 'ar', '--topk', 2, data=tiny_coco)
     assert len(list((tmp_path / 'ar' / 'good').glob('*.png'))) == 2
     assert len(list((tmp_path / 'ar' / 'bad').glob('*.png'))) == 2
 
 
-def test_analyze_logs_and_print_config(trained, tiny_config, tool, tmp_path):
+def test_analyze_logs_and_print_config(trained, tiny_config, tool_in_process, tmp_path):
     log = next(trained.glob('2*/vis_data/2*.json'))
     # no --style: matplotlib's default instead of mmdet's default, seaborn's 'dark'
-    tool('analysis_tools/analyze_logs.py', 'plot_curve', log, '--keys', 'loss', 'bbox_mAP',
-         '--out', tmp_path / 'curves.png')
+    tool_in_process('analysis_tools/analyze_logs.py', 'plot_curve', log, '--keys', 'loss',
+                    'bbox_mAP', '--out', tmp_path / 'curves.png')
     assert (tmp_path / 'curves.png').is_file()
-    out = tool('analysis_tools/analyze_logs.py', 'cal_train_time', log).stdout
+    out = tool_in_process('analysis_tools/analyze_logs.py', 'cal_train_time', log)
     assert 'average iter time' in out
-    out = tool('misc/print_config.py', tiny_config).stdout
+    out = tool_in_process('misc/print_config.py', tiny_config)
     assert "type='ViTAdapter'" in out and "custom_imports" in out
 
 

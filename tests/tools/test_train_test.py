@@ -3,6 +3,7 @@ tiny config on a generated COCO-format dataset; the AP that tools/test.py report
 against pycocotools' COCOeval run directly on the predictions it dumped."""
 import json
 import pickle
+import shutil
 import socket
 
 import numpy as np
@@ -113,9 +114,10 @@ def test_sweep_summary_reads_a_real_work_dir(dist_run, tool):
     assert f'| 0.70 | {box:.1f} |' in out
 
 
-def test_train_tool_single_process_and_resume(tiny_config, tiny_coco, tool, tmp_path):
-    tool('train.py', tiny_config, '--work-dir', tmp_path, '--cfg-options',
-         'train_cfg.max_epochs=1', data=tiny_coco)
+def test_train_tool_single_process_and_resume(trained_work_dir, tiny_config, tiny_coco, tool,
+                                              tmp_path):
+    # trained_work_dir: tools/train.py in one process, one epoch; resumed here in a copy
+    shutil.copytree(trained_work_dir, tmp_path, dirs_exist_ok=True)
     assert (tmp_path / 'epoch_1.pth').is_file()
     result = tool('train.py', tiny_config, '--work-dir', tmp_path, '--resume', '--cfg-options',
                   'train_cfg.max_epochs=2', data=tiny_coco)
