@@ -86,11 +86,11 @@ def test_mmengine_counts_the_same_products_and_misses_attention_and_sampling():
                                            device='meta', with_mmengine=True)
     # mmengine's linear and conv rules give the same products; it adds norms and interpolation
     # (elementwise, which torch's counter leaves out) and has no rule for SDPA. It traces the
-    # model, and traced deformable attention samples with grid_sample (the ONNX path), which it
-    # counts per output element, not as the products of the weighted sum
+    # model, and traced deformable attention is the ONNX path: the four corners' weights (attention
+    # folded in) times the corner rows, one matmul: ours less the attention-weight product
     assert engine.pop('linear') + engine.pop('conv') == count.total(MATMUL)
-    assert set(engine) <= {'layer_norm', 'batch_norm', 'upsample_bilinear2d', 'upsample_nearest2d',
-                           'grid_sampler'}, engine
+    assert engine.pop('matmul') * get_flops.SAMPLING_MACS_PER_CHANNEL == count.total(DEFORM) * 4
+    assert set(engine) <= {'layer_norm', 'batch_norm', 'upsample_bilinear2d', 'upsample_nearest2d'}, engine
     assert count.total(SDPA) > 0 and count.total(DEFORM) > 0
 
 
