@@ -2,10 +2,8 @@
 iterations: the image demo (mmdet's DetInferencer) gives the detections that tools/test.py dumps
 for the same images; the video demo draws every frame of a generated video."""
 import json
-import os
 import pickle
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from tests.helpers import load_tool
+from tests.tools.conftest import _run_tool
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,13 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _demo(name, *args):
     """Run ``demo/<name> ARGS``; fail the test with its output if it fails."""
-    result = subprocess.run([sys.executable, str(ROOT / 'demo' / name), *map(str, args)],
-                            cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'),
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f'{name} exited with {result.returncode}:\n{result.stdout[-3000:]}\n'
-                    f'{result.stderr[-5000:]}')
-    return result
+    return _run_tool([sys.executable, ROOT / 'demo' / name, *map(str, args)])
 
 
 @pytest.fixture(scope='module')
