@@ -10,7 +10,7 @@ Runtime has no such switch (MLAS picks its kernels by CPUID), so its figure is n
 Both use the same number of threads (torch's default) and both times include pasting the masks into
 the image (mmdet's ``_do_paste_mask``; ``onnx_io.paste_masks``). ``--profile`` adds where each spends
 its time, in seconds per image by operator: ONNX Runtime's own profiler averaged over all its runs
-(the warm-up included), and one more eager run under ``torch.profiler`` (each aten op's self time).
+(the timed runs only), and one more eager run under ``torch.profiler`` (each aten op's self time).
 """
 
 import argparse
@@ -25,6 +25,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / 'analysis_tools')]
 from benchmark_backbone import ISA_ENV  # noqa: E402
+
+# Untimed rounds before the timed ones: ONNX Runtime's second run is its slowest (S at 800x1344: about
+# twice the steady time, while its memory arena grows), so one round does not warm it up.
+WARMUP = 2
 
 
 def worker(args):
@@ -48,11 +52,11 @@ def worker(args):
         onnx=lambda: export_onnx.onnx_predictions(session, image, size),
     )
     times = {name: [] for name in runs}
-    for i in range(args.runs + 1):  # the first round warms up
+    for i in range(WARMUP + args.runs):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
-            if i:
+            if i >= WARMUP:
                 times[name].append(time.perf_counter() - start)
     result = dict(
         threads=torch.get_num_threads(),
@@ -60,7 +64,7 @@ def worker(args):
         seconds={k: sorted(v)[len(v) // 2] for k, v in times.items()},
     )
     if args.profile:
-        result['onnx_ops'] = onnx_profile(session.end_profiling(), args.runs + 1)
+        result['onnx_ops'] = onnx_profile(session.end_profiling(), WARMUP)
         result['eager_ops'] = eager_profile(runs['eager'])
     print(json.dumps(result))
 
@@ -74,14 +78,16 @@ def _top(per_op, top=10):
     }
 
 
-def onnx_profile(path, num_runs):
-    """ONNX Runtime's kernel time per operator type, seconds per run, from its profile file."""
+def onnx_profile(path, skip):
+    """ONNX Runtime's kernel time per operator type, seconds per run, from its profile file, leaving
+    out the first ``skip`` runs."""
     events = json.loads(Path(path).read_text())
     Path(path).unlink()
+    starts = sorted(e['ts'] for e in events if e.get('name') == 'model_run')
     per_op = Counter()
     for e in events:
-        if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
-            per_op[e['args']['op_name']] += e['dur'] / 1e6 / num_runs
+        if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time') and e['ts'] >= starts[skip]:
+            per_op[e['args']['op_name']] += e['dur'] / 1e6 / (len(starts) - skip)
     return _top(per_op)
 
 
