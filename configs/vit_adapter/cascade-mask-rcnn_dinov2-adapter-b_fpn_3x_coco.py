@@ -7,12 +7,6 @@ _base_ = './cascade-mask-rcnn_dinov2-adapter-s_fpn_3x_coco.py'
 # What _base_/models/vit-adapter_dinov2-b.py changes in the backbone file it inherits, stated again
 # for the Cascade heads (see the S Cascade config)
 model = dict(
-    backbone=dict(
-        embed_dim=768,
-        num_heads=12,
-        drop_path_rate=0.3,
-        deform_num_heads=12,
-        deform_ratio=0.5,
-        pretrained='pretrained/dinov2_vitb14_pretrain_14to16.pth'),
+    backbone=dict(arch='dinov2-b', pretrained='pretrained/dinov2_vitb14_pretrain_14to16.pth'),
     neck=dict(in_channels=[768] * 4))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.60))

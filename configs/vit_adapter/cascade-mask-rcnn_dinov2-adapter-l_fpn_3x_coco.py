@@ -7,20 +7,6 @@ _base_ = './cascade-mask-rcnn_dinov2-adapter-b_fpn_3x_coco.py'
 # What _base_/models/vit-adapter_dinov2-l.py changes in the backbone file it inherits, stated again
 # for the Cascade heads (see the S Cascade config)
 model = dict(
-    backbone=dict(
-        embed_dim=1024,
-        depth=24,
-        num_heads=16,
-        drop_path_rate=0.4,
-        # windowed attention (14x14) except in the last block of each interaction
-        window_attn=([True] * 5 + [False]) * 4,
-        window_size=([14] * 5 + [None]) * 4,
-        deform_num_heads=16,
-        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
-        pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth'),
+    backbone=dict(arch='dinov2-l', pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth'),
     neck=dict(in_channels=[1024] * 4))
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=24, layer_decay_rate=0.65))
-
-# Normalised with the ImageNet mean/std in training and testing alike (the data preprocessor, as for
-# S and B). The Mask R-CNN L config's 127.5 / 127.5 training normalisation is a quirk kept only to
-# evaluate the original's released checkpoint as it was; nothing here needs it.

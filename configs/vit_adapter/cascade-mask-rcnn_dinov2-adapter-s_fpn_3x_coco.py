@@ -10,33 +10,11 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# The backbone, FPN widths and layer decay of _base_/models/vit-adapter_dinov2-s.py, stated again:
+# The backbone, FPN widths and layer decay of _base_/models/vit-adapter_dinov2-s.py, named again:
 # that file sets `model` over the Mask R-CNN heads, and mmengine refuses two files that both set
 # `model` in one _base_ list (tests/configs/test_config_builds.py keeps the two equal).
 model = dict(
-    backbone=dict(
-        type='ViTAdapter',
-        # the ViT: DINOv2's 518x518 (37x37 patches of 14) position grid, read as 37x37 of 16
-        pretrain_size=592,
-        img_size=592,
-        patch_size=16,
-        embed_dim=384,
-        depth=12,
-        num_heads=6,
-        mlp_ratio=4,
-        drop_path_rate=0.2,
-        # windowed attention (14x14) except in the last block of each interaction
-        window_attn=[True, True, False] * 4,
-        window_size=[14, 14, None] * 4,
-        # the adapter
-        conv_inplane=64,
-        n_points=4,
-        deform_num_heads=6,
-        cffn_ratio=0.25,
-        deform_ratio=1.0,
-        interaction_indexes=[[0, 2], [3, 5], [6, 8], [9, 11]],
-        # the original's four output norms are nn.SyncBatchNorm
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        pretrained='pretrained/dinov2_vits14_pretrain_14to16.pth'),
+    backbone=dict(type='ViTAdapter', arch='dinov2-s',
+                  pretrained='pretrained/dinov2_vits14_pretrain_14to16.pth'),
     neck=dict(in_channels=[384] * 4))
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.70))

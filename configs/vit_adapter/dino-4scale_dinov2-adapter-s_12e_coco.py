@@ -11,7 +11,7 @@ _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 # 64). The same levels and token count as the R50 config, so its published numbers compare like for
 # like; the adapter's stride-4 map would triple the deformable encoder's tokens (that is
 # mmdet's 5-scale Swin-L layout without its stride-64 level).
-# The backbone of _base_/models/vit-adapter_dinov2-s.py, stated again: that file sets `model` over the
+# The backbone of _base_/models/vit-adapter_dinov2-s.py, named again: that file sets `model` over the
 # Mask R-CNN heads, and mmengine refuses two files that both set `model` in one _base_ list.
 model = dict(
     # the adapter takes sides that are multiples of 32 (mmdet's DINO pads to 1)
@@ -19,27 +19,7 @@ model = dict(
     backbone=dict(
         _delete_=True,  # replace mmdet's ResNet-50 dict instead of merging into it
         type='ViTAdapter',
-        # the ViT: DINOv2's 518x518 (37x37 patches of 14) position grid, read as 37x37 of 16
-        pretrain_size=592,
-        img_size=592,
-        patch_size=16,
-        embed_dim=384,
-        depth=12,
-        num_heads=6,
-        mlp_ratio=4,
-        drop_path_rate=0.2,
-        # windowed attention (14x14) except in the last block of each interaction
-        window_attn=[True, True, False] * 4,
-        window_size=[14, 14, None] * 4,
-        # the adapter
-        conv_inplane=64,
-        n_points=4,
-        deform_num_heads=6,
-        cffn_ratio=0.25,
-        deform_ratio=1.0,
-        interaction_indexes=[[0, 2], [3, 5], [6, 8], [9, 11]],
-        # the original's four output norms are nn.SyncBatchNorm
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        arch='dinov2-s',  # mmdet_dinov2/models/backbones/archs.py
         pretrained='pretrained/dinov2_vits14_pretrain_14to16.pth',
         out_indices=(1, 2, 3)),
     neck=dict(in_channels=[384] * 3))

@@ -16,6 +16,7 @@ from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.runner import FlexibleRunner, Runner
 
+from ..models.backbones.archs import ARCHS, arch_settings
 from .runner import SafeFlexibleRunner  # noqa: F401 (registers the runner_type)
 
 
@@ -128,11 +129,17 @@ def move_data_root(cfg, new_root):
 
 
 def replace_sync_bn(node):
-    """Turn every dict of a SyncBN type in a config tree into BN, in place; return how many."""
+    """Turn every dict of a SyncBN type in a config tree into BN, in place; return how many. A
+    backbone named by its ``arch`` gets its preset's ``norm_cfg`` written out first, so that a
+    SyncBN the preset holds is turned too."""
     if isinstance(node, (list, tuple)):
         return sum(map(replace_sync_bn, node))
     if not isinstance(node, dict):
         return 0
+    if node.get('type') in ARCHS and 'arch' in node and 'norm_cfg' not in node:
+        preset_norm = arch_settings(node['type'], node['arch']).get('norm_cfg')
+        if preset_norm is not None:
+            node['norm_cfg'] = preset_norm
     synced = node.get('type') in ('SyncBN', 'SyncBatchNorm', 'MMSyncBN', 'TorchSyncBN')
     if synced:
         node['type'] = 'BN'

@@ -9,6 +9,7 @@ import inspect
 from mmdet.registry import DATASETS
 from torch.nn.modules.module import register_module_module_registration_hook
 
+from .backbones.archs import expand_arch
 from .backbones.arguments import check_out_indices
 from .backbones.dinov3_adapter import DINOv3Adapter
 from .backbones.vit_adapter import ViTAdapter
@@ -50,6 +51,7 @@ def check_backbone_neck(model_cfg) -> None:
     cls = _adapter_class(backbone.get('type'))
     if cls is None or not isinstance(neck, dict) or 'in_channels' not in neck:
         return
+    backbone = expand_arch(backbone, cls.__name__)
     out_indices = backbone.get('out_indices', _default(cls, 'out_indices'))
     try:
         num_maps = len(check_out_indices(out_indices))

@@ -1,13 +1,14 @@
 """The full content of a config as a flat, comparable mapping, and the reference dumps of it.
 
-``flatten(Config.fromfile(path))`` maps every leaf of the merged config to its dotted path:
+``flatten(merged(path))`` maps every leaf of the merged config to its dotted path:
 ``model.backbone.embed_dim``, ``train_pipeline.3.transforms.0.0.scales.2`` (list and tuple items
 by index); an empty dict or list is a leaf of its own. Tuples stay tuples, so a tuple that became
 a list (or the reverse) is a difference.
 
 The reference dumps under ``reference_dumps/`` hold the configs' content as one ``_base_`` file
 (model, data, schedule, hooks and runner settings together) gave it; ``test_config_dumps.py``
-compares the configs, whose bases are split by concern, against them.
+compares the configs, whose bases are split by concern, against them, each with its backbone's
+``arch`` preset expanded into the keys it stands for (:func:`merged`).
 A size config's dump is its merged content as a nested Python literal; the layer-decay sweep,
 seven configs that differ from the S config in one value each, is stored as those differences
 (``layer_decay_sweep.txt``). Capture again only for a deliberate change of a config's content, and
@@ -21,6 +22,8 @@ import sys
 from pathlib import Path
 
 from mmengine.config import Config
+
+from mmdet_dinov2.models.backbones.archs import expand_arch
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = Path(__file__).resolve().parent / 'reference_dumps'
@@ -50,6 +53,13 @@ def flatten(value, prefix=''):
     return flat
 
 
+def merged(path):
+    """The merged content of a config as a dict, its backbone's ``arch`` expanded."""
+    content = Config.fromfile(str(path)).to_dict()
+    content['model']['backbone'] = expand_arch(content['model']['backbone'])
+    return content
+
+
 def _literal(path):
     return ast.literal_eval(Path(path).read_text())
 
@@ -76,20 +86,20 @@ def _write(path, header, content):
 def capture():
     REFERENCE_DIR.mkdir(exist_ok=True)
     for path in SIZE_CONFIGS:
-        content = Config.fromfile(str(path)).to_dict()
+        content = merged(path)
         _write(_size_reference_path(path),
                f'# The merged content of {path.relative_to(ROOT)} (tests/configs/config_dump.py).\n',
                content)
     base = flatten(_literal(_size_reference_path(SWEEP_BASE)))
     sweep = {}
     for path in SWEEP_CONFIGS:
-        flat = flatten(Config.fromfile(str(path)))
+        flat = flatten(merged(path))
         assert flat.keys() == base.keys(), f'{path}: keys differ from {SWEEP_BASE.name}'
         sweep[path.name] = {k: v for k, v in flat.items() if base[k] != v}
     _write(SWEEP_FILE, f'# configs/vit_adapter/layer_decay/*.py: what differs from {SWEEP_BASE.name}\n'
            '# (tests/configs/config_dump.py).\n', sweep)
     for path in DUMPED:
-        assert load_reference(path) == flatten(Config.fromfile(str(path))), path
+        assert load_reference(path) == flatten(merged(path)), path
     print(f'{len(DUMPED)} configs captured under {REFERENCE_DIR.relative_to(ROOT)}')
 
 

@@ -4,11 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
 import mmdet_dinov2  # noqa: F401  (registers ViTAdapter and the optimizer constructor)
+from mmdet_dinov2.models.backbones.archs import expand_arch
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
@@ -38,6 +39,11 @@ def load(size):
     return Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov2-adapter-{size}_fpn_3x_coco.py')
 
 
+def backbone_keys(cfg):
+    """The config's backbone dict with its ``arch`` preset expanded."""
+    return ConfigDict(expand_arch(cfg.model.backbone))
+
+
 def build_on_meta(cfg):
     cfg.model.backbone.pretrained = None
     with torch.device('meta'):
@@ -50,7 +56,7 @@ def test_config_parses_and_imports_the_package(path):
     assert cfg.custom_imports == dict(imports=['mmdet_dinov2'], allow_failed_imports=False)
     assert cfg.model.backbone.type in ('ViTAdapter', 'DINOv3Adapter')
     assert cfg.optim_wrapper.constructor == 'LayerDecayOptimizerConstructor'
-    assert cfg.optim_wrapper.paramwise_cfg.num_layers == cfg.model.backbone.depth
+    assert cfg.optim_wrapper.paramwise_cfg.num_layers == backbone_keys(cfg).depth
 
 
 def test_sweep_covers_the_original_rates():
@@ -62,7 +68,7 @@ def test_sweep_covers_the_original_rates():
 @pytest.mark.parametrize('size', ['s', 'b', 'l'])
 def test_size_configs_carry_the_original_recipe(size):
     cfg, ref = load(size), ORIGINAL[size]
-    bb = cfg.model.backbone
+    bb = backbone_keys(cfg)
     for key in ('embed_dim', 'depth', 'num_heads', 'drop_path_rate', 'deform_ratio'):
         assert bb[key] == ref[key], key
     assert bb.deform_num_heads == ref['num_heads']
@@ -116,8 +122,9 @@ def test_g_config_builds_with_vit_g_widths():
     assert block.mlp.fc2.weight.shape == (1536, 4096)
     vit = sum(p.numel() for n, p in bb.named_parameters() if n.startswith(('blocks', 'patch')))
     assert round(vit / 1e9, 1) == 1.1  # ViT-g/14: 1.1 B parameters
-    assert cfg.model.backbone.with_cp is True and cfg.model.backbone.ffn_type == 'swiglu'
-    assert cfg.model.backbone.interaction_indexes == [[0, 9], [10, 19], [20, 29], [30, 39]]
+    keys = backbone_keys(cfg)
+    assert keys.with_cp is True and keys.ffn_type == 'swiglu'
+    assert keys.interaction_indexes == [[0, 9], [10, 19], [20, 29], [30, 39]]
     assert cfg.optim_wrapper.paramwise_cfg == dict(num_layers=40, layer_decay_rate=0.77)
     # the rate keeps L's lr profile over relative depth: rate_g ** 41 == 0.65 ** 25
     assert 0.77 ** 41 == pytest.approx(0.65 ** 25, rel=0.1)

@@ -186,9 +186,11 @@ def test_dinov3_configs_build_the_hub_vit(size, arch):
     import inspect
 
     from mmengine.config import Config
+
+    from mmdet_dinov2.models.backbones.archs import expand_arch
     cfg = Config.fromfile(f'configs/vit_adapter/mask-rcnn_dinov3-adapter-{size}_fpn_3x_coco.py')
     defaults = {k: p.default for k, p in inspect.signature(ViTAdapter).parameters.items()}
-    backbone = dict(defaults, **cfg.model.backbone)
+    backbone = dict(defaults, **expand_arch(cfg.model.backbone))  # the arch preset's keys
     for key, value in dinov3_vit_kwargs(arch).items():
         if key == 'rope_cfg':
             assert {k: backbone[key][k] for k in value} == value

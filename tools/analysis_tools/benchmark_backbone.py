@@ -50,7 +50,8 @@ def backbone_settings(arch: str) -> dict:
     from mmengine.config import Config
     cfg = Config.fromfile(str(ROOT / 'configs' / 'vit_adapter' /
                               f'mask-rcnn_dinov2-adapter-{CONFIGS[arch]}_fpn_3x_coco.py'))
-    return {k: v for k, v in cfg.model.backbone.to_dict().items() if k not in OURS_ONLY}
+    from mmdet_dinov2.models.backbones.archs import expand_arch
+    return {k: v for k, v in expand_arch(cfg.model.backbone.to_dict()).items() if k not in OURS_ONLY}
 
 
 def build(impl: str, arch: str, reference_dir: str, reference_class: str):

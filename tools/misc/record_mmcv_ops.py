@@ -173,6 +173,7 @@ def forward_configs(names=None):
     from mmengine.config import Config, ConfigDict
 
     import mmdet_dinov2  # noqa: F401
+    from mmdet_dinov2.models.backbones.archs import expand_arch
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
     from mmdet.utils import register_all_modules
@@ -189,7 +190,9 @@ def forward_configs(names=None):
         if names and path.stem not in names:
             continue
         cfg = Config.fromfile(str(path))
-        model = ConfigDict(plain_bn(cfg.model.to_dict()))
+        model = cfg.model.to_dict()
+        model['backbone'] = expand_arch(model['backbone'])  # the preset's keys, to be shrunk below
+        model = ConfigDict(plain_bn(model))
         backbone = model.backbone
         if 'Adapter' in backbone.type:
             flat = all(isinstance(i, int) for i in backbone.get('interaction_indexes', []))

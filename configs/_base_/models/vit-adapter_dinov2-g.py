@@ -7,19 +7,9 @@
 _base_ = './vit-adapter_dinov2-l.py'
 
 model = dict(
-    backbone=dict(
-        embed_dim=1536,
-        depth=40,
-        num_heads=24,
-        ffn_type='swiglu',  # DINOv2 ViT-g's fused SwiGLU FFN (hidden 4096)
-        drop_path_rate=0.5,  # S 0.2, B 0.3, L 0.4: one more step for the next size
-        # windowed attention (14x14) except in the last block of each interaction
-        window_attn=([True] * 9 + [False]) * 4,
-        window_size=([14] * 9 + [None]) * 4,
-        deform_num_heads=24,
-        interaction_indexes=[[0, 9], [10, 19], [20, 29], [30, 39]],
-        with_cp=True,  # activation checkpointing: 1.1B ViT parameters at up to 1024x1024
-        pretrained='pretrained/dinov2_vitg14_pretrain_14to16.pth'),
+    backbone=dict(arch='dinov2-g',
+                  with_cp=True,  # activation checkpointing: 1.1B ViT parameters at up to 1024x1024
+                  pretrained='pretrained/dinov2_vitg14_pretrain_14to16.pth'),
     neck=dict(in_channels=[1536] * 4))
 # layer_decay_rate 0.77: the rate that gives g (40 blocks) the lr profile over relative depth of
 # the released L recipe (24 blocks, 0.65). Block i trains at rate ** (depth + 1 - (i + 1)) x lr;

@@ -5,16 +5,7 @@
 _base_ = './vit-adapter_dinov2-b.py'
 
 model = dict(
-    backbone=dict(
-        embed_dim=1024,
-        depth=24,
-        num_heads=16,
-        drop_path_rate=0.4,
-        # windowed attention (14x14) except in the last block of each interaction
-        window_attn=([True] * 5 + [False]) * 4,
-        window_size=([14] * 5 + [None]) * 4,
-        deform_num_heads=16,
-        interaction_indexes=[[0, 5], [6, 11], [12, 17], [18, 23]],
-        pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth'),
+    backbone=dict(arch='dinov2-l',
+                  pretrained='pretrained/dinov2_vitl14_pretrain_14to16.pth'),
     neck=dict(in_channels=[1024] * 4))
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=24, layer_decay_rate=0.65))

@@ -11,15 +11,4 @@
 # dinov3_vits16_pretrain_lvd1689m-08c60483.pth into pretrained/; it loads as it is (no conversion).
 _base_ = './vit-adapter_dinov2-s.py'
 
-model = dict(backbone=dict(
-    # RoPE: no position grid to store (the DINOv2 file's 592 grid does not apply)
-    pretrain_size=224,
-    img_size=None,
-    pos_embed_type='rope',
-    rope_cfg=dict(base=100.0, normalize_coords='separate', rescale_coords=2.0),
-    with_cls_token=True,
-    num_register_tokens=4,
-    final_norm=True,
-    norm_eps=1e-5,
-    mask_k_bias=True,
-    pretrained='pretrained/dinov3_vits16_pretrain_lvd1689m-08c60483.pth'))
+model = dict(backbone=dict(arch='dinov3-s', pretrained='pretrained/dinov3_vits16_pretrain_lvd1689m-08c60483.pth'))

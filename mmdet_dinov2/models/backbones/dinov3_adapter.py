@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ...checkpoints.convert.dinov3 import convert_dinov3_adapter
 from ..layers.adapter import AdapterGeometry, Extractor
 from .adapter_base import AdapterBase
+from .archs import with_arch
 
 BF16 = 'bfloat16'
 
@@ -51,6 +52,7 @@ class ExtractorBlock(nn.Module):
 
 
 @MODELS.register_module()
+@with_arch
 class DINOv3Adapter(AdapterBase):
     """DINOv3's frozen-ViT adapter: four maps at strides 4, 8, 16, 32, all embed_dim wide.
 
@@ -78,6 +80,8 @@ class DINOv3Adapter(AdapterBase):
             file, or an official DINOv3_Adapter state dict.
         init_cfg (dict, optional): mmengine init config; type 'Pretrained' with ``checkpoint`` loads
             like ``pretrained``.
+        arch (str, optional): a preset of the keys above (:mod:`.archs`): 'dinov3-s', 'dinov3-l',
+            'dinov3-7b'. Keys given beside it win.
     """
 
     def __init__(self, embed_dim: int = 384, depth: int = 12, num_heads: int = 6, mlp_ratio: float = 4.0,

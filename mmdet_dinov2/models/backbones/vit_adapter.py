@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ..layers.adapter import AdapterGeometry, InteractionBlock
 from .adapter_base import AdapterBase
+from .archs import with_arch
 from .arguments import check_adapter_arguments, positive_int
 from .vit import _per_block
 
@@ -20,6 +21,7 @@ VIT_STRIDE = 16
 
 
 @MODELS.register_module()
+@with_arch
 class ViTAdapter(AdapterBase):
     """ViT-Adapter backbone: four feature maps at strides 4, 8, 16, 32, all embed_dim wide.
 
@@ -62,6 +64,9 @@ class ViTAdapter(AdapterBase):
             only the patch tokens.
         init_cfg (dict, optional): mmengine init config; type 'Pretrained' with ``checkpoint`` (and an
             optional ``trust``) loads weights like ``pretrained``.
+        arch (str, optional): a preset of the keys above (:mod:`.archs`): 'dinov2-s', 'dinov2-b',
+            'dinov2-l', 'dinov2-g' (the original's recipe on DINOv2), 'dinov3-s', 'dinov3-b',
+            'dinov3-l' (the same on DINOv3's ViT). Keys given beside it win.
     """
 
     def __init__(self, pretrain_size: int = 224, img_size: Optional[int] = None, patch_size: int = 16,
