@@ -11,4 +11,5 @@
 # dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth into pretrained/; it loads as it is (no conversion).
 _base_ = './vit-adapter_dinov2-b.py'
 
-model = dict(backbone=dict(arch='dinov3-b', pretrained='pretrained/dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth'))
+model = dict(backbone=dict(
+    arch='dinov3-b', pretrained='pretrained/dinov3_vitb16_pretrain_lvd1689m-73cec8be.pth'))

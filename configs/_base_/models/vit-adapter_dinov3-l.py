@@ -11,4 +11,5 @@
 # dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth into pretrained/; it loads as it is (no conversion).
 _base_ = './vit-adapter_dinov2-l.py'
 
-model = dict(backbone=dict(arch='dinov3-l', pretrained='pretrained/dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth'))
+model = dict(backbone=dict(
+    arch='dinov3-l', pretrained='pretrained/dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth'))

@@ -11,4 +11,5 @@
 # dinov3_vits16_pretrain_lvd1689m-08c60483.pth into pretrained/; it loads as it is (no conversion).
 _base_ = './vit-adapter_dinov2-s.py'
 
-model = dict(backbone=dict(arch='dinov3-s', pretrained='pretrained/dinov3_vits16_pretrain_lvd1689m-08c60483.pth'))
+model = dict(backbone=dict(
+    arch='dinov3-s', pretrained='pretrained/dinov3_vits16_pretrain_lvd1689m-08c60483.pth'))
