@@ -8,7 +8,6 @@
 _base_ = './vit-adapter_dinov3-frozen-s.py'
 
 model = dict(
-    backbone=dict(arch='dinov3-7b',
-                  pretrained='pretrained/dinov3_vit7b16_pretrain_lvd1689m-a955f4ea.pth'),
+    backbone=dict(arch='dinov3-7b', pretrained='pretrained/dinov3_vit7b16_pretrain_lvd1689m-a955f4ea.pth'),
     neck=dict(in_channels=[4096] * 4))
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=40))

@@ -8,7 +8,6 @@
 _base_ = './vit-adapter_dinov3-frozen-s.py'
 
 model = dict(
-    backbone=dict(arch='dinov3-l',
-                  pretrained='pretrained/dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth'),
+    backbone=dict(arch='dinov3-l', pretrained='pretrained/dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth'),
     neck=dict(in_channels=[1024] * 4))
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=24))
