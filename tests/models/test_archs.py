@@ -60,3 +60,11 @@ def test_expand_arch_keeps_the_given_keys_and_copies_the_preset():
     expanded['window_attn'].append(None)  # a copy: the table stays as it is
     assert len(ARCHS['ViTAdapter']['dinov2-l']['window_attn']) == 24
     assert expand_arch(dict(type='ResNet', depth=50)) == dict(type='ResNet', depth=50)
+
+
+def test_positional_arguments_still_work_and_win():
+    with torch.device('meta'):
+        model = ViTAdapter(224, None, arch='dinov2-s', **SMALL)  # pretrain_size, img_size
+    assert model.pos_embed.shape == (1, 14 * 14 + 1, 384)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'embed_dims'"):
+        ViTAdapter(224, arch='dinov2-s', embed_dims=1)

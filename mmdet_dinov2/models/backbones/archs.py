@@ -92,12 +92,14 @@ def with_arch(cls):
     """Class decorator: ``cls(arch=NAME, **keys)`` builds ``cls(**{**preset, **keys})``; the
     signature stays the class's own, with ``arch`` added as a keyword."""
     init = cls.__init__
+    signature = inspect.signature(init)
 
     @functools.wraps(init)
-    def __init__(self, arch: Optional[str] = None, **kwargs):
-        init(self, **{**arch_settings(cls.__name__, arch), **kwargs})
+    def __init__(self, *args, arch: Optional[str] = None, **kwargs):
+        given = signature.bind_partial(self, *args, **kwargs).arguments  # positional ones too
+        del given['self']
+        init(self, **{**arch_settings(cls.__name__, arch), **given})
 
-    signature = inspect.signature(init)
     __init__.__signature__ = signature.replace(parameters=[
         *signature.parameters.values(),
         inspect.Parameter('arch', inspect.Parameter.KEYWORD_ONLY, default=None)])
