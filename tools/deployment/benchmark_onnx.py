@@ -9,8 +9,8 @@ Each ISA runs in its own process (the caps must be set before torch loads): ``av
 Runtime has no such switch (MLAS picks its kernels by CPUID), so its figure is native in both rows.
 Both use the same number of threads (torch's default) and both times include pasting the masks into
 the image (mmdet's ``_do_paste_mask``; ``onnx_io.paste_masks``). ``--profile`` adds where each spends
-its time, in seconds per image by operator: ONNX Runtime's own profiler averaged over all its runs
-(the timed runs only), and one more eager run under ``torch.profiler`` (each aten op's self time).
+its time, in seconds per image by operator: ONNX Runtime's own profiler averaged over its timed
+runs (the warm-ups left out), and one more eager run under ``torch.profiler`` (each aten op's self time).
 """
 
 import argparse
