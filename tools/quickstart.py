@@ -305,18 +305,19 @@ def train_draw_and_report(args, cfg, settings):
     runner, metrics, iter_seconds = train_and_evaluate(cfg)
     train_seconds = time.time() - train_start
     main_process = is_main_process()  # (without a process group every process would say so)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    val_dataset, iterations = runner.val_dataloader.dataset, runner.iter
+    del runner  # close_process_group frees the group with the runner's DDP wrapper
     close_process_group()
     if not main_process:
         return None
 
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    vis = draw_predictions(model, runner.val_dataloader.dataset, work_dir / 'vis',
-                           args.num_vis, score_thr=0.5)
+    vis = draw_predictions(model, val_dataset, work_dir / 'vis', args.num_vis, score_thr=0.5)
     curves = plot_curves(work_dir, work_dir / 'curves.png')
     result = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     result.update(wall_seconds=round(time.time() - START, 1),
                   train_seconds=round(train_seconds, 1), epochs=cfg.train_cfg.max_epochs,
-                  iterations=runner.iter, settings=settings,
+                  iterations=iterations, settings=settings,
                   # this process's training iterations (all of them unless it resumed), each of
                   # --processes processes with machine['threads'] threads
                   seconds_per_iter=round(statistics.median(iter_seconds), 4) if iter_seconds else None,
@@ -324,7 +325,7 @@ def train_draw_and_report(args, cfg, settings):
                   machine=machine_info())
     write_json(work_dir / METRICS_FILE, result)
 
-    print(f'\nCOCO AP on {args.num_val} val images after {runner.iter} iterations '
+    print(f'\nCOCO AP on {args.num_val} val images after {iterations} iterations '
           f'({result["wall_seconds"]:.0f} s):')
     print(ap_table(result))
     print(f'metrics: {work_dir / METRICS_FILE}\ncurves:  {curves}\npredictions: '

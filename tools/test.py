@@ -155,12 +155,13 @@ def main(argv=None):
                       trust=args.trust_checkpoint)
     apply_args(cfg, args)
     runner = build_runner(cfg)
-    metrics = runner.test()
+    metrics, num_images = runner.test(), len(runner.test_dataloader.dataset)
+    del runner  # close_process_group frees the group with the runner's DDP wrapper
     close_process_group()
     if not metrics:  # CocoMetric logs an error and returns nothing when nothing was predicted
         raise SystemExit(
             f'error: the evaluation of {args.checkpoint} gave no metric: no prediction on the '
-            f'{len(runner.test_dataloader.dataset)} test images passed the test score threshold '
+            f'{num_images} test images passed the test score threshold '
             '(model.test_cfg.rcnn.score_thr for Mask R-CNN). Check that the checkpoint belongs to '
             'this config and trained long enough, or lower the threshold.')
     return metrics

@@ -124,7 +124,7 @@ def main(argv=None):
         sys.exit(f'error: {err}')
     cfg.lock_work_dir_at_build = True  # nothing is written into a busy work dir
     try:
-        build_runner(cfg).train()
+        build_runner(cfg).train()  # no reference kept: close_process_group frees the runner
     except (ResumeError, WorkDirLockedError) as err:
         sys.exit(f'error: {err}')
     close_process_group()

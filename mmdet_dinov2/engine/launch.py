@@ -4,6 +4,7 @@ Without CUDA the config is adapted so that the same command runs on the CPU, in 
 several (tools/dist_train.sh CONFIG 2): gloo, BN for SyncBN, DDP without device ids; each change is
 logged.
 """
+import gc
 import os
 import os.path as osp
 from datetime import timedelta
@@ -188,11 +189,18 @@ def init_cpu_process_group(cfg):
 
 
 def close_process_group():
-    """Destroy the default process group, if any, once the run succeeded: left to interpreter
-    exit, gloo's threads can hold work whose tensors finalization frees, and the ranks die with
-    SIGABRT (pytorch/pytorch#179291). After a failure torchrun stops the ranks anyway."""
+    """Destroy the default process group, if any, once the run succeeded, and free it.
+
+    ``destroy_process_group`` only unregisters the group: gloo's worker threads live as long as the
+    group object, which the runner's DistributedDataParallel wrapper keeps, in reference cycles
+    that only the garbage collector frees. Left to interpreter exit, those threads can still hold
+    work whose tensors finalization frees, and the ranks die with SIGABRT (pytorch/pytorch#179291).
+    So the caller drops its references to the runner first, and this collects the cycles while the
+    interpreter is whole. After a failure torchrun stops the ranks anyway.
+    """
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.destroy_process_group()
+        gc.collect()
 
 
 def build_runner(cfg):
