@@ -17,7 +17,7 @@ from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.runner import FlexibleRunner, Runner
 
-from ..models.backbones.archs import ARCHS, arch_settings
+from ..models.backbones.archs import arch_settings, has_presets
 from .runner import SafeFlexibleRunner  # noqa: F401 (registers the runner_type)
 
 
@@ -137,7 +137,7 @@ def replace_sync_bn(node):
         return sum(map(replace_sync_bn, node))
     if not isinstance(node, dict):
         return 0
-    if node.get('type') in ARCHS and 'arch' in node and 'norm_cfg' not in node:
+    if has_presets(node.get('type')) and 'arch' in node and 'norm_cfg' not in node:
         preset_norm = arch_settings(node['type'], node['arch']).get('norm_cfg')
         if preset_norm is not None:
             node['norm_cfg'] = preset_norm

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mmdet_dinov2.models.backbones import DINOv3Adapter, ViTAdapter
+from mmdet_dinov2.engine.launch import replace_sync_bn
 from mmdet_dinov2.models.backbones.archs import ARCHS, expand_arch
 
 # two blocks and two interactions instead of the preset's depth, on one device
@@ -60,6 +61,15 @@ def test_expand_arch_keeps_the_given_keys_and_copies_the_preset():
     expanded['window_attn'].append(None)  # a copy: the table stays as it is
     assert len(ARCHS['ViTAdapter']['dinov2-l']['window_attn']) == 24
     assert expand_arch(dict(type='ResNet', depth=50)) == dict(type='ResNet', depth=50)
+
+
+@pytest.mark.parametrize('type_', ['mmdet.ViTAdapter', ViTAdapter])
+def test_a_scoped_or_class_type_finds_its_presets(type_):
+    """Configs may name the type with its registry scope or give the class itself."""
+    assert expand_arch(dict(type=type_, arch='dinov2-b'))['embed_dim'] == 768
+    backbone = dict(type=type_, arch='dinov2-s')
+    assert replace_sync_bn(dict(model=dict(backbone=backbone))) == 1  # the preset's SyncBN
+    assert backbone['norm_cfg']['type'] == 'BN'
 
 
 def test_positional_arguments_still_work_and_win():

@@ -64,14 +64,26 @@ ARCHS = {
 }
 
 
-def arch_settings(class_name: str, arch: Optional[str]) -> dict:
-    """A copy of the keys ``arch`` stands for in ``class_name``'s table ({} for None).
+def has_presets(type_) -> bool:
+    """Whether a config's backbone ``type`` (a name, a scoped ``'mmdet.ViTAdapter'`` or the class)
+    has a table in :data:`ARCHS`."""
+    return _class_name(type_) in ARCHS
+
+
+def _class_name(type_):
+    return type_.__name__ if isinstance(type_, type) else str(type_).rsplit('.', 1)[-1]
+
+
+def arch_settings(class_name, arch: Optional[str]) -> dict:
+    """A copy of the keys ``arch`` stands for in the table of ``class_name`` (as in
+    :func:`has_presets`); {} for None.
 
     Raises:
         ValueError: naming the arch and the class's presets.
     """
     if arch is None:
         return {}
+    class_name = _class_name(class_name)
     presets = ARCHS.get(class_name, {})
     if arch not in presets:
         raise ValueError(f'model.backbone.arch={arch!r}: {class_name} has the presets '
