@@ -114,9 +114,13 @@ def test_cpu_adaptation(launcher):
     if launcher == 'pytorch':
         assert cfg.model_wrapper_cfg.device_ids is None
         assert cfg.model_wrapper_cfg.type == 'MMDistributedDataParallel'
+        # the processes' BN statistics are averaged, by one hook however often it is adapted
+        adapt_to_cpu(cfg)
+        assert [h['type'] for h in cfg.custom_hooks].count('SyncBuffersHook') == 1
     else:
         assert 'model_wrapper_cfg' not in cfg
-    assert len(changes) == (3 if launcher == 'pytorch' else 2)
+        assert all(h['type'] != 'SyncBuffersHook' for h in cfg.custom_hooks)
+    assert len(changes) == (4 if launcher == 'pytorch' else 2)
 
 
 # Parameter names of mmdet 2.22's Mask R-CNN outside the backbone, from its module definitions

@@ -49,7 +49,7 @@ def test_dist_train_runs_two_processes_on_cpu(dist_run):
     assert 'LayerDecayOptimizerConstructor: num_layers=2, layer_decay_rate=0.7' in log
     if not torch.cuda.is_available():
         assert 'no CUDA: model_wrapper_cfg: DistributedDataParallel with device_ids=None' in log
-        assert 'SyncBN norm config(s) -> BN' in log
+        assert 'SyncBN norm config(s) -> BN' in log and '+ SyncBuffersHook' in log
     assert (work_dir / 'epoch_2.pth').is_file() and (work_dir / 'last_checkpoint').is_file()
     # 8 images, 2 processes x 2 images: 2 iterations an epoch
     train_lines = [json.loads(line) for line in next(work_dir.glob('*/vis_data/scalars.json'))
@@ -107,6 +107,22 @@ def test_test_tool_ap_equals_cocoeval_on_its_dump(dist_run, tiny_config, tiny_co
         assert np.allclose(ours, np.round(stats, 3), atol=1.01e-3), (kind, ours, stats)
     assert reported['coco/bbox_mAP_50'] > 0  # a comparison of real numbers, not of zeros
 
+
+
+def test_dist_test_in_two_processes_matches_the_training_validation(dist_run, tiny_config, tiny_coco,
+                                                                   tool, tmp_path):
+    """tools/dist_test.sh: each rank predicts half the images; the gathered dump holds every image
+    once and the metrics are those the 2-process training logged for the same weights."""
+    train_dir, _ = dist_run
+    pkl = tmp_path / 'predictions.pkl'
+    tool('dist_test.sh', tiny_config, train_dir / 'epoch_2.pth', 2, '--work-dir', tmp_path,
+         '--out', pkl, data=tiny_coco, env=dict(PORT=str(_free_port()), PYTHONFAULTHANDLER='1'))
+    val_ids = [img['id'] for img in
+               json.loads((tiny_coco / 'annotations' / 'instances_val.json').read_text())['images']]
+    assert sorted(sample['img_id'] for sample in pickle.loads(pkl.read_bytes())) == sorted(val_ids)
+    trained, tested = _logged_metrics(train_dir), _logged_metrics(tmp_path)
+    assert {k: tested[k] for k in trained if k.startswith('coco/')} == {
+        k: v for k, v in trained.items() if k.startswith('coco/')}
 
 def test_sweep_summary_reads_a_real_work_dir(dist_run, tool):
     work_dir, _ = dist_run
