@@ -160,15 +160,14 @@ def adapt_to_cpu(cfg):
     replaced = sum(replace_sync_bn(cfg[key]) for key in list(cfg.keys()))
     if replaced:
         changes.append(f'{replaced} SyncBN norm config(s) -> BN')
+    if cfg.launcher != 'none':
         hooks = cfg.setdefault('custom_hooks', [])
-        if cfg.launcher != 'none' and not any(
-                str(h.get('type')).endswith('SyncBuffersHook') for h in hooks):
+        if not any(str(h.get('type')).endswith('SyncBuffersHook') for h in hooks):
             # each process's BN statistics would drift apart: validation and the checkpoint (rank
             # 0's) would disagree. mmengine's hook averages them before each validation and save
             hooks.append(dict(type='SyncBuffersHook'))
             changes.append('custom_hooks: + SyncBuffersHook (BN statistics averaged over the '
                            'processes, as SyncBN keeps them alike)')
-    if cfg.launcher != 'none':
         # mmengine's default DDP wrapper passes device_ids=[LOCAL_RANK]: a CUDA device
         wrapper = cfg.get('model_wrapper_cfg') or dict(
             type='MMDistributedDataParallel', broadcast_buffers=False,
