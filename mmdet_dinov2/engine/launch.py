@@ -1,8 +1,8 @@
 """From a config file to a runner: what tools/train.py and tools/test.py share.
 
 Without CUDA the config is adapted so that the same command runs on the CPU, in one process or
-several (tools/dist_train.sh CONFIG 2): gloo, BN for SyncBN, DDP without device ids; each change is
-logged.
+several (tools/dist_train.sh CONFIG 2): gloo, BN for SyncBN, BN statistics averaged over the
+processes, DDP without device ids; each change is logged.
 """
 import gc
 import os
