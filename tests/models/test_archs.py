@@ -4,8 +4,8 @@ import inspect
 import pytest
 import torch
 
-from mmdet_dinov2.models.backbones import DINOv3Adapter, ViTAdapter
 from mmdet_dinov2.engine.launch import replace_sync_bn
+from mmdet_dinov2.models.backbones import DINOv3Adapter, ViTAdapter
 from mmdet_dinov2.models.backbones.archs import ARCHS, expand_arch
 
 # two blocks and two interactions instead of the preset's depth, on one device

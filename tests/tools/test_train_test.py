@@ -108,7 +108,6 @@ def test_test_tool_ap_equals_cocoeval_on_its_dump(dist_run, tiny_config, tiny_co
     assert reported['coco/bbox_mAP_50'] > 0  # a comparison of real numbers, not of zeros
 
 
-
 def test_dist_test_in_two_processes_matches_the_training_validation(dist_run, tiny_config, tiny_coco,
                                                                    tool, tmp_path):
     """tools/dist_test.sh: each rank predicts half the images; the gathered dump holds every image
@@ -123,6 +122,7 @@ def test_dist_test_in_two_processes_matches_the_training_validation(dist_run, ti
     trained, tested = _logged_metrics(train_dir), _logged_metrics(tmp_path)
     assert {k: tested[k] for k in trained if k.startswith('coco/')} == {
         k: v for k, v in trained.items() if k.startswith('coco/')}
+
 
 def test_sweep_summary_reads_a_real_work_dir(dist_run, tool):
     work_dir, _ = dist_run
