@@ -1,11 +1,5 @@
-"""CheckedCocoDataset: a CocoDataset that refuses annotation files that would train wrongly.
-
-The checks are pure functions on the json's dicts, shared with ``tools/misc/check_dataset.py``.
-Each finding is a :class:`Problem` whose ``action`` is ``refuse`` (training cannot go on), ``fix``
-(the annotation is corrected, e.g. a box clipped to its image) or ``drop`` (nothing sensible can be
-learnt from the annotation).
-"""
-
+"""CheckedCocoDataset: a CocoDataset that refuses annotation files that would train wrongly. The
+checks are pure functions on the json's dicts, shared with ``tools/misc/check_dataset.py``."""
 import json
 import math
 import os.path as osp
@@ -25,13 +19,11 @@ from .limits import MAX_OBJECTS, MAX_PIXELS, pixels_over
 
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
 # Where a polygon's vertices may lie: within its image or its own box (at most one image size
 # beyond the border), plus POLYGON_MARGIN pixels or fraction of the side, the larger. Annotation
 # tools leave vertices a little outside; further out, the polygon was drawn for another image size,
 # and rasterisation allocates memory in proportion to its extent (a NaN: without bound).
 POLYGON_MARGIN = (4, 0.02)
-
 # pycocotools' compressed RLE: characters '0'..'o', each run ending at one of '0'..'O'
 _RLE_CHARACTERS = re.compile('[0-o]*')
 _JSON_TYPES = {str: 'string', list: 'array', dict: 'object', type(None): 'null'}
@@ -44,55 +36,38 @@ ADVICE = {
     'bad image entry': 'give the image positive integer "width" and "height" and a "file_name"',
     'missing image': 'check data_root and data_prefix.img, or remove the image from the json',
     'unreadable image': 'replace the file with a readable PNG/JPEG, or remove the image',
-    'size mismatch': (
-        'correct the image\'s "width"/"height" in the json (or the file); '
-        'python tools/misc/check_dataset.py CONFIG tells whether an EXIF '
-        'orientation turns it'
-    ),
-    'bad id': (
-        'ids (image "id"; annotation "id", "image_id", "category_id"; category "id") must '
-        'be JSON integers: not true/false, strings or numbers with a decimal point'
-    ),
-    'duplicate image id': (
-        'give every image its own id: pycocotools keeps one of the images and '
-        "hands it the other's annotations too"
-    ),
+    'size mismatch': 'correct the image\'s "width"/"height" in the json (or the file); python '
+                     'tools/misc/check_dataset.py CONFIG tells whether an EXIF orientation '
+                     'turns it',
+    'bad id': 'ids (image "id"; annotation "id", "image_id", "category_id"; category "id") must be '
+              'JSON integers: not true/false, strings or numbers with a decimal point',
+    'duplicate image id': 'give every image its own id: pycocotools keeps one of the images and '
+                          "hands it the other's annotations too",
     'duplicate annotation id': 'give every annotation its own id',
-    'duplicate category id': (
-        'give every category its own id: labels are assigned by id, so '
-        'two categories would share one'
-    ),
+    'duplicate category id': 'give every category its own id: labels are assigned by id, so two '
+                             'categories would share one',
     'rle size': 'the RLE mask "size" must be [height, width] of its image',
-    'bad rle': (
-        'RLE "counts" must cover exactly height*width pixels: a list of non-negative '
-        'integers or a COCO compressed string (pycocotools.mask.encode writes one)'
-    ),
-    'bad polygon coordinates': (
-        'give polygon parts as flat lists [x1, y1, x2, y2, ...] of '
-        'finite numbers (a NaN or inf makes mask rasterisation allocate '
-        'memory without bound)'
-    ),
+    'bad rle': 'RLE "counts" must cover exactly height*width pixels: a list of non-negative '
+               'integers or a COCO compressed string (pycocotools.mask.encode writes one)',
+    'bad polygon coordinates': 'give polygon parts as flat lists [x1, y1, x2, y2, ...] of finite '
+                               'numbers (a NaN or inf makes mask rasterisation allocate memory '
+                               'without bound)',
     'polygon outside image': (
-        'polygon coordinates are pixels of its image: a vertex may lie '
-        'outside the image as far as its box does (at most one image '
-        f'size), and {POLYGON_MARGIN[0]} pixels or {POLYGON_MARGIN[1]:.0%} '
-        'of the side (the larger) beyond: fix the coordinates (drawn on '
-        'another image size? normalised?) or remove the annotation'
-    ),
+        'polygon coordinates are pixels of its image: a vertex may lie outside the image as far as '
+        f'its box does (at most one image size), and {POLYGON_MARGIN[0]} pixels or '
+        f'{POLYGON_MARGIN[1]:.0%} of the side (the larger) beyond: fix the coordinates (drawn on '
+        'another image size? normalised?) or remove the annotation'),
     'box outside image': 'clipped to the image',
     'degenerate box': 'dropped: a box under one pixel wide or high (or wholly outside the image)',
     'bad area': 'set to the box area',
     'bad polygon': 'polygon parts of fewer than three points dropped',
     'no mask': 'dropped: the pipeline loads masks and this instance has none',
     'category not in classes': "dropped: its category is not among the config's metainfo classes",
-    'annotation of no image': 'dropped: its image_id is not among the json "images"',
-}
+    'annotation of no image': 'dropped: its image_id is not among the json "images"'}
 LIMITS_ADVICE = 'the limits: docs/reliability.md'
-# what COCO evaluation fails on, refused in a validation or test file
-BREAK_EVALUATION = ('bad polygon', 'no mask')
-EVALUATION_ADVICE = (
-    'the COCO evaluator reads this file as it is and fails on it: fix the annotation in the json'
-)
+BREAK_EVALUATION = ('bad polygon', 'no mask')  # COCO evaluation fails on them: refused in val/test
+EVALUATION_ADVICE = ('the COCO evaluator reads this file as it is and fails on it: fix the '
+                     'annotation in the json')
 
 
 class DatasetCheckError(ValueError):
@@ -101,17 +76,10 @@ class DatasetCheckError(ValueError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding about an annotation file.
-
-    Args:
-        action (str): ``'refuse'``, ``'fix'`` or ``'drop'``.
-        kind (str): a key of :data:`ADVICE`, or any name when ``advice`` is given.
-        detail (str): the values involved.
-        img_id, ann_id: where (None for file-wide or image-wide problems).
-        advice (str | None): what to do, when not the kind's :data:`ADVICE`.
-        count (int): how many annotations the finding stands for.
-    """
-
+    """One finding about an annotation file: ``action`` ``'refuse'``, ``'fix'`` or ``'drop'``;
+    ``kind`` a key of :data:`ADVICE`, or any name when ``advice`` (what to do) is given; ``detail``
+    the values involved; ``img_id``, ``ann_id`` where (None for file-wide or image-wide problems);
+    ``count`` how many annotations the finding stands for."""
     action: str
     kind: str
     detail: str
@@ -122,10 +90,9 @@ class Problem:
 
     def __str__(self):
         where = 'file' if self.img_id is None else f'image {self.img_id}'
-        if self.ann_id is not None:
-            where += f', annotation {self.ann_id}'
-        advice = self.advice or ADVICE[self.kind]
-        return f'[{self.action}] {where}: {self.kind}: {self.detail}; {advice}'
+        where += '' if self.ann_id is None else f', annotation {self.ann_id}'
+        return f'[{self.action}] {where}: {self.kind}: {self.detail}; ' + (
+            self.advice or ADVICE[self.kind])
 
 
 def load_annotation_file(path):
@@ -135,109 +102,75 @@ def load_annotation_file(path):
         with open(path, encoding='utf-8') as f:
             dataset = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatasetCheckError(
-            f'cannot parse {path}: {err}. A COCO annotation file is one JSON '
-            'object in UTF-8; tools/misc/check_dataset.py says whether it '
-            'was cut short'
-        ) from err
+        raise DatasetCheckError(f'cannot parse {path}: {err}. A COCO annotation file is one JSON '
+                                'object in UTF-8; tools/misc/check_dataset.py says whether it was '
+                                'cut short') from err
     if not isinstance(dataset, dict):
-        raise DatasetCheckError(
-            f'{path}: holds a JSON {type(dataset).__name__}; a COCO annotation '
-            'file is one object with "images", "annotations" and "categories"'
-        )
+        raise DatasetCheckError(f'{path}: holds a JSON {type(dataset).__name__}; a COCO annotation '
+                                'file is one object with "images", "annotations" and "categories"')
     return dataset
 
 
 def check_ids(dataset):
-    """The ids of the json's (``dataset``) images, annotations and categories: JSON integers, each
-    used once. pycocotools' index keeps one entry of a repeated id (a repeated image id hands both
-    images' annotations to one file), and Python takes ``true`` and ``1.0`` for 1. Every finding is
-    refused.
+    """Refusals of the json's image, annotation and category ids that are not JSON integers or
+    are used twice: pycocotools' index keeps one entry of a repeated id (a repeated image id hands
+    both images' annotations to one file), and Python takes ``true`` and ``1.0`` for 1."""
+    problems, images, categories, annotations = [], {}, Counter(), {}  # id -> uses
 
-    Returns:
-        list[Problem]
-    """
-    problems = []
-    images = {}  # id -> file names
-    for img in _entries(dataset, 'images', problems):
-        img_id = img.get('id')
-        if type(img_id) is not int:  # exact type: bool is an int subclass
-            problems.append(
-                Problem(
-                    'refuse', 'bad id', f'image {img.get("file_name")!r}: id {_why(img)}', img_id
-                )
-            )
+    def refuse(kind, detail, img_id=None, ann_id=None):
+        problems.append(Problem('refuse', kind, detail, img_id, ann_id))
+
+    for img in _entries(dataset, 'images', refuse):
+        if type(img.get('id')) is int:  # exact type: bool is an int subclass
+            images.setdefault(img['id'], []).append(img.get('file_name'))
         else:
-            images.setdefault(img_id, []).append(img.get('file_name'))
+            refuse('bad id', f'image {img.get("file_name")!r}: id {_why(img)}', img.get('id'))
     for img_id, names in images.items():
         if len(names) > 1:
-            detail = (
-                f'{len(names)} images have id {img_id}: file names {", ".join(map(repr, names))}'
-            )
-            problems.append(Problem('refuse', 'duplicate image id', detail, img_id))
-    categories = Counter()
-    for cat in _entries(dataset, 'categories', problems):
-        if type(cat.get('id')) is not int:
-            problems.append(
-                Problem('refuse', 'bad id', f'category {cat.get("name")!r}: id {_why(cat)}')
-            )
-        else:
+            refuse('duplicate image id', f'{len(names)} images have id {img_id}: file names '
+                   f'{", ".join(map(repr, names))}', img_id)
+    for cat in _entries(dataset, 'categories', refuse):
+        if type(cat.get('id')) is int:
             categories[cat['id']] += 1
-    problems += [
-        Problem('refuse', 'duplicate category id', f'{count} categories have id {cat_id}')
-        for cat_id, count in categories.items()
-        if count > 1
-    ]
-    annotations = {}  # id -> image ids of every use
-    for ann in _entries(dataset, 'annotations', problems):
+        else:
+            refuse('bad id', f'category {cat.get("name")!r}: id {_why(cat)}')
+    for cat_id, count in categories.items():
+        if count > 1:
+            refuse('duplicate category id', f'{count} categories have id {cat_id}')
+    for ann in _entries(dataset, 'annotations', refuse):
         ann_id, img_id = ann.get('id'), ann.get('image_id')
-        bad_keys = [
-            key for key in ('id', 'image_id', 'category_id') if type(ann.get(key)) is not int
-        ]
-        problems += [
-            Problem('refuse', 'bad id', f'annotation {key} {_why(ann, key)}', img_id, ann_id)
-            for key in bad_keys
-        ]
+        bad_keys = [k for k in ('id', 'image_id', 'category_id') if type(ann.get(k)) is not int]
+        for key in bad_keys:
+            refuse('bad id', f'annotation {key} {_why(ann, key)}', img_id, ann_id)
         if not bad_keys:
             annotations.setdefault(ann_id, []).append(img_id)
     for ann_id, img_ids in annotations.items():
         if len(img_ids) > 1:
-            detail = f'{len(img_ids)} annotations have id {ann_id}, on images {img_ids}'
-            problems.append(
-                Problem('refuse', 'duplicate annotation id', detail, img_ids[0], ann_id)
-            )
+            refuse('duplicate annotation id', f'{len(img_ids)} annotations have id {ann_id}, on '
+                   f'images {img_ids}', img_ids[0], ann_id)
     return problems
 
 
-def _entries(dataset, key, problems):
-    """The json's list ``key`` (an absent one is empty); what is not an object is a problem."""
+def _entries(dataset, key, refuse):
+    """The json's list ``key`` (an absent one is empty); what is not an object is refused."""
     entries = dataset.get(key, [])
     if not isinstance(entries, list):
-        problems.append(
-            Problem('refuse', 'bad id', f'"{key}" is a JSON {type(entries).__name__}, not a list')
-        )
+        refuse('bad id', f'"{key}" is a JSON {type(entries).__name__}, not a list')
         return []
-    objects = [entry for entry in entries if isinstance(entry, dict)]
-    if len(objects) < len(entries):
-        example = next(entry for entry in entries if not isinstance(entry, dict))
-        detail = (
-            f'{len(entries) - len(objects)} entries of "{key}" are not objects, such as '
-            f'{json.dumps(example)[:80]}'
-        )
-        problems.append(Problem('refuse', 'bad id', detail))
-    return objects
+    others = [entry for entry in entries if not isinstance(entry, dict)]
+    if others:
+        refuse('bad id', f'{len(others)} entries of "{key}" are not objects, such as '
+               f'{json.dumps(others[0])[:80]}')
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def _why(entry, key='id'):
     """Why ``entry[key]`` is not an id, in JSON's words."""
-    if key not in entry:
-        return 'is missing'
-    value = entry[key]
-    if isinstance(value, bool):
-        return f'is the JSON boolean {json.dumps(value)}'
-    if isinstance(value, float):
-        return f'{value!r} is a number with a decimal point'
-    return f'{json.dumps(value)[:80]} is a JSON {_JSON_TYPES.get(type(value), "value")}'
+    value = entry.get(key)
+    return ('is missing' if key not in entry else
+            f'is the JSON boolean {json.dumps(value)}' if isinstance(value, bool) else
+            f'{value!r} is a number with a decimal point' if isinstance(value, float) else
+            f'{json.dumps(value)[:80]} is a JSON {_JSON_TYPES.get(type(value), "value")}')
 
 
 def check_categories(classes, categories):
@@ -246,12 +179,12 @@ def check_categories(classes, categories):
     names = [cat['name'] for cat in categories]
     missing = [name for name in classes if name not in names]
     if missing:
-        detail = f'classes {missing} are not among the json categories {names}'
-        return [Problem('refuse', 'class not in json', detail)]
+        return [Problem('refuse', 'class not in json',
+                        f'classes {missing} are not among the json categories {names}')]
     in_json_order = [name for name in names if name in classes]
     if in_json_order != list(classes):
-        detail = f'config classes {list(classes)} vs json order {in_json_order}'
-        return [Problem('refuse', 'class order', detail)]
+        return [Problem('refuse', 'class order',
+                        f'config classes {list(classes)} vs json order {in_json_order}')]
     return []
 
 
@@ -259,8 +192,7 @@ def check_image(img_info, img_path, verify_size=True):
     """The json's image entry against the file at ``img_path``; ``verify_size`` also compares the
     file's upright size (the loader applies the EXIF orientation) with the json's."""
     img_id, width, height = img_info.get('id'), img_info.get('width'), img_info.get('height')
-    sizes = (width, height)
-    if not (all(type(n) is int and n > 0 for n in sizes) and img_info.get('file_name')):
+    if not (all(type(n) is int and n > 0 for n in (width, height)) and img_info.get('file_name')):
         detail = f'file_name={img_info.get("file_name")!r} width={width!r} height={height!r}'
         return [Problem('refuse', 'bad image entry', detail, img_id)]
     if not osp.isfile(img_path):
@@ -270,8 +202,7 @@ def check_image(img_info, img_path, verify_size=True):
     try:
         with Image.open(img_path) as image:
             stored = image.size
-            # 'exif' in info: EXIF read with the header (getexif() of a PNG without it decodes
-            # the whole image)
+            # 'exif' in info: read with the header (getexif() of a PNG without it decodes it all)
             orientation = image.getexif().get(EXIF_ORIENTATION, 1) if 'exif' in image.info else 1
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return [Problem('refuse', 'unreadable image', f'{img_path}: {err}', img_id)]
@@ -283,79 +214,62 @@ def check_image(img_info, img_path, verify_size=True):
 
 
 def check_annotations(img_info, anns, category_ids, need_masks):
-    """Check one image's annotations.
-
-    Args:
-        img_info (dict): the json's image entry (its ``width``/``height`` bound the boxes).
-        anns (list[dict]): the image's annotations.
-        category_ids (set): the ids of the json's ``categories``.
-        need_masks (bool): the pipeline loads masks (an annotation without one is dropped, where
-            mmdet's loader would fail in the middle of training).
-
-    Returns:
-        tuple[list[dict], list[Problem]]: the usable annotations (fixed copies), the findings.
-    """
+    """One image's annotations ``anns`` against its entry ``img_info`` (its size bounds the boxes)
+    and the json's ``category_ids``: (the usable annotations, fixed copies; the findings). With
+    ``need_masks`` (the pipeline loads masks) one without a mask is dropped, where mmdet's loader
+    would fail in the middle of training."""
     img_id, width, height = img_info['id'], img_info['width'], img_info['height']
     kept, problems = [], []
 
-    def note(action, kind, ann, detail):
+    def note(action, ann, kind, detail):
         problems.append(Problem(action, kind, detail, img_id, ann['id']))
 
     for ann in anns:  # their ids are integers (check_ids)
+        box, segm = ann.get('bbox'), ann.get('segmentation')
         if ann['category_id'] not in category_ids:
-            detail = f'category_id {ann["category_id"]} (the json has {sorted(category_ids)})'
-            note('refuse', 'unknown category', ann, detail)
-            continue
-        box = ann.get('bbox')
-        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(map(_finite, box))):
-            note('refuse', 'bad box', ann, f'bbox={box!r}')
-            continue
-        segm = ann.get('segmentation')
+            refusal = 'unknown category', (f'category_id {ann["category_id"]} (the json has '
+                                           f'{sorted(category_ids)})')
+        elif not (isinstance(box, (list, tuple)) and len(box) == 4 and all(  # finite, no bool
+                type(v) is int or isinstance(v, float) and math.isfinite(v) for v in box)):
+            refusal = 'bad box', f'bbox={box!r}'
         # what rasterisation cannot handle safely (ignored annotations are loaded too)
-        unsafe = None
-        if isinstance(segm, list):
-            unsafe = _polygon_problem(segm, box, width, height)
-        elif isinstance(segm, dict):
-            unsafe = _rle_problem(segm, width, height)
-        if unsafe:
-            note('refuse', unsafe[0], ann, unsafe[1])
+        elif isinstance(segm, list):
+            refusal = _polygon_problem(segm, box, width, height)
+        else:
+            refusal = isinstance(segm, dict) and _rle_problem(segm, width, height)
+        if refusal:
+            note('refuse', ann, *refusal)
             continue
         if ann.get('ignore', False):
             kept.append(ann)
             continue
         x, y, w, h = box
-        x1, y1 = max(x, 0), max(y, 0)
-        x2, y2 = min(x + w, width), min(y + h, height)
+        x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
         if x2 - x1 < 1 or y2 - y1 < 1:
-            note('drop', 'degenerate box', ann, f'bbox={list(box)} in a {width}x{height} image')
+            note('drop', ann, 'degenerate box', f'bbox={list(box)} in a {width}x{height} image')
             continue
         ann = dict(ann)
         if (x1, y1, x2, y2) != (x, y, x + w, y + h):
             ann['bbox'] = [x1, y1, x2 - x1, y2 - y1]
-            detail = f'bbox={list(box)} -> {ann["bbox"]} in a {width}x{height} image'
-            note('fix', 'box outside image', ann, detail)
+            note('fix', ann, 'box outside image',
+                 f'bbox={list(box)} -> {ann["bbox"]} in a {width}x{height} image')
         if not (isinstance(ann.get('area'), (int, float)) and ann['area'] > 0):
-            note('fix', 'bad area', ann, f'area={ann.get("area")!r}')
+            note('fix', ann, 'bad area', f'area={ann.get("area")!r}')
             ann['area'] = float((x2 - x1) * (y2 - y1))
         if isinstance(segm, list) and segm:
             parts = [p for p in segm if len(p) >= 6 and len(p) % 2 == 0]
             if not parts:
-                detail = f'no part with 3 points: lengths {[len(p) for p in segm]}'
-                note('drop', 'bad polygon', ann, detail)
+                note('drop', ann, 'bad polygon',
+                     f'no part with 3 points: lengths {[len(p) for p in segm]}')
                 continue
             if len(parts) < len(segm):
-                note('fix', 'bad polygon', ann, f'{len(segm) - len(parts)} of {len(segm)} parts')
+                note('fix', ann, 'bad polygon', f'{len(segm) - len(parts)} of {len(segm)} parts')
                 ann['segmentation'] = parts
         elif not isinstance(segm, dict) and need_masks:
-            note('drop', 'no mask', ann, f'segmentation={segm!r}')
+            note('drop', ann, 'no mask', f'segmentation={segm!r}')
             continue
         kept.append(ann)
     return kept, problems
-
-
-def _finite(value):
-    """A JSON number that is not NaN or infinite (and not a boolean)."""
-    return type(value) is int or (isinstance(value, float) and math.isfinite(value))
 
 
 def _polygon_problem(parts, box, width, height):
@@ -382,27 +296,16 @@ def _polygon_problem(parts, box, width, height):
         x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
         if 0 <= x0 and x1 <= width and 0 <= y0 and y1 <= height:  # the usual case
             continue
-        left, right, top, bottom = _polygon_bounds(box, width, height)
+        # per axis: start a and size n of the box (n < 0: dropped as degenerate), margin m
+        (left, right), (top, bottom) = [
+            (max(min(0, a, a + n), -side) - m, min(max(side, a, a + n), 2 * side) + m)
+            for a, n, side in ((box[0], box[2], width), (box[1], box[3], height))
+            for m in [max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * side)]]
         if x0 < left or x1 > right or y0 < top or y1 > bottom:
             return 'polygon outside image', (
                 f'part {i} spans x {x0:g}..{x1:g}, y {y0:g}..{y1:g}; image {width}x{height}, '
-                f'bbox {list(box)} (allowed: x {left:g}..{right:g}, y {top:g}..{bottom:g})'
-            )
+                f'bbox {list(box)} (allowed: x {left:g}..{right:g}, y {top:g}..{bottom:g})')
     return None
-
-
-def _polygon_bounds(box, width, height):
-    """Where the vertices of a polygon with box ``box`` may lie (see :data:`POLYGON_MARGIN`):
-    (left, right, top, bottom)."""
-    x, y, w, h = box  # w or h < 0: the box is dropped as degenerate
-    margin_x = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * width)
-    margin_y = max(POLYGON_MARGIN[0], POLYGON_MARGIN[1] * height)
-    return (
-        max(min(0, x, x + w), -width) - margin_x,
-        min(max(width, x, x + w), 2 * width) + margin_x,
-        max(min(0, y, y + h), -height) - margin_y,
-        min(max(height, y, y + h), 2 * height) + margin_y,
-    )
 
 
 def _rle_problem(rle, width, height):
@@ -414,42 +317,28 @@ def _rle_problem(rle, width, height):
         return 'rle size', f'size={size!r}, image {height}x{width}'
     counts, pixels = rle.get('counts'), height * width
     if isinstance(counts, list):
-        try:
-            covered = sum(counts)  # TypeError on non-numbers, a float if one is there
-        except TypeError:
-            covered = None
-        if type(covered) is not int:
+        if not all(isinstance(run, int) for run in counts):
             value = next(run for run in counts if type(run) is not int)
             return 'bad rle', f'counts hold {json.dumps(value)[:60]}, not an integer'
-        shortest = min(counts, default=0)
+        covered, shortest = sum(counts), min(counts, default=0)
         if shortest < 0 or covered != pixels:
-            return 'bad rle', (
-                f'the runs cover {covered} pixels (shortest run {shortest}), the '
-                f'image {height}x{width} = {pixels}'
-            )
+            return 'bad rle', (f'the runs cover {covered} pixels (shortest run {shortest}), the '
+                               f'image {height}x{width} = {pixels}')
         return None
     if not isinstance(counts, str):
         return 'bad rle', f'counts={json.dumps(counts)[:60]}, not a list or a string'
     valid = _RLE_CHARACTERS.match(counts).end()
     if valid < len(counts):
-        return 'bad rle', (
-            f'counts {counts[:40]!r}...: character {counts[valid]!r} is not in '
-            "the compressed RLE alphabet '0'..'o'"
-        )
+        return 'bad rle', (f'counts {counts[:40]!r}...: character {counts[valid]!r} is not in '
+                           "the compressed RLE alphabet '0'..'o'")
     if counts[-1:] > 'O':
         return 'bad rle', f'counts {counts[:40]!r}...: the string ends in the middle of a run'
     # pycocotools refuses runs reaching past its mask: they cover exactly `pixels` when they fit
     # into `pixels` and not into `pixels - 1`
-    if not _decodes(counts, [height, width]):
-        fault = 'more'
-    elif _decodes(counts, [1, pixels - 1]):
-        fault = 'fewer'
-    else:
-        return None
-    return 'bad rle', (
-        f'the runs of counts {counts[:40]!r}... cover {fault} pixels than the '
-        f'image {height}x{width} = {pixels}'
-    )
+    fault = ('more' if not _decodes(counts, [height, width]) else
+             'fewer' if _decodes(counts, [1, pixels - 1]) else None)
+    return fault and ('bad rle', f'the runs of counts {counts[:40]!r}... cover {fault} pixels '
+                                 f'than the image {height}x{width} = {pixels}')
 
 
 def _decodes(counts, size):
@@ -463,29 +352,23 @@ def _decodes(counts, size):
 
 def format_problems(problems, limit=None):
     """One line per problem (the first ``limit`` of them), then how many were left out."""
-    shown = problems if limit is None else problems[:limit]
-    lines = [f'  {problem}' for problem in shown]
-    if len(problems) > len(shown):
-        lines.append(f'  ... and {len(problems) - len(shown)} more')
-    return '\n'.join(lines)
+    shown = problems[:limit]
+    more = [f'  ... and {len(problems) - len(shown)} more'] if len(problems) > len(shown) else []
+    return '\n'.join([f'  {problem}' for problem in shown] + more)
 
 
 def summarize_problems(problems, examples=5):
     """One line per (action, kind): how many, and a few image/annotation ids."""
-    counts = Counter()
+    groups = {}
     for p in problems:
-        counts[p.action, p.kind] += p.count
+        groups.setdefault((p.action, p.kind), []).append(p)
     lines = []
-    for (action, kind), count in counts.items():
-        ids = [
-            f'{p.img_id}/{p.ann_id}' if p.ann_id is not None else f'{p.img_id}'
-            for p in problems
-            if (p.action, p.kind) == (action, kind)
-        ][:examples]
-        lines.append(
-            f'  {action} {count} x {kind} ({ADVICE[kind]}); image/annotation ids: '
-            f'{", ".join(ids)}{", ..." if count > examples else ""}'
-        )
+    for (action, kind), group in groups.items():
+        count = sum(p.count for p in group)
+        ids = [f'{p.img_id}' + ('' if p.ann_id is None else f'/{p.ann_id}')
+               for p in group[:examples]]
+        lines.append(f'  {action} {count} x {kind} ({ADVICE[kind]}); image/annotation ids: '
+                     f'{", ".join(ids)}{", ..." if count > examples else ""}')
     return '\n'.join(lines)
 
 
@@ -524,27 +407,17 @@ class CheckedCocoDataset(CocoDataset):
             (training memory grows with them); None: no limit.
         *args, **kwargs: as :class:`~mmdet.datasets.CocoDataset`.
     """
-
     COCOAPI = _CheckedCOCO
 
-    def __init__(
-        self,
-        *args,
-        verify_image_size=True,
-        max_listed=50,
-        max_pixels=MAX_PIXELS,
-        max_objects=MAX_OBJECTS,
-        **kwargs,
-    ):
-        self.verify_image_size = verify_image_size
-        self.max_listed = max_listed
+    def __init__(self, *args, verify_image_size=True, max_listed=50, max_pixels=MAX_PIXELS,
+                 max_objects=MAX_OBJECTS, **kwargs):
+        self.verify_image_size, self.max_listed = verify_image_size, max_listed
         self.max_pixels, self.max_objects = max_pixels, max_objects
         self.problems = []
         super().__init__(*args, **kwargs)
 
     def load_data_list(self):
-        self.problems = []
-        self._category_ids = None
+        self.problems, self._category_ids = [], None
         self._outside_classes = Counter()  # category id -> annotations dropped
         try:
             data_list = super().load_data_list()
@@ -554,13 +427,20 @@ class CheckedCocoDataset(CocoDataset):
         return data_list
 
     def parse_data_info(self, raw_data_info):
+        coco = self.coco
         if self._category_ids is None:  # the first image: the json's categories are at hand
-            self._category_ids = set(self.coco.cats)
-            self._category_names = {i: cat.get('name') for i, cat in self.coco.cats.items()}
-            self.problems += check_categories(
-                self.metainfo['classes'], self.coco.dataset.get('categories', [])
-            )
-            self.problems += self._annotations_of_no_image()
+            self._category_ids = set(coco.cats)
+            self._category_names = {i: cat.get('name') for i, cat in coco.cats.items()}
+            self.problems += check_categories(self.metainfo['classes'],
+                                              coco.dataset.get('categories', []))
+            # pycocotools indexes annotations by image_id: those of no image are never loaded
+            for img_id, anns in coco.imgToAnns.items():
+                if img_id not in coco.imgs:
+                    ids = f'{[a["id"] for a in anns[:5]]}{", ..." if len(anns) > 5 else ""}'
+                    self.problems.append(Problem(
+                        'drop', 'annotation of no image',
+                        f'{len(anns)} annotation(s) (ids {ids}) name image_id {img_id}', img_id,
+                        count=len(anns)))
         img_info = dict(raw_data_info['raw_img_info'], id=raw_data_info['raw_img_info']['img_id'])
         img_path = osp.join(self.data_prefix.get('img', ''), str(img_info.get('file_name', '')))
         # remote storage (backend_args): a file check would cost a request per image
@@ -571,109 +451,70 @@ class CheckedCocoDataset(CocoDataset):
         if any(p.kind in ('bad image entry', 'over max_pixels') for p in image_problems):
             return dict(img_path=img_path, img_id=img_info['id'], instances=[])  # refused
         anns, ann_problems = check_annotations(
-            img_info, raw_data_info['raw_ann_info'], self._category_ids, self._needs_masks()
-        )
+            img_info, raw_data_info['raw_ann_info'], self._category_ids,
+            any(isinstance(t, LoadAnnotations) and t.with_mask  # the pipeline loads masks
+                for t in getattr(self.pipeline, 'transforms', [])))
         self.problems += ann_problems
         kept = [ann for ann in anns if ann['category_id'] in self.cat_ids]
-        self._outside_classes.update(
-            ann['category_id'] for ann in anns if ann['category_id'] not in self.cat_ids
-        )
+        self._outside_classes.update(ann['category_id'] for ann in anns
+                                     if ann['category_id'] not in self.cat_ids)
         self.problems += self._over_limit('max_objects', img_info, img_path, len(kept))
         return super().parse_data_info(dict(raw_data_info, raw_ann_info=kept))
 
     def _over_limit(self, key, img_info, img_path, objects=None):
         """A refusal when the image is over ``self.<key>`` (pixels, or ``objects``)."""
-        limit = getattr(self, key)
+        limit, width, height = getattr(self, key), img_info.get('width'), img_info.get('height')
         loader = 'val_dataloader (or test_)' if self.test_mode else 'train_dataloader'
         how = f'{loader}.dataset.{key}=N in the config or in --cfg-options (None: no limit)'
-        detail = None
-        if key == 'max_pixels':
-            width, height = img_info.get('width'), img_info.get('height')
-            if type(width) is int and type(height) is int:  # else check_image refuses the entry
-                detail = pixels_over(img_path, width, height, limit, how)
-        elif limit is not None and objects > limit:
-            detail = (
+        if key == 'max_pixels':  # sizes that are not integers: check_image refuses the entry
+            detail = (type(width) is int and type(height) is int
+                      and pixels_over(img_path, width, height, limit, how))
+        else:
+            detail = limit is not None and objects > limit and (
                 f'{img_path}: {objects:,} annotations of the classes, over the limit of '
-                f'{limit:,}; training memory grows with them. Split the image, or raise '
-                f'the limit with {how}'
-            )
-        if detail is None:
-            return []
-        return [Problem('refuse', f'over {key}', detail, img_info['id'], advice=LIMITS_ADVICE)]
-
-    def _annotations_of_no_image(self):
-        """pycocotools indexes annotations by image_id; those of an id no image has are never
-        loaded: one dropped finding per such id."""
-        problems = []
-        for img_id, anns in self.coco.imgToAnns.items():
-            if img_id not in self.coco.imgs:
-                ids = f'{[a["id"] for a in anns[:5]]}{", ..." if len(anns) > 5 else ""}'
-                detail = f'{len(anns)} annotation(s) (ids {ids}) name image_id {img_id}'
-                problems.append(
-                    Problem('drop', 'annotation of no image', detail, img_id, count=len(anns))
-                )
-        return problems
+                f'{limit:,}; training memory grows with them. Split the image, or raise the '
+                f'limit with {how}')
+        return [Problem('refuse', f'over {key}', detail, img_info['id'],
+                        advice=LIMITS_ADVICE)] if detail else []
 
     def filter_data(self):
-        data_list = super().filter_data()
+        data_list, loaded = super().filter_data(), len(self.data_list)
         if not data_list:
-            raise DatasetCheckError(self._empty_message(len(self.data_list)))
-        if len(data_list) < len(self.data_list):
+            what = f'{self.ann_file} gives no images' + (
+                f' after filtering ({loaded} loaded; filter_cfg={self.filter_cfg})'
+                if loaded else '')
+            raise DatasetCheckError(
+                f'{what}: an evaluation on it would be meaningless. Point the val/test dataloader '
+                'at an annotation file with images, or turn validation off (val_dataloader=None, '
+                'val_cfg=None, val_evaluator=None).' if self.test_mode else
+                f'{what}: nothing to train on. Point train_dataloader at a non-empty file.')
+        if len(data_list) < loaded:
             MMLogger.get_current_instance().info(
                 f'{self.ann_file}: filter_cfg={self.filter_cfg} left out '
-                f'{len(self.data_list) - len(data_list)} of {len(self.data_list)} images'
-            )
+                f'{loaded - len(data_list)} of {loaded} images')
         return data_list
 
     def _report(self, data_list):
         for cat_id, count in sorted(self._outside_classes.items()):
             detail = f'{count} annotation(s) of category {cat_id} {self._category_names[cat_id]!r}'
             self.problems.append(Problem('drop', 'category not in classes', detail, count=count))
-        if self.test_mode:
-            # the evaluator reads the file as it is: what breaks it cannot be fixed on the fly
-            self.problems = [
-                replace(p, action='refuse', advice=EVALUATION_ADVICE)
-                if p.kind in BREAK_EVALUATION
-                else p
-                for p in self.problems
-            ]
+        if self.test_mode:  # the evaluator reads the file as it is: it cannot be fixed on the fly
+            self.problems = [replace(p, action='refuse', advice=EVALUATION_ADVICE)
+                             if p.kind in BREAK_EVALUATION else p for p in self.problems]
         refused = [p for p in self.problems if p.action == 'refuse']
         if refused:
             raise DatasetCheckError(
                 f'{self.ann_file}: {len(refused)} problem(s) that cannot be fixed automatically '
                 f'(images under {self.data_prefix.get("img")}):\n'
                 f'{format_problems(refused, self.max_listed)}\n'
-                'List every problem with: python tools/misc/check_dataset.py CONFIG'
-            )
+                'List every problem with: python tools/misc/check_dataset.py CONFIG')
         logger = MMLogger.get_current_instance()
         if self.problems:
-            logger.warning(
-                f'{self.ann_file}: fixed or dropped '
-                f'{sum(p.count for p in self.problems)} '
-                f'annotation(s):\n{summarize_problems(self.problems)}'
-            )
+            logger.warning(f'{self.ann_file}: fixed or dropped '
+                           f'{sum(p.count for p in self.problems)} annotation(s):\n'
+                           f'{summarize_problems(self.problems)}')
         negatives = sum(not info['instances'] for info in data_list)
         if negatives and not self.test_mode:
             dropped = self.filter_cfg and self.filter_cfg.get('filter_empty_gt', False)
-            logger.info(
-                f'{self.ann_file}: {negatives} image(s) without annotations '
-                + ('dropped (filter_cfg.filter_empty_gt=True)' if dropped else 'kept as negatives')
-            )
-
-    def _empty_message(self, loaded):
-        what = f'{self.ann_file} gives no images'
-        if loaded:
-            what += f' after filtering ({loaded} loaded; filter_cfg={self.filter_cfg})'
-        if self.test_mode:
-            return (
-                f'{what}: an evaluation on it would be meaningless. Point the val/test '
-                'dataloader at an annotation file with images, or turn validation off '
-                '(val_dataloader=None, val_cfg=None, val_evaluator=None).'
-            )
-        return f'{what}: nothing to train on. Point train_dataloader at a non-empty file.'
-
-    def _needs_masks(self):
-        return any(
-            isinstance(t, LoadAnnotations) and t.with_mask
-            for t in getattr(self.pipeline, 'transforms', [])
-        )
+            logger.info(f'{self.ann_file}: {negatives} image(s) without annotations ' + (
+                'dropped (filter_cfg.filter_empty_gt=True)' if dropped else 'kept as negatives'))

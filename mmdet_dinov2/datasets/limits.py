@@ -1,11 +1,5 @@
-"""Limits on what one input may ask of memory, checked before any pixel is decoded.
-
-A small compressed file can declare an image of any size (a 1 MB PNG can declare 20000x20000
-pixels: gigabytes once decoded, tens of gigabytes once masks are pasted at that size). The limits
-are generous for photographs and aerial tiles alike; raise them where your data needs it (the
-dataset's ``max_pixels``/``max_objects``, the demo's ``--max-pixels``).
-"""
-
+"""Limits on what one input may ask of memory, checked before any pixel is decoded (a small file
+can declare an image of any size): docs/reliability.md, "Limits on one input"."""
 from PIL import Image
 
 MAX_PIXELS = 100_000_000  # width * height of one image: 10000 x 10000
@@ -37,8 +31,6 @@ def pixels_over(path, width, height, max_pixels, how_to_raise):
     """Why an image of ``width`` x ``height`` at ``path`` is refused, or None within the limit."""
     if max_pixels is None or width * height <= max_pixels:
         return None
-    return (
-        f'{path}: {width}x{height} = {width * height:,} pixels, over the limit of '
-        f'{max_pixels:,}; decoding it would take {width * height * 3 / 2**30:.1f} GiB. '
-        f'Resize the image, or raise the limit with {how_to_raise}'
-    )
+    return (f'{path}: {width}x{height} = {width * height:,} pixels, over the limit of '
+            f'{max_pixels:,}; decoding it would take {width * height * 3 / 2**30:.1f} GiB. '
+            f'Resize the image, or raise the limit with {how_to_raise}')
