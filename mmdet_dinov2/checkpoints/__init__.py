@@ -1,6 +1,5 @@
-"""Everything about checkpoint files: reading them safely (``io``, ``allowlist``, ``trust``,
-``remote``), converting upstream layouts (``convert/``), comparing a state dict with a model
-(``compare``) and loading a backbone with a report (``load``)."""
+"""Checkpoint files: read safely, converted, compared with a model (docs/architecture.md lists the
+modules)."""
 from .allowlist import safe_globals
 from .compare import CheckpointMismatchError, compare_state_dict
 from .convert.dinov2 import convert_dinov2, detect_format, resample_patch_embed_kernel, strip_prefix

@@ -14,8 +14,6 @@ from .allowlist import RefusedLookupError, exactly_these_globals, safe_globals
 from .remote import fetch_url, is_url
 from .trust import checkpoints_trusted
 
-# the wrappers training frameworks put around a state dict, in the order they are unwrapped
-WRAPPER_KEYS = ('state_dict', 'model', 'module')
 # what torch's weights-only refusals name: a GLOBAL `module.name`, a type built or a function called
 _GLOBAL_IN_MESSAGE = re.compile(r'GLOBAL ([A-Za-z_][\w.]*\.[A-Za-z_]\w*)')
 _REFUSED_IN_MESSAGE = re.compile(
@@ -24,15 +22,14 @@ _REFUSED_IN_MESSAGE = re.compile(
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read as a state dict (empty, truncated, not a checkpoint)."""
+    """A checkpoint file that cannot be read as a state dict (empty, truncated, no checkpoint)."""
 
 
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint whose pickle needs ``global_names`` (``module.name``) outside the allow-list."""
 
     def __init__(self, path, global_names, detail=''):
-        self.path = str(path)
-        self.global_names = list(global_names)
+        self.path, self.global_names = str(path), list(global_names)
         super().__init__(
             f'refusing to load {self.path}: its pickle needs {", ".join(self.global_names)}'
             f'{f" ({detail})" if detail else ""}, which is not on the allow-list of tensors, '
@@ -42,23 +39,38 @@ class UnsafeCheckpointError(CheckpointError):
 
 
 def load_state_dict_file(path, *, trust=False):
-    """The state dict of a ``.pth``/``.pt``/``.safetensors`` file, read as
+    """The state dict (tensors on the CPU) of a ``.pth``/``.pt``/``.safetensors`` file, read as
     :func:`load_checkpoint_file` does, unwrapped from ``{'state_dict': ...}``/``{'model': ...}``
     and without DataParallel's ``module.`` prefix.
-
-    Returns:
-        dict[str, Tensor]: on the CPU.
 
     Raises:
         FileNotFoundError: no such file.
         UnsafeCheckpointError: the pickle needs a global outside the allow-list (and not trusted).
         CheckpointError: empty, truncated or corrupt file, or content that is no state dict.
     """
-    return _unwrap(load_checkpoint_file(path, trust=trust), path)
+    obj = load_checkpoint_file(path, trust=trust)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f'{path} holds a {type(obj).__name__}, not a state dict (a mapping '
+                              'of parameter names to tensors)')
+    for key in ('state_dict', 'model', 'module'):  # training frameworks' wrappers, outermost first
+        if isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+    if not obj:
+        raise CheckpointError(f'{path} holds an empty state dict')
+    if all(key.startswith('module.') for key in obj):
+        obj = {key[len('module.'):]: value for key, value in obj.items()}
+    not_tensors = [key for key, value in obj.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f'{path} is not a state dict: {len(not_tensors)} entries are not tensors, e.g. '
+            f'{not_tensors[0]!r} ({type(obj[not_tensors[0]]).__name__}); top-level keys: '
+            f'{list(obj)[:8]}')
+    return dict(obj)
 
 
 def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
-    """A whole checkpoint object (meta, optimizer, ... kept), read safely.
+    """A whole checkpoint object (meta, optimizer, ... kept), read safely; raises as
+    :func:`load_state_dict_file`.
 
     Args:
         file (str | PathLike | file-like): a ``.pth``/``.pt``/``.safetensors`` path, an
@@ -67,9 +79,6 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
         trust (bool): load with ``weights_only=False``, only for a file you trust; also on inside
             :func:`~.trust.trusted_checkpoints`.
         map_location: as :func:`torch.load` (``.safetensors``: a device).
-
-    Raises:
-        as :func:`load_state_dict_file`.
     """
     name = None
     if is_url(file):
@@ -82,7 +91,13 @@ def load_checkpoint_file(file, *, trust=False, map_location='cpu'):
             raise CheckpointError(f'checkpoint file is empty (0 bytes): {name or path}; download '
                                   'it again')
         if path.suffix == '.safetensors':
-            return _load_safetensors(path, map_location)
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+            try:
+                return load_file(str(path), device=str(map_location))
+            except (SafetensorError, OSError) as err:
+                raise CheckpointError(
+                    f'cannot read {path} as safetensors (truncated or corrupt?): {err}') from err
     return _load_pickle(file, trust or checkpoints_trusted(), map_location, name)
 
 
@@ -106,45 +121,33 @@ def _check_is_file(path):
         raise CheckpointError(f'checkpoint path {path} is not a regular file')
 
 
-def _load_safetensors(path, device):
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    try:
-        return load_file(str(path), device=str(device))
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(
-            f'cannot read {path} as safetensors (truncated or corrupt?): {err}') from err
-
-
 def _load_pickle(file, trust, map_location, name):
-    if name is None:
-        name = file if isinstance(file, (str, os.PathLike)) else getattr(file, 'name', '<buffer>')
-    start = None if isinstance(file, (str, os.PathLike)) else file.tell()
+    is_path = isinstance(file, (str, os.PathLike))
+    name = name or (file if is_path else getattr(file, 'name', '<buffer>'))
+    start = None if is_path else file.tell()
     allowed = safe_globals()
     try:
         with exactly_these_globals(allowed):
             return torch.load(file, map_location=map_location, weights_only=not trust)
     except Exception as err:  # torch raises many types for bad files; each is reported below
         message = str(err)
-        if not trust:
-            if RefusedLookupError.marker in message:
-                detail = message[message.index(RefusedLookupError.marker):].splitlines()[0]
-                raise UnsafeCheckpointError(name, ['builtins.getattr'], detail) from None
+        if not trust and RefusedLookupError.marker in message:
+            detail = message[message.index(RefusedLookupError.marker):].splitlines()[0]
+            raise UnsafeCheckpointError(name, ['builtins.getattr'], detail) from None
+        if not trust and 'Weights only load failed' in message:
             if start is not None:
                 file.seek(start)
-            unsafe = _unsafe_globals(file, message, allowed)
-            if unsafe:
+            if unsafe := _unsafe_globals(file, message, allowed):
                 raise UnsafeCheckpointError(name, unsafe) from None
-        first = next((line.strip()[:300] for line in message.splitlines() if line.strip()), repr(err))
+        first = next((line.strip()[:300] for line in message.splitlines() if line.strip()),
+                     repr(err))
         raise CheckpointError(
             f'cannot read {name} as a PyTorch checkpoint (truncated, corrupt, or not a '
             f'checkpoint): {type(err).__name__}: {first}') from err
 
 
 def _unsafe_globals(file, message, allowed):
-    """The globals that made a weights-only load fail, or [] when it failed for another reason."""
-    if 'Weights only load failed' not in message:
-        return []
+    """The globals that made a weights-only load fail (none found: it failed for another reason)."""
     try:  # a zip checkpoint can be scanned without unpickling anything
         with exactly_these_globals(allowed):
             found = torch.serialization.get_unsafe_globals_in_checkpoint(file)
@@ -153,30 +156,8 @@ def _unsafe_globals(file, message, allowed):
     except (ValueError, RuntimeError):  # legacy (non-zip) format or unreadable zip
         pass
     named = set(_GLOBAL_IN_MESSAGE.findall(message))
-    named |= {name for match in _REFUSED_IN_MESSAGE.findall(message) for name in match if name}
-    return sorted(named)
-
-
-def _unwrap(obj, path):
-    """Take the state dict out of a training checkpoint and check it maps names to tensors."""
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(
-            f'{path} holds a {type(obj).__name__}, not a state dict (a mapping of parameter '
-            'names to tensors)')
-    for key in WRAPPER_KEYS:
-        if isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-    if not obj:
-        raise CheckpointError(f'{path} holds an empty state dict')
-    if all(key.startswith('module.') for key in obj):
-        obj = {key[len('module.'):]: value for key, value in obj.items()}
-    not_tensors = [key for key, value in obj.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise CheckpointError(
-            f'{path} is not a state dict: {len(not_tensors)} entries are not tensors, e.g. '
-            f'{not_tensors[0]!r} ({type(obj[not_tensors[0]]).__name__}); top-level keys: '
-            f'{list(obj)[:8]}')
-    return dict(obj)
+    return sorted(named | {name for match in _REFUSED_IN_MESSAGE.findall(message)
+                           for name in match if name})
 
 
 def save_state_dict_file(obj, path):

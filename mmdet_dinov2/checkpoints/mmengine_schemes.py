@@ -1,11 +1,7 @@
-"""Every checkpoint mmengine loads is read by :func:`~mmdet_dinov2.checkpoints.load_checkpoint_file`.
-
-mmengine picks a checkpoint loader by the path's prefix (:class:`~mmengine.runner.CheckpointLoader`);
-its own loaders fall back to ``torch.load(weights_only=False)`` when the safe load fails and cache
-URLs by file name without a timeout. :func:`register` (run when ``mmdet_dinov2`` is imported)
-replaces the loader of every prefix mmengine knows through the public ``register_scheme``.
-Model-zoo names resolve through mmengine's tables; ``pavi://`` is refused (no safe reader).
-"""
+"""Every checkpoint mmengine loads is read by :func:`~.io.load_checkpoint_file` (as
+docs/architecture.md says): mmengine's own loaders fall back to ``torch.load(weights_only=False)``
+and cache URLs by file name without a timeout. Model-zoo names resolve through mmengine's tables;
+``pavi://`` is refused (no safe reader)."""
 import io
 import os
 import os.path as osp
@@ -36,9 +32,9 @@ def load_from_ceph(filename, map_location=None, backend='petrel'):
 
 
 def load_from_pavi(filename, map_location=None):
-    raise NotImplementedError(
-        f'{filename}: pavi:// checkpoints are not supported by mmdet_dinov2\'s safe loader; '
-        'download the file and give its local path')
+    raise NotImplementedError(f'{filename}: pavi:// checkpoints are not supported by '
+                              "mmdet_dinov2's safe loader; download the file and give its local "
+                              'path')
 
 
 def load_from_torchvision(filename, map_location=None):
@@ -56,9 +52,8 @@ def load_from_openmmlab(filename, map_location=None):
 
 def load_from_mmcls(filename, map_location=None):
     checkpoint = load_from_http(_zoo_url(get_mmcls_models(), filename), map_location)
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    return dict(state_dict=OrderedDict((key[len('backbone.'):], value)
-                                       for key, value in state_dict.items()
+    return dict(state_dict=OrderedDict((key[len('backbone.'):], value) for key, value
+                                       in checkpoint.get('state_dict', checkpoint).items()
                                        if key.startswith('backbone.')))
 
 
@@ -70,16 +65,11 @@ def _zoo_url(table, filename, renamed=None):
     return table[name]
 
 
-# prefix(es) -> loader; the prefixes are mmengine 0.10's, so that none of its loaders stays reachable
-SCHEMES = (
-    ('', load_from_local),
-    (URL_PREFIXES, load_from_http),
-    ((r'(\S+\:)?s3://', r'(\S+\:)?petrel://'), load_from_ceph),
-    ('pavi://', load_from_pavi),
-    (('modelzoo://', 'torchvision://'), load_from_torchvision),
-    (('open-mmlab://', 'openmmlab://'), load_from_openmmlab),
-    ('mmcls://', load_from_mmcls),
-)
+# prefix(es) -> loader: mmengine 0.10's prefixes, so that none of its loaders stays reachable
+SCHEMES = (('', load_from_local), (URL_PREFIXES, load_from_http),
+           ((r'(\S+\:)?s3://', r'(\S+\:)?petrel://'), load_from_ceph), ('pavi://', load_from_pavi),
+           (('modelzoo://', 'torchvision://'), load_from_torchvision),
+           (('open-mmlab://', 'openmmlab://'), load_from_openmmlab), ('mmcls://', load_from_mmcls))
 
 
 def register():

@@ -1,36 +1,31 @@
-"""Official DINOv2 state dicts -> the ViTAdapter's names and patch size, and which layout a file has.
+"""Official DINOv2 state dicts -> the ViTAdapter's names and patch size; which layout a file has.
 
-Official hub files (``dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth``) hold ``cls_token``, ``pos_embed``
-(1, 1 + 37 * 37, D), ``mask_token``, ``register_tokens`` (reg4), a 14x14 ``patch_embed.proj``,
-``blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1/fc2 | mlp.w12/w3 (ViT-g SwiGLU),
-ls2.gamma}`` and ``norm``. The conversion follows the original ViT-Adapter's ``convert_14to16.py``;
-the SwiGLU weights take timm's ``GluMlp`` names. ViT-Adapter checkpoints already use these names.
+Official hub files (``dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth``) hold ``cls_token``,
+``pos_embed`` (1, 1 + 37 * 37, D), ``mask_token``, ``register_tokens`` (reg4), a 14x14
+``patch_embed.proj``, ``blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1/fc2 |
+mlp.w12/w3 (ViT-g SwiGLU), ls2.gamma}`` and ``norm``. The conversion follows the original
+ViT-Adapter's ``convert_14to16.py``; the SwiGLU weights take timm's ``GluMlp`` names. ViT-Adapter
+checkpoints already use these names.
 """
 import re
-from collections import Counter
 
 import torch.nn.functional as F
 from timm.layers import resample_patch_embed
 
-from .dinov3 import is_dinov3, is_dinov3_adapter, is_dinov3_convnext, is_dinov3_timm, notes_for
+from . import convert_keys, notes_for
+from .dinov3 import is_dinov3, is_dinov3_adapter, is_dinov3_timm
 
 RESAMPLE_METHODS = ('bilinear', 'pinv')
 DETECTOR_PREFIX = 'backbone.'
 PATCH_KERNEL = 'patch_embed.proj.weight'
 ADAPTER_PREFIXES = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.',
                     'norm4.')
-
 # Names only DINOv2's own code uses (timm/ViT-Adapter call them gamma1/2, fc1/fc2).
 _DINOV2_ONLY = re.compile(r'\.ls[12]\.gamma$|\.mlp\.w(12|3)\.')
-# DINOv2 with block_chunks > 0 nests blocks as blocks.<chunk>.<index>.
-_CHUNKED_BLOCK = re.compile(r'^blocks\.\d+\.(\d+)\.')
-# (DINOv2 name, our name, why), applied with str.replace as the original converter does.
-_RENAMES = (
-    ('ls1.gamma', 'gamma1', 'layer scale'),
-    ('ls2.gamma', 'gamma2', 'layer scale'),
-    ('mlp.w12.', 'mlp.fc1.', "SwiGLU input projection (timm GluMlp's name)"),
-    ('mlp.w3.', 'mlp.fc2.', "SwiGLU output projection (timm GluMlp's name)"),
-)
+# (DINOv2 name, our name, why), replaced anywhere in a key as the original converter does.
+_RENAMES = (('ls1.gamma', 'gamma1', 'layer scale'), ('ls2.gamma', 'gamma2', 'layer scale'),
+            ('mlp.w12.', 'mlp.fc1.', "SwiGLU input projection (timm GluMlp's name)"),
+            ('mlp.w3.', 'mlp.fc2.', "SwiGLU output projection (timm GluMlp's name)"))
 
 
 def detect_format(state_dict):
@@ -53,7 +48,8 @@ def detect_format(state_dict):
         if DETECTOR_PREFIX + PATCH_KERNEL in state_dict:
             return 'vit_adapter_detector'
         _raise_not_vit(keys, 'its backbone.* ')
-    if is_dinov3_convnext(state_dict):
+    if (any(key.startswith('downsample_layers.') for key in keys)
+            and any(key.startswith('stages.') for key in keys)):  # a DINOv3 (or any) ConvNeXt
         raise ValueError(
             'this is a ConvNeXt checkpoint (downsample_layers.*, stages.*), e.g. DINOv3\'s '
             'dinov3_convnext_*_pretrain_*.pth: ViT-Adapter needs a ViT. Use a DINOv3 ViT file '
@@ -119,37 +115,25 @@ def resample_note(old, new, method):
 
 
 def convert_dinov2(state_dict, patch_size=16, method='bilinear'):
-    """Convert an official DINOv2 state dict (S/B/L/g, reg4 or not) to the ViTAdapter's names,
-    its 14x14 kernel resized to ``patch_size`` by ``method`` (:func:`resample_patch_embed_kernel`).
-
-    Returns:
-        tuple[dict, list[str]]: the state dict and one line per conversion applied. ``cls_token``,
-        ``norm.*`` and ``register_tokens`` are kept, as the original converter does.
-    """
+    """(state dict, one note per conversion) of an official DINOv2 state dict (S/B/L/g, reg4 or
+    not) in the ViTAdapter's names, its 14x14 kernel resized to ``patch_size`` by ``method``
+    (:func:`resample_patch_embed_kernel`); ``cls_token``, ``norm.*`` and ``register_tokens`` are
+    kept, as the original converter does."""
     fmt = detect_format(state_dict)
     if fmt != 'dinov2':
         hint = ('already converted (no ls1.gamma / mask_token / mlp.w12)'
                 if fmt == 'dinov2_converted' else f'a {fmt} checkpoint')
-        raise ValueError(f'convert_dinov2 expects an official DINOv2 state dict; this one is {hint}')
-    converted, counts = {}, Counter()
-    for key, value in state_dict.items():
-        if key == 'mask_token':
-            counts['mask_token'] += 1
-            continue
-        new_key = _CHUNKED_BLOCK.sub(r'blocks.\1.', key)
-        counts['unchunk'] += new_key != key
-        for old, new, _ in _RENAMES:
-            if old in new_key:
-                new_key = new_key.replace(old, new)
-                counts[old] += 1
-        converted[new_key] = value
-
+        raise ValueError('convert_dinov2 expects an official DINOv2 state dict; this one is '
+                         + hint)
+    converted, counts = convert_keys(  # block_chunks > 0 nests blocks as blocks.<chunk>.<index>
+        state_dict, [(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', 'unchunk')]
+        + [(re.escape(old), new, old) for old, new, _ in _RENAMES], drop=('mask_token',))
     kernel = converted[PATCH_KERNEL]
     converted[PATCH_KERNEL] = resample_patch_embed_kernel(kernel, patch_size, method)
     notes = [resample_note(kernel, converted[PATCH_KERNEL], method)] + notes_for(counts, {
         'unchunk': 'unchunked blocks.<chunk>.<i>.* -> blocks.<i>.* ({n} tensors)',
-        **{old: f'renamed blocks.*.{old.rstrip(".")} -> blocks.*.{new.rstrip(".")} ({why}; {{n}} tensors)'
-           for old, new, why in _RENAMES},
+        **{old: f'renamed blocks.*.{old.rstrip(".")} -> blocks.*.{new.rstrip(".")} '
+                f'({why}; {{n}} tensors)' for old, new, why in _RENAMES},
         'mask_token': 'dropped mask_token (used only by masked-image pretraining)'})
     if 'register_tokens' in converted:
         notes.append(f'kept register_tokens {tuple(converted["register_tokens"].shape)}: a '
