@@ -1,8 +1,6 @@
 """Inference entry points that check detector weights as tools/test.py does
-(:func:`~mmdet_dinov2.engine.runner.load_detector_weights`: NaN/inf, tensors of another shape or
-kind, missing or extra tensors; ``partial_load`` loads what fits): mmdet's DetInferencer and
-init_detector load with mmengine's ``strict=False``, which only warns. A config read from a
-checkpoint is parsed as data: mmengine would execute its Python text."""
+(:func:`~mmdet_dinov2.engine.runner.load_detector_weights`), where mmdet's only warn
+(``strict=False``). A config read from a checkpoint is parsed as data, not executed."""
 import ast
 import copy
 
@@ -46,11 +44,8 @@ class DetInferencer(MMDetInferencer):
 
 def config_in_checkpoint(checkpoint, source):
     """The config that mmengine saved in ``checkpoint`` as Python text, read without running it:
-    assignments of literals and ``dict(...)`` only.
-
-    Raises:
-        CheckpointError: no config, or text that is more than data (naming ``source``).
-    """
+    assignments of literals and ``dict(...)`` only; a CheckpointError naming ``source`` if there is
+    none, or it is more than data."""
     text = (checkpoint.get('message_hub', {}).get('runtime_info', {}).get('cfg')
             or checkpoint.get('meta', {}).get('cfg'))
     if not isinstance(text, str):
@@ -89,16 +84,14 @@ def _data(node):
 
 def init_detector(config, checkpoint=None, palette='none', device=None, cfg_options=None,
                   partial_load=None):
-    """mmdet's ``init_detector`` with the checks of :class:`DetInferencer`.
+    """mmdet's ``init_detector`` with the checks of :class:`DetInferencer`: the detector in eval
+    mode on ``device`` (default: cuda if available).
 
     Args:
         config (str | Path | Config): the config (file).
         checkpoint (str, optional): a checkpoint file or URL.
         cfg_options (dict, optional): dotted keys merged into the config.
         partial_load (bool, optional): as :class:`DetInferencer`'s.
-
-    Returns:
-        nn.Module: the detector in eval mode on ``device`` (default: cuda if available).
     """
     config = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(config)
     if cfg_options:

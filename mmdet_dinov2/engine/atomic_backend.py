@@ -1,8 +1,6 @@
-"""``backend_args=dict(backend='atomic_local')``: mmengine's local file backend with atomic writes.
-
-mmengine's ``LocalBackend.put`` writes in place: a kill or a full disk during a checkpoint save
-leaves a truncated file. :class:`~mmdet_dinov2.engine.hooks.AtomicCheckpointHook` picks this one.
-"""
+"""``backend_args=dict(backend='atomic_local')``: mmengine's local file backend with atomic writes
+(its ``LocalBackend.put`` writes in place: a kill or a full disk during a save leaves a truncated
+file). :class:`~mmdet_dinov2.engine.hooks.AtomicCheckpointHook` picks this one."""
 from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
 

@@ -1,8 +1,6 @@
-"""From a config file to a runner: what tools/train.py and tools/test.py share.
-
-Without CUDA the config is adapted so that the same command runs on the CPU, in one process or
-several (tools/dist_train.sh CONFIG 2): gloo, BN for SyncBN, BN statistics averaged over the
-processes, DDP without device ids; each change is logged.
+"""From a config file to a runner: what tools/train.py and tools/test.py share. Without CUDA the
+config is adapted (and each change logged) so that the same command runs on the CPU, in one process
+or several: gloo, BN for SyncBN, BN statistics averaged over the processes, DDP without device ids.
 """
 import gc
 import os
@@ -22,8 +20,7 @@ from .runner import SafeFlexibleRunner  # noqa: F401 (registers the runner_type)
 
 
 def add_run_arguments(parser, cfg_options_help='override config settings, KEY=VALUE'):
-    """The arguments tools/train.py and tools/test.py share (--local_rank as
-    torch.distributed.launch passes it)."""
+    """The arguments tools/train.py and tools/test.py share (--local_rank for torch's launch)."""
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='load checkpoints whose pickle needs more than tensors and plain '
                              'data (it may run code): only for files you trust')
@@ -48,8 +45,7 @@ def load_config(config, work_dir=None, cfg_options=None, launcher='none', trust=
         cfg_options (dict, optional): ``--cfg-options``, merged last; ``data_root=DIR`` moves the
             loaders' and evaluators' paths (:func:`move_data_root`).
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
-        trust (bool): ``--trust-checkpoint``: sets ``trust_checkpoint`` (the flag wins over the
-            config; the runner applies it).
+        trust (bool): ``--trust-checkpoint``: sets ``trust_checkpoint`` (wins over the config).
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
@@ -81,13 +77,8 @@ DATA_ROOT_KEYS = ('train_dataloader.dataset.data_root=DIR/ val_dataloader.datase
 def move_data_root(cfg, new_root):
     """Apply ``--cfg-options data_root=NEW``: the variable's value was copied into the loaders' and
     evaluators' paths when the config was read, so every string there that is the old root or lies
-    under it moves to ``new_root`` (and ``data_root`` too).
-
-    Returns:
-        list[str]: the changed keys, ``key: old -> new``.
-
-    Raises:
-        ValueError: no ``data_root``, or nothing uses it; the message names the keys to set instead.
+    under it moves to ``new_root`` (and ``data_root`` too). Return the changes, ``key: old -> new``;
+    a ValueError names the keys to set instead if there is no ``data_root`` or nothing uses it.
     """
     old_root = cfg.get('data_root')
     explicit = f'set the paths themselves: --cfg-options {DATA_ROOT_KEYS}'
@@ -99,24 +90,15 @@ def move_data_root(cfg, new_root):
     changes, seen = [], set()  # a config may share one dict (test_dataloader = val_dataloader)
 
     def move(node, key):
-        if isinstance(node, (dict, list)):
-            if id(node) in seen:
-                return node
-            seen.add(id(node))
-        if isinstance(node, str):
-            if node.rstrip('/') == old_root.rstrip('/'):
-                moved = new_dir if node.endswith('/') else new_dir.rstrip('/')
-            elif node.startswith(old_dir):
-                moved = new_dir + node[len(old_dir):]
-            else:
-                return node
+        if isinstance(node, str) and (node.rstrip('/') == old_dir[:-1] or node.startswith(old_dir)):
+            moved = ((new_dir if node.endswith('/') else new_dir[:-1])
+                     if node.rstrip('/') == old_dir[:-1] else new_dir + node[len(old_dir):])
             changes.append(f'{key}: {node} -> {moved}')
             return moved
-        if isinstance(node, dict):
-            for k in list(node):
-                node[k] = move(node[k], f'{key}.{k}')
-        elif isinstance(node, list):
-            node[:] = [move(v, f'{key}[{i}]') for i, v in enumerate(node)]
+        if isinstance(node, (dict, list)) and id(node) not in seen:
+            seen.add(id(node))
+            for k in (list(node) if isinstance(node, dict) else range(len(node))):
+                node[k] = move(node[k], f'{key}.{k}' if isinstance(node, dict) else f'{key}[{k}]')
         return node
 
     for name in DATA_ROOT_USERS:
@@ -153,12 +135,11 @@ def adapt_to_cpu(cfg):
         return []
     changes = []
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if dist_cfg.get('backend', 'nccl') != 'gloo':
-        changes.append(f'env_cfg.dist_cfg.backend: {dist_cfg.get("backend", "nccl")} -> gloo')
+    if (backend := dist_cfg.get('backend', 'nccl')) != 'gloo':
+        changes.append(f'env_cfg.dist_cfg.backend: {backend} -> gloo')
         dist_cfg['backend'] = 'gloo'
     # the whole config: base files also keep the backbone dict as a top-level variable
-    replaced = sum(replace_sync_bn(cfg[key]) for key in list(cfg.keys()))
-    if replaced:
+    if replaced := sum(replace_sync_bn(cfg[key]) for key in list(cfg.keys())):
         changes.append(f'{replaced} SyncBN norm config(s) -> BN')
     if cfg.launcher != 'none':
         hooks = cfg.setdefault('custom_hooks', [])
@@ -190,21 +171,15 @@ def init_cpu_process_group(cfg):
     dist_cfg = cfg.env_cfg.dist_cfg
     timeout = dist_cfg.get('timeout')
     torch_dist.init_process_group(
-        backend=dist_cfg.get('backend', 'gloo'),
-        rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']),
+        backend=dist_cfg.get('backend', 'gloo'), rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
         **({} if timeout is None else dict(timeout=timedelta(seconds=timeout))))
 
 
 def close_process_group():
-    """Destroy the default process group, if any, once the run succeeded, and free it.
-
-    ``destroy_process_group`` only unregisters the group: gloo's worker threads live as long as the
-    group object, which the runner's DistributedDataParallel wrapper keeps, in reference cycles
-    that only the garbage collector frees. Left to interpreter exit, those threads can still hold
-    work whose tensors finalization frees, and the ranks die with SIGABRT (pytorch/pytorch#179291).
-    So the caller drops its references to the runner first, and this collects the cycles while the
-    interpreter is whole. After a failure torchrun stops the ranks anyway.
-    """
+    """Destroy the default process group, if any, once the run succeeded, and free it (the caller
+    drops its runner first): gloo's threads live as long as the group, which DDP keeps in reference
+    cycles; left to interpreter exit they abort the ranks (SIGABRT, pytorch/pytorch#179291)."""
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.destroy_process_group()
         gc.collect()
@@ -212,16 +187,15 @@ def close_process_group():
 
 def build_runner(cfg):
     """Adapt ``cfg`` to the machine and build its runner as mmdet's tools do (``runner_type``,
-    else mmengine's Runner). A config with a ``strategy`` (sharded training, docs/sharding.md)
-    needs a runner that takes one: a ``runner_type`` that is no FlexibleRunner (the base configs'
-    SafeLoadRunner) becomes ``SafeFlexibleRunner``, said in the log."""
+    else mmengine's Runner). With a ``strategy`` (docs/sharding.md), a ``runner_type`` that is no
+    FlexibleRunner (the base configs' SafeLoadRunner) becomes ``SafeFlexibleRunner`` (logged)."""
     cfg.setdefault('launcher', 'none')  # configs built without load_config (the quickstart)
     changes = [f'no CUDA: {change}' for change in adapt_to_cpu(cfg)]
     init_cpu_process_group(cfg)
-    if cfg.get('strategy') and not issubclass(
-            RUNNERS.get(cfg.get('runner_type', 'Runner')), FlexibleRunner):
-        changes.append(f'strategy {cfg.strategy.get("type")}: runner_type '
-                       f'{cfg.get("runner_type", "Runner")} -> SafeFlexibleRunner')
+    runner_type = cfg.get('runner_type', 'Runner')
+    if cfg.get('strategy') and not issubclass(RUNNERS.get(runner_type), FlexibleRunner):
+        changes.append(f'strategy {cfg.strategy.get("type")}: runner_type {runner_type} -> '
+                       'SafeFlexibleRunner')
         cfg.runner_type = 'SafeFlexibleRunner'
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     for change in changes:

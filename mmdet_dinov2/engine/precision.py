@@ -1,14 +1,5 @@
-"""bf16 training and inference: ``optim_wrapper = dict(type='BF16OptimWrapper')`` (training under
-autocast in bfloat16, on the CPU or CUDA) and ``default_hooks = dict(bf16=dict(type='BF16Hook'))``
-(validation and testing under the same autocast, float32 at mmcv's ops).
-
-Under ``torch.autocast`` convolutions and linears
-return bfloat16, but mmcv's NMS and RoIAlign are plain extension calls that autocast does not see:
-they stop with "expected scalar type Float but found BFloat16" (CPU; the CUDA kernels have no
-bfloat16 either). The modules that feed them (the neck for RoIAlign, the RPN and box heads for NMS)
-hand float32 on instead, through torch forward hooks: everything else still runs in bfloat16. The
-deformable attention casts its own inputs (``models/layers/ms_deform_attn.py``).
-"""
+"""bf16 training (``BF16OptimWrapper``) and inference (``BF16Hook``), float32 at mmcv's NMS and
+RoIAlign, which have no bfloat16 kernels (docs/sharding.md, "bf16")."""
 from contextlib import ExitStack, contextmanager
 
 import torch
@@ -34,13 +25,9 @@ def _to_float32(output):
 
 def float32_outputs(model, names=FEEDERS):
     """Make the modules ``names`` of ``model`` (a module list: each of its modules) return
-    float32 where they would return bfloat16 or float16; returns the hook handles.
-
-    Raises:
-        ValueError: a name that is no module of ``model``, listing its top-level modules.
-    """
-    modules = dict(model.named_modules())
-    handles = []
+    float32 where they would return bfloat16 or float16; return the hook handles. A name that is no
+    module of ``model`` is a ValueError listing its top-level modules."""
+    modules, handles = dict(model.named_modules()), []
     for name in names:
         if name not in modules:
             raise ValueError(f'BF16Hook: the model has no module {name!r} (its modules: '
@@ -60,10 +47,9 @@ def bf16_autocast():
 
 @HOOKS.register_module()
 class BF16Hook(Hook):
-    """Registers :func:`float32_outputs` on the runner's model, and runs each validation and test
-    iteration under :func:`bf16_autocast` (training iterations run under ``BF16OptimWrapper``'s).
-    mmengine's loops switch autocast off around the model unless ``val_cfg`` and ``test_cfg`` set
-    ``fp16=True``; their autocast then takes this one's dtype, bfloat16.
+    """``default_hooks = dict(bf16=dict(type='BF16Hook'))``: :func:`float32_outputs` on the model,
+    validation and test iterations under :func:`bf16_autocast` (mmengine's loops switch autocast
+    off unless ``val_cfg``/``test_cfg`` set ``fp16=True``; theirs then takes this dtype).
 
     Args:
         modules (sequence[str]): the modules whose outputs reach mmcv's NMS or RoIAlign.
@@ -72,9 +58,7 @@ class BF16Hook(Hook):
     priority = 'VERY_HIGH'
 
     def __init__(self, modules=FEEDERS):
-        self.modules = tuple(modules)
-        self._handles = None
-        self._autocast = ExitStack()
+        self.modules, self._handles, self._autocast = tuple(modules), None, ExitStack()
 
     def before_run(self, runner):
         if self._handles is None:
@@ -93,10 +77,9 @@ class BF16Hook(Hook):
 
 @OPTIM_WRAPPERS.register_module()
 class BF16OptimWrapper(OptimWrapper):
-    """mmengine's :class:`OptimWrapper` (same arguments) with the forward and loss under
-    ``torch.autocast`` in bfloat16, on the CPU too (mmengine's ``AmpOptimWrapper`` needs CUDA).
-    bfloat16 has float32's exponent range, so no loss scaling; weights, gradients and optimizer
-    state stay float32."""
+    """``optim_wrapper = dict(type='BF16OptimWrapper')``: forward and loss under bf16 autocast, on
+    the CPU too (mmengine's ``AmpOptimWrapper`` needs CUDA); no loss scaling (bf16 has float32's
+    range); weights, gradients and optimizer state stay float32."""
 
     @contextmanager
     def optim_context(self, model):

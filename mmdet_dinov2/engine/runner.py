@@ -1,6 +1,5 @@
-"""``runner_type = 'SafeLoadRunner'``: mmengine's Runner with checked checkpoint loading, scoped
-trust and a locked work dir, through public Runner methods (the guarantees: docs/reliability.md);
-``runner_type = 'SafeFlexibleRunner'``: the same for mmengine's FlexibleRunner (sharded configs).
+"""``runner_type = 'SafeLoadRunner'`` (or ``'SafeFlexibleRunner'`` for sharded configs): mmengine's
+runner with checked checkpoint loading, scoped trust and a locked work dir (docs/reliability.md).
 
 Config keys: ``trust_checkpoint``, ``partial_load`` (load what fits), ``resume`` (True, or
 ``'if_exists'``), ``lock_work_dir_at_build`` (tools/train.py: lock before mmengine writes there; off
@@ -33,24 +32,19 @@ class ResumeError(RuntimeError):
 
 
 def load_detector_weights(model, state_dict, source='the checkpoint', partial=False, logger=None):
-    """Load a detector's state dict (names revised, no ``module.``) into the unwrapped ``model``.
+    """Load a detector's state dict (names revised, no ``module.``) into the unwrapped ``model``;
+    return the LoadReport, or raise CheckpointMismatchError naming the tensors that do not fit.
 
     Args:
         source (str): what to call the checkpoint in messages (its path).
-        partial (bool): load what fits and log the rest instead of refusing a mismatch
-            (NaN/inf values and integers under float names are refused even then).
-
-    Returns:
-        LoadReport
-
-    Raises:
-        CheckpointMismatchError: naming the tensors that do not fit.
+        partial (bool): load what fits and log the rest (NaN/inf values and integers under float
+            names are refused even then).
     """
     report = compare_state_dict(model.state_dict(), state_dict)
     if report.broken or (not partial and not report.complete):
         raise report.error(source, report.broken_advice() or PARTIAL_ADVICE)
-    fitting = {name: state_dict[name] for name in report.loaded}
-    load_state_dict(model, fitting, strict=False, logger=logger)
+    load_state_dict(model, {name: state_dict[name] for name in report.loaded}, strict=False,
+                    logger=logger)
     if logger is not None:
         logger.info(f'Loaded {report.summary()} (from {source})')
         for line in report.problems():
@@ -63,8 +57,7 @@ def detector_state_dict(checkpoint, revise_keys=((r'^module\.', ''),)):
     revised by ``(pattern, replacement)`` pairs as mmengine's loader does."""
     state_dict = checkpoint.get('state_dict', checkpoint)
     for pattern, replacement in revise_keys:
-        state_dict = {re.sub(pattern, replacement, key): value
-                      for key, value in state_dict.items()}
+        state_dict = {re.sub(pattern, replacement, key): v for key, v in state_dict.items()}
     return state_dict
 
 
@@ -77,15 +70,13 @@ def config_flag(cfg, key):
 
 
 class SafeLoadMixin:
-    """What :class:`SafeLoadRunner` and :class:`SafeFlexibleRunner` add to mmengine's runners: the
-    work-dir lock, scoped trust, the resume checks and ``None`` for our default hooks."""
+    """The work-dir lock, scoped trust, resume checks and ``None`` for our default hooks."""
 
     _resuming = False
     _work_dir_lock = None
 
     def _lock_work_dir_at_build(self):
-        """Lock the work dir now if the config asks (``lock_work_dir_at_build``); call it once the
-        process group exists, before the runner writes its log folder."""
+        """Call once the process group exists, before any write."""
         # popped: a config copy that tools/test.py reads later must not lock the work dir
         if not self.cfg.pop('lock_work_dir_at_build', False):
             return
@@ -156,25 +147,24 @@ class SafeLoadMixin:
         start_over = ('To start a new run instead, drop --resume (or use resume = '
                       "'if_exists' to resume only when a checkpoint exists).")
         if latest is None:
-            raise ResumeError(
-                f'--resume: nothing to resume in {self.work_dir} (no {osp.basename(pointer)} '
-                f'file there). Check --work-dir, or give the checkpoint: --resume PATH. '
-                + start_over)
+            raise ResumeError(f'--resume: nothing to resume in {self.work_dir} (no last_checkpoint '
+                              'file there). Check --work-dir, or give the checkpoint: --resume '
+                              f'PATH. {start_over}')
+        if latest and ('://' in latest or osp.isfile(latest)):
+            return
+        found = sorted(glob.glob(osp.join(self.work_dir, '*.pth')), key=osp.getmtime)[-3:]
+        explicit = ('Give a checkpoint explicitly: --resume PATH'
+                    + (f' (checkpoints there: {", ".join(found)})' if found else '') + '.')
         if not latest:
-            raise ResumeError(
-                f'--resume: {pointer} is empty (a save was interrupted?). Give a checkpoint '
-                f'explicitly: --resume PATH{_checkpoints_in(self.work_dir)}. ' + start_over)
-        if '://' not in latest and not osp.isfile(latest):
-            raise ResumeError(
-                f'--resume: {pointer} names {latest}, which does not exist. Give a checkpoint '
-                f'explicitly: --resume PATH{_checkpoints_in(self.work_dir)}.')
-
+            raise ResumeError(f'--resume: {pointer} is empty (a save was interrupted?). '
+                              f'{explicit} {start_over}')
+        raise ResumeError(f'--resume: {pointer} names {latest}, which does not exist. ' + explicit)
 
 
 @RUNNERS.register_module()
 class SafeLoadRunner(SafeLoadMixin, Runner):
-    """A :class:`mmengine.runner.Runner` that checks what it loads (see the module); arguments are
-    Runner's."""
+    """mmengine's Runner (same arguments) that checks what it loads; config keys (see the module):
+    ``trust_checkpoint``, ``partial_load``, ``resume``, ``lock_work_dir_at_build``."""
 
     def setup_env(self, env_cfg):
         super().setup_env(env_cfg)  # starts the process group; mmengine writes nothing before it
@@ -195,19 +185,16 @@ class SafeLoadRunner(SafeLoadMixin, Runner):
         load_detector_weights(model, detector_state_dict(checkpoint, revise_keys),
                               source=str(filename), partial=self._partial_load(strict),
                               logger=self.logger)
-        if self._resuming:
-            self._check_optimizer_state(checkpoint, filename)
-            self._log_schedule_change(checkpoint, filename)
+        saved = checkpoint.get('optimizer')
+        if self._resuming and isinstance(saved, dict) and hasattr(self.optim_wrapper, 'optimizer'):
+            self._check_optimizer_state(saved, filename)
+            self._log_schedule_change(saved, filename)
         return checkpoint
 
-    def _check_optimizer_state(self, checkpoint, filename):
+    def _check_optimizer_state(self, saved, filename):
         """Refuse an optimizer state saved for other parameters (another config's checkpoint):
         torch would otherwise fail inside the optimizer's step, far from the cause."""
-        saved = checkpoint.get('optimizer')
-        wrapper = self.optim_wrapper
-        if not isinstance(saved, dict) or not hasattr(wrapper, 'optimizer'):
-            return
-        groups = wrapper.optimizer.param_groups
+        groups = self.optim_wrapper.optimizer.param_groups
         saved_groups = saved.get('param_groups', [])
         sizes = [len(group['params']) for group in groups]
         saved_sizes = [len(group['params']) for group in saved_groups]
@@ -221,8 +208,8 @@ class SafeLoadRunner(SafeLoadMixin, Runner):
                             f'{tuple(value.shape)}, the parameter {tuple(param.shape)}'
                             for param, index in zip(params, ids)
                             for key, value in saved.get('state', {}).get(index, {}).items()
-                            if hasattr(value, 'shape') and value.dim() and value.shape != param.shape),
-                           None)
+                            if hasattr(value, 'shape') and value.dim()
+                            and value.shape != param.shape), None)
         if problem:
             raise ResumeError(
                 f'cannot resume from {filename}: its optimizer state was saved for other '
@@ -231,12 +218,9 @@ class SafeLoadRunner(SafeLoadMixin, Runner):
                 'its weights instead, use load_from (--cfg-options load_from=PATH) without '
                 '--resume.')
 
-    def _log_schedule_change(self, checkpoint, filename):
+    def _log_schedule_change(self, saved, filename):
         """Say when the config's lr or layer decay differs from the checkpoint's: mmengine's
         resume restores the optimizer's and the schedulers' state, so the checkpoint's apply."""
-        saved = checkpoint.get('optimizer')
-        if not isinstance(saved, dict) or not hasattr(self.optim_wrapper, 'optimizer'):
-            return
         theirs = _schedule(saved['param_groups'])
         ours = _schedule(self.optim_wrapper.optimizer.param_groups)
         changed = [key for key in ours if ours[key] != theirs[key] and not (
@@ -254,10 +238,9 @@ class SafeLoadRunner(SafeLoadMixin, Runner):
 
 @RUNNERS.register_module()
 class SafeFlexibleRunner(SafeLoadMixin, FlexibleRunner):
-    """mmengine's :class:`FlexibleRunner` (the runner that takes a ``strategy``: sharded training,
-    docs/sharding.md) with SafeLoadRunner's work-dir lock, scoped trust and resume checks; arguments
-    are FlexibleRunner's. The strategy loads the weights: ``FSDP2Strategy`` checks them as
-    SafeLoadRunner does and applies ``partial_load``; mmengine's strategies load as mmengine does."""
+    """mmengine's FlexibleRunner (same arguments; it takes a ``strategy``) with SafeLoadRunner's
+    lock, trust, resume checks and config keys. ``FSDP2Strategy`` checks the weights and applies
+    ``partial_load``; mmengine's strategies load as mmengine does."""
 
     def build_strategy(self, *args, **kwargs):
         strategy = super().build_strategy(*args, **kwargs)  # starts the process group
@@ -287,8 +270,3 @@ def _schedule(groups):
         (low, low_scale), (high, high_scale) = layers[0], layers[-1]
         schedule['layer_decay_rate'] = (low_scale / high_scale) ** (1 / (high - low))
     return schedule
-
-
-def _checkpoints_in(work_dir):
-    found = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime)[-3:]
-    return f' (checkpoints there: {", ".join(found)})' if found else ''

@@ -1,18 +1,8 @@
 """``strategy = dict(type='FSDP2Strategy')``: parameters, gradients and optimizer state sharded over
-the processes with torch's FSDP2 (``fully_shard``); a config with a strategy runs on
-``SafeFlexibleRunner`` (``engine/runner.py``, chosen in ``engine/launch.py``).
-
-Why FSDP2 and not mmengine's ``FSDPStrategy`` (FSDP1): FSDP1 in torch 2.14 refuses to run
-without an accelerator, and with ``use_orig_params`` it hands the optimizer constructor flattened
-1-D shards, so the weight-decay rule (none for 1-D tensors) and the names behind layer decay would
-be lost. ``fully_shard`` keeps every parameter's name and global shape (a DTensor), so
-:class:`LayerDecayOptimizerConstructor` builds the same groups as without sharding
-(docs/sharding.md).
-
-Checkpoints hold full tensors, keyed and laid out as a DDP run's (the optimizer state by parameter
-index): one file, written by rank 0, that ``tools/test.py`` loads on one process and that a DDP run
-resumes from, and the other way round.
-"""
+the processes with torch's FSDP2 (``fully_shard``), on ``SafeFlexibleRunner`` (docs/sharding.md).
+Not mmengine's FSDP1 ``FSDPStrategy``: it needs an accelerator (torch 2.14) and hands the optimizer
+flattened 1-D shards, losing the names and shapes layer decay and weight decay need. Checkpoints
+hold full tensors laid out as a DDP run's (one file, by rank 0), so either run loads the other's."""
 import os.path as osp
 
 import torch
@@ -33,7 +23,9 @@ PRECISIONS = {None: None, 'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.fl
 
 
 def _full(value):
-    """A DTensor gathered whole, on the CPU (a collective: every rank calls it, in one order)."""
+    """DTensors (in dicts too) gathered whole, on the CPU (collective: all ranks, in one order)."""
+    if isinstance(value, dict):
+        return {key: _full(item) for key, item in value.items()}
     if isinstance(value, DTensor):
         value = value.full_tensor()
     return value.detach().cpu() if torch.is_tensor(value) else value
@@ -63,23 +55,18 @@ def shard_units(model, shard_lists):
 
 @STRATEGIES.register_module()
 class FSDP2Strategy(DDPStrategy):
-    """Shard the model with ``fully_shard``: each child of the module lists ``shard_lists`` names
-    (a ViT block, an interaction block) is one unit, gathered just for its own forward and backward;
-    what is left (embeddings, spatial prior, neck, heads) is the root unit. Without a process group
-    (``tools/test.py`` on one process) nothing is sharded and the model runs as it is.
+    """Each child of the module lists ``shard_lists`` names is one ``fully_shard`` unit, gathered
+    just for its own forward and backward; the rest is the root unit. Without a process group
+    (``tools/test.py`` on one process) the model runs unsharded.
 
     Args:
-        shard_lists (sequence[str]): module lists of the detector, by name, whose children are
-            units. A name that is not a module list of the model is an error.
+        shard_lists (sequence[str]): the detector's module lists, by name, whose children are units.
         param_dtype (str, optional): ``'bf16'`` or ``'fp16'``: the units' parameters are gathered
-            and used in it (``MixedPrecisionPolicy``, half the gather traffic and memory); the
-            sharded master weights, gradient reduction and optimizer state stay float32, and so
-            does the root, whose modules take the units' bf16 outputs under autocast: use it
-            with ``BF16OptimWrapper`` and ``BF16Hook`` (engine/precision.py). None or
-            ``'fp32'``: no cast.
+            and used in it; master weights, gradient reduction, optimizer state and the root stay
+            float32 (use ``BF16OptimWrapper`` and ``BF16Hook``). None or ``'fp32'``: no cast.
         reshard_after_forward (bool): free the gathered parameters after each unit's forward
             (ZeRO-3, least memory) or keep them until its backward (ZeRO-2, less communication).
-        **kwargs: :class:`DDPStrategy`'s (mmengine's).
+        **kwargs: mmengine's :class:`DDPStrategy`'s.
     """
 
     partial_load = False  # SafeFlexibleRunner sets it from the config for load_from, not resume
@@ -93,24 +80,21 @@ class FSDP2Strategy(DDPStrategy):
         if param_dtype not in PRECISIONS:
             raise ValueError(f'FSDP2Strategy: param_dtype={param_dtype!r}; use one of '
                              f'{sorted(k for k in PRECISIONS if k)} or None')
-        self.shard_lists = tuple(shard_lists)
-        self.param_dtype = param_dtype
+        self.shard_lists, self.param_dtype = tuple(shard_lists), param_dtype
         self.reshard_after_forward = reshard_after_forward
 
     def _wrap_model(self, model):
         model = self.convert_model(model.to(get_device()))
         units = shard_units(model, self.shard_lists)  # checked in one process too
-        modules = dict(model.named_modules())
         if not is_distributed():  # a group of one (torchrun, 1 process) is sharded: the same path
             self.logger.info('FSDP2Strategy: no process group, the model is not sharded')
             return model
         for tensor in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(tensor.data, src=0)  # the same start on every rank, as DDP does
         cast = PRECISIONS[self.param_dtype]
-        policy = MixedPrecisionPolicy(param_dtype=cast,
-                                      reduce_dtype=torch.float32 if cast else None)
+        policy = MixedPrecisionPolicy(cast, reduce_dtype=torch.float32 if cast else None)
         for name in units:  # children first, the root last
-            fully_shard(modules[name], mp_policy=policy,
+            fully_shard(model.get_submodule(name), mp_policy=policy,
                         reshard_after_forward=self.reshard_after_forward)
         fully_shard(model, reshard_after_forward=self.reshard_after_forward)
         self.logger.info(f'FSDP2Strategy: {len(units)} units ({", ".join(self.shard_lists)}) and '
@@ -123,14 +107,10 @@ class FSDP2Strategy(DDPStrategy):
         return isinstance(getattr(self, 'model', None), FSDPModule)
 
     def model_state_dict(self):
-        return {name: _full(value) for name, value in self.model.state_dict().items()}
+        return _full(self.model.state_dict())
 
     def optim_state_dict(self):
-        def full(node):
-            if isinstance(node, dict):
-                return {key: full(value) for key, value in node.items()}
-            return _full(node)
-        return full(self.optim_wrapper.state_dict())
+        return _full(self.optim_wrapper.state_dict())
 
     def load_checkpoint(self, filename, **kwargs):
         self._source = str(filename)  # named by the load report
@@ -163,13 +143,11 @@ class FSDP2Strategy(DDPStrategy):
                 filename, save_optimizer=save_optimizer, save_param_scheduler=save_param_scheduler,
                 extra_ckpt=extra_ckpt, callback=callback)
         # gathering is collective: every rank takes part, rank 0 writes
-        model_state = self.model_state_dict()
-        optim_state = self.optim_state_dict() if save_optimizer else None
+        checkpoint = dict(extra_ckpt or {}, state_dict=self.model_state_dict())
+        if save_optimizer:
+            checkpoint['optimizer'] = self.optim_state_dict()
         if not is_main_process():
             return None
-        checkpoint = dict(extra_ckpt or {}, state_dict=model_state)
-        if optim_state is not None:
-            checkpoint['optimizer'] = optim_state
         if save_param_scheduler and hasattr(self, 'param_schedulers'):
             checkpoint['param_schedulers'] = self.scheduler_state_dict()
         checkpoint.setdefault('meta', {}).update(seed=self.seed)

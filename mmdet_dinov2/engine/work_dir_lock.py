@@ -1,7 +1,6 @@
-"""One training per work dir: ``WORK_DIR/.train.lock``, a :class:`filelock.FileLock` (released by
-the kernel however its process ends) whose file names the owner. Added to filelock: a record left by
-another host is refused (a shared file system may not carry the lock), one this process left is
-taken over. Only the standard library and filelock: a test loads this module without mmdet."""
+"""One training per work dir: ``WORK_DIR/.train.lock``, a :class:`filelock.FileLock` (freed by the
+kernel however its process ends) naming its owner; another host's record is refused (a shared file
+system may not carry the lock). Stdlib and filelock only: a test loads it without mmdet."""
 import datetime
 import errno
 import json
@@ -19,13 +18,11 @@ _HELD = {}  # realpath of a work dir -> the WorkDirLock of this process that hol
 
 
 class WorkDirLockedError(RuntimeError):
-    """Another training holds (or, from another host, may hold) the work dir, or its lock file
-    cannot be used."""
+    """Another training holds (or may hold) the work dir, or its lock file cannot be used."""
 
 
 def held_by_this_process(work_dir):
-    """Whether a :class:`WorkDirLock` of this process holds the lock of ``work_dir`` now (not if
-    someone deleted the lock file and another run took the work dir)."""
+    """Whether a :class:`WorkDirLock` of this process holds the lock of ``work_dir`` now."""
     lock = _HELD.get(osp.realpath(work_dir))
     return lock is not None and lock.is_held()
 
@@ -38,7 +35,7 @@ class WorkDirLock:
         self.work_dir = osp.abspath(work_dir)
         self.path = osp.join(self.work_dir, LOCK_NAME)
         self.logger = logger or logging.getLogger(__name__)
-        self._inode = None  # (st_dev, st_ino) of the lock file this lock holds
+        self._inode = None  # (st_dev, st_ino) of the lock file held
         # the lock is the process's: is_held() and release() must see it from any thread
         self._lock = filelock.FileLock(self.path, blocking=False, thread_local=False,
                                        on_acquired=self._claim)
@@ -50,7 +47,7 @@ class WorkDirLock:
         self.release()
 
     def acquire(self):
-        """Take the work dir and return self, or raise :class:`WorkDirLockedError` naming its owner."""
+        """Take the work dir and return self, or raise WorkDirLockedError naming its owner."""
         if osp.lexists(self.work_dir) and not osp.isdir(self.work_dir):
             raise WorkDirLockedError(f'the work dir {self.work_dir} is not a directory; give '
                                      '--work-dir (work_dir) a directory, new or existing')
@@ -88,10 +85,9 @@ class WorkDirLock:
         return self._lock.is_locked and (now.st_dev, now.st_ino) == self._inode
 
     def _claim(self, fd):
-        """Called by filelock with the locked file: judge the record left there, write ours."""
+        """filelock's callback with the locked file: judge the record left there, write ours."""
         left = os.pread(fd, 4096, 0).decode('utf-8', errors='replace')
-        owner = _parse(left)
-        here = socket.gethostname()
+        owner, here = _parse(left), socket.gethostname()
         if owner is not None and owner['host'] != here:  # raising makes filelock release it
             raise WorkDirLockedError(
                 f'the work dir {self.work_dir} is locked by process {owner["pid"]} on host '

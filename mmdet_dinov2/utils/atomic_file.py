@@ -13,11 +13,9 @@ _TEMP_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9.-]+)
 @contextlib.contextmanager
 def atomic_open(path, mode='wb', encoding=None):
     """Yield a temporary file beside ``path`` (its folder created when missing) that replaces
-    ``path`` in one rename on a clean exit.
-
-    Data and folder are fsynced, so a power cut, a ``kill -9`` or a full disk leaves the previous
-    ``path`` or the new one; the temporary file is removed when the block raises (SIGKILL leaves a
-    hidden ``.NAME.PID@HOST.*.tmp``, see :func:`temp_writer`).
+    ``path`` in one rename on a clean exit. Data and folder are fsynced, so a power cut, a kill or a
+    full disk leaves the previous ``path`` or the new one; the temporary file is removed when the
+    block raises (SIGKILL leaves a hidden ``.NAME.PID@HOST.*.tmp``, see :func:`temp_writer`).
 
     Args:
         mode (str): ``'wb'`` for bytes or ``'w'`` for text.
@@ -61,4 +59,3 @@ def temp_writer(filename):
 def host_name():
     """This host's name as temporary file names carry it (only letters, digits, '.' and '-')."""
     return re.sub(r'[^A-Za-z0-9.-]', '-', socket.gethostname())[:64] or 'unknown'
-

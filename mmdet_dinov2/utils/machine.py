@@ -1,12 +1,11 @@
-"""What a CPU runs and what a timing was measured on: speed figures only transfer between machines
-with this beside them."""
+"""What a CPU runs and what a timing was measured on (speed figures only transfer with it)."""
 import os
 import platform
 from typing import Mapping
 
 import torch
 
-# the environment variables that cap each library's instruction set (benchmark_backbone.py --isa avx2)
+# the environment variables that cap each library's instruction set (benchmark_backbone.py --isa)
 ISA_CAPS = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS')
 # CPU flags of oneDNN's AVX-512 level (avx512_core), the lowest it runs AVX-512 convolutions on
 AVX512_CORE_FLAGS = frozenset({'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'})

@@ -21,9 +21,9 @@ class CheckpointSaveError(RuntimeError):
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's :class:`~mmengine.hooks.CheckpointHook` (same arguments), crash-safe for local
-    folders: mmengine deletes the oldest checkpoint first and writes in place. Here the checkpoint is
-    written atomically (``atomic_local``), then the ``last_checkpoint`` pointer, then the outdated
-    one deleted; temporary files of a killed save whose writer is gone are removed at start."""
+    folders (mmengine deletes the oldest checkpoint first and writes in place): the checkpoint is
+    written atomically (``atomic_local``), then ``last_checkpoint``, then the outdated one deleted;
+    temporary files of a killed save whose writer is gone are removed at start."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -34,10 +34,8 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_train(self, runner):
         super().before_train(runner)
-        if is_main_process() and isinstance(self.file_backend, LocalBackend):
-            self._remove_stale_temps(runner)
-
-    def _remove_stale_temps(self, runner):
+        if not is_main_process() or not isinstance(self.file_backend, LocalBackend):
+            return
         locked = held_by_this_process(self.out_dir)
         removed, unknown = 0, []
         for path in sorted(glob.glob(osp.join(self.out_dir, '.*.tmp'))):
@@ -57,7 +55,8 @@ class AtomicCheckpointHook(CheckpointHook):
                 f'checked from here (another host, or an older naming): {", ".join(unknown)}. '
                 'Delete them once no run writes there.')
 
-    def _save_checkpoint_with_step(self, runner, step, meta):  # private: tests/engine/test_mmengine_seams.py
+    # a private mmengine method: tests/engine/test_mmengine_seams.py pins it
+    def _save_checkpoint_with_step(self, runner, step, meta):
         outdated = self._track_step(runner, step)
         previous = runner.message_hub.get_info('last_ckpt')
         path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
@@ -65,49 +64,48 @@ class AtomicCheckpointHook(CheckpointHook):
         try:
             runner.save_checkpoint(
                 self.out_dir, self.filename_tmpl.format(step), self.file_client_args,
-                save_optimizer=self.save_optimizer,
-                save_param_scheduler=self.save_param_scheduler, meta=meta,
-                by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+                save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
             if is_main_process():
                 with atomic_open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
                     f.write(path)
         except OSError as err:
             runner.message_hub.update_info('last_ckpt', previous)
-            raise CheckpointSaveError(_save_failure(path, err, previous)) from err
+            cause = ('the disk is full' if err.errno == errno.ENOSPC
+                     else f'{type(err).__name__}: {err}')
+            kept = (f'the previous checkpoint {previous} is intact; resume from it with --resume'
+                    if previous else 'no earlier checkpoint of this run exists')
+            raise CheckpointSaveError(
+                f'could not save checkpoint {path}: {cause}. Nothing was written in its place and '
+                f'{kept}. Free space (or set a work_dir on a larger disk) before resuming.'
+            ) from err
         self.last_ckpt = path
         if outdated is not None and is_main_process():
-            self._remove(self.file_backend.join_path(
-                self.out_dir, self.filename_tmpl.format(outdated)))
+            old = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
+            if self.file_backend.isfile(old):
+                self.file_backend.remove(old)
+            elif self.file_backend.isdir(old):  # deepspeed saves folders
+                self.file_backend.rmtree(old)
 
     def _track_step(self, runner, step):
         """Record ``step`` among the kept checkpoints; return the step that falls out, if any."""
-        if self.max_keep_ckpts <= 0:
+        # the same step twice: saved as periodic and as best
+        if self.max_keep_ckpts <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
             return None
-        if self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step:
-            return None  # saved twice at one step (periodic and best)
-        outdated = None
-        if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-            outdated = self.keep_ckpt_ids.popleft()
+        outdated = (self.keep_ckpt_ids.popleft()
+                    if len(self.keep_ckpt_ids) == self.max_keep_ckpts else None)
         self.keep_ckpt_ids.append(step)
         runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
         return outdated
 
-    def _remove(self, path):
-        if self.file_backend.isfile(path):
-            self.file_backend.remove(path)
-        elif self.file_backend.isdir(path):  # deepspeed saves folders
-            self.file_backend.rmtree(path)
-
 
 def stale_temp(filename, locked):
-    """Whether the temporary file ``filename`` (no folder) of :func:`atomic_open` was left by a
-    dead writer: True when its writer (named in the file name) was a process of this host that no
-    longer runs or, when ``locked`` (this process holds the work-dir lock), any writer but a live
-    process of this host; False when it still runs; None when it cannot be told."""
+    """Whether :func:`atomic_open`'s temporary file ``filename`` was left by a dead writer: True for
+    a dead process of this host or, if ``locked`` (we hold the work-dir lock), a writer of another
+    host or unknown; False when it still runs; None when it cannot be told."""
     writer = temp_writer(filename)
     if writer is not None and writer[1] == host_name():
-        pid = writer[0]
-        return pid != os.getpid() and not pid_alive(pid)
+        return writer[0] != os.getpid() and not pid_alive(writer[0])
     return True if locked else None
 
 
@@ -126,11 +124,3 @@ def pid_alive(pid):
             return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
     except (OSError, IndexError):  # no /proc (not Linux), or it exited meanwhile
         return True
-
-
-def _save_failure(path, err, previous):
-    cause = 'the disk is full' if err.errno == errno.ENOSPC else f'{type(err).__name__}: {err}'
-    kept = (f'the previous checkpoint {previous} is intact; resume from it with --resume'
-            if previous else 'no earlier checkpoint of this run exists')
-    return (f'could not save checkpoint {path}: {cause}. Nothing was written in its place and '
-            f'{kept}. Free space (or set a work_dir on a larger disk) before resuming.')

@@ -20,14 +20,12 @@ class NonFiniteLossHook(Hook):
     priority = 'ABOVE_NORMAL'  # before LoggerHook and CheckpointHook
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if not outputs:
-            return
         values = {key: float(value.detach()) if torch.is_tensor(value) else float(value)
-                  for key, value in outputs.items() if 'loss' in key}
-        bad = {key: value for key, value in values.items() if not math.isfinite(value)}
-        if not bad:
+                  for key, value in (outputs or {}).items() if 'loss' in key}
+        terms = ', '.join(f'{key}={value}' for key, value in values.items()
+                          if not math.isfinite(value))
+        if not terms:
             return
-        terms = ', '.join(f'{key}={value}' for key, value in bad.items())
         raise NonFiniteLossError(
             f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {terms}. '
             f'Training stopped; weights of this iteration were not saved. Last good checkpoint: '
@@ -38,10 +36,8 @@ class NonFiniteLossHook(Hook):
 
 
 def _last_checkpoint(runner):
-    pointer = osp.join(runner.work_dir, 'last_checkpoint')
+    pointer, path = osp.join(runner.work_dir, 'last_checkpoint'), ''
     if osp.isfile(pointer):
         with open(pointer) as f:
             path = f.read().strip()
-        if path:
-            return f'{path} (resume with --resume)'
-    return 'none (this run saved no checkpoint yet)'
+    return f'{path} (resume with --resume)' if path else 'none (this run saved no checkpoint yet)'
