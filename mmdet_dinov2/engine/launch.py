@@ -90,14 +90,18 @@ def move_data_root(cfg, new_root):
     changes, seen = [], set()  # a config may share one dict (test_dataloader = val_dataloader)
 
     def move(node, key):
-        if isinstance(node, str) and (node.rstrip('/') == old_dir[:-1] or node.startswith(old_dir)):
-            moved = ((new_dir if node.endswith('/') else new_dir[:-1])
-                     if node.rstrip('/') == old_dir[:-1] else new_dir + node[len(old_dir):])
+        if isinstance(node, str):
+            if node.rstrip('/') == old_dir[:-1]:  # the root itself
+                moved = new_dir if node.endswith('/') else new_dir[:-1]
+            elif node.startswith(old_dir):
+                moved = new_dir + node[len(old_dir):]
+            else:
+                return node
             changes.append(f'{key}: {node} -> {moved}')
             return moved
         if isinstance(node, (dict, list)) and id(node) not in seen:
             seen.add(id(node))
-            for k in (list(node) if isinstance(node, dict) else range(len(node))):
+            for k in list(node) if isinstance(node, dict) else range(len(node)):
                 node[k] = move(node[k], f'{key}.{k}' if isinstance(node, dict) else f'{key}[{k}]')
         return node
 
