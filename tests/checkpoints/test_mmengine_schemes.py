@@ -1,6 +1,7 @@
 """Every mmengine checkpoint prefix reads through the safe reader: model-zoo names resolve through
 mmengine's tables, remote bytes go through io.load_checkpoint_file, unsafe pickles are refused."""
 import argparse
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,7 +57,7 @@ def test_openmmlab_names_renamed_and_found_under_mmengine_home(monkeypatch, tmp_
 def test_object_storage_bytes_read_safely(monkeypatch, files):
     class Backend:
         def get(self, name):
-            return open(files['unsafe' if 'evil' in name else 'safe'], 'rb').read()
+            return Path(files['unsafe' if 'evil' in name else 'safe']).read_bytes()
 
     monkeypatch.setattr(mmengine_schemes, 'get_file_backend', lambda *a, **k: Backend())
     loaded = CheckpointLoader.load_checkpoint('s3://bucket/good.pth')
